@@ -1,0 +1,46 @@
+# Mamori: the two commands a newcomer needs are `make run` and `make test`.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+NODE_DIR := tests/micropython
+NODE_STAMP := $(NODE_DIR)/node_modules/@micropython/micropython-webassembly-pyscript/micropython.mjs
+DURATION ?= 0
+STATE_DIR ?= $(HOME)/.local/share/mamori/sim
+
+.PHONY: run test test-python test-micropython lint bench deps system-deps clean
+
+$(STAMP): pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+$(NODE_STAMP): $(NODE_DIR)/package.json
+	cd $(NODE_DIR) && npm install --no-audit --no-fund --silent
+
+deps: $(STAMP) $(NODE_STAMP)
+
+# Mosquitto is the embedded platform broker on the sim board (installed when missing and we may).
+system-deps:
+	@bash .ci/system-deps.sh
+
+## run: a gateway on the simulated board with simulated devices and an embedded broker
+run: $(STAMP) system-deps
+	$(VENV)/bin/mamori-gateway run --board sim --state-dir $(STATE_DIR) $(if $(filter-out 0,$(DURATION)),--duration $(DURATION))
+
+## test: lint, type-check, the full test suite, and the portable core on MicroPython
+test: deps
+	$(VENV)/bin/ruff check firmware host_tools provisioning tests bench
+	$(VENV)/bin/mypy
+	$(MAKE) test-micropython
+	$(VENV)/bin/pytest -q
+
+test-micropython: deps
+	$(PY) tests/micropython/run_core_tests.py
+
+bench: deps
+	$(PY) bench/run.py
+
+clean:
+	rm -rf $(VENV) $(NODE_DIR)/node_modules build *.egg-info

@@ -1,0 +1,1 @@
+"""Portable, sans-I/O core: runs on CPython and MicroPython; imports nothing CPython-only."""

@@ -1,0 +1,1 @@
+"""The device agent device makers embed: peer side of mutual authentication, heartbeats, commands."""

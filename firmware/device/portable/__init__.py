@@ -1,0 +1,1 @@
+"""Portable (MicroPython-compatible) part of the device agent."""

@@ -1,0 +1,91 @@
+"""Asyncio driver for the portable device agent: sockets, TLS and the clock (CPython)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ssl
+import time
+
+from firmware.core.errors import AuthError, MamoriError, StateError
+from firmware.device.portable.agent import DeviceAgent
+
+CONNECT_TIMEOUT = 5.0
+
+
+async def run_session(agent: DeviceAgent, host: str, port: int,
+                      ssl_context: ssl.SSLContext | None = None,
+                      server_hostname: str | None = None,
+                      heartbeats: int | None = None,
+                      stop: asyncio.Event | None = None) -> int:
+    """Connect, authenticate, then heartbeat and serve commands.
+
+    Returns the number of heartbeats sent; ends after `heartbeats` when given, when `stop` is
+    set, or when the gateway closes the connection (StateError) or refuses us (AuthError).
+    """
+    try:
+        reader, writer = await asyncio.wait_for(
+            asyncio.open_connection(host, port, ssl=ssl_context,
+                                    server_hostname=server_hostname if ssl_context else None),
+            CONNECT_TIMEOUT)
+    except (TimeoutError, OSError) as exc:
+        raise StateError("cannot reach gateway at %s:%d: %s" % (host, port, exc))
+    except ssl.SSLError as exc:
+        raise AuthError("TLS handshake with the gateway failed: %s" % exc.reason)
+    agent.phase = "connecting"
+    sent_before = agent.seq
+    try:
+        writer.write(agent.hello(time.monotonic()))
+        await writer.drain()
+        while True:
+            if stop is not None and stop.is_set():
+                break
+            if heartbeats is not None and agent.seq - sent_before >= heartbeats:
+                break
+            now = time.monotonic()
+            wait = max(0.05, min(1.0, agent.next_hb - now)) if agent.ready else CONNECT_TIMEOUT
+            try:
+                data = await asyncio.wait_for(reader.read(4096), wait)
+            except TimeoutError:
+                data = None
+                if not agent.ready:
+                    raise StateError("gateway did not welcome us within %.0f s" % wait)
+            except (ConnectionError, ssl.SSLError) as exc:
+                raise StateError("connection to the gateway failed: %s" % exc)
+            if data == b"":
+                if not agent.ready:
+                    raise AuthError("gateway closed the connection during authentication")
+                raise StateError("gateway closed the connection")
+            out = agent.receive(data, time.monotonic()) if data else b""
+            out += agent.poll(time.monotonic())
+            if out:
+                writer.write(out)
+                await writer.drain()
+    except MamoriError:
+        raise
+    finally:
+        writer.close()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(writer.wait_closed(), 1)
+    return agent.seq - sent_before
+
+
+async def run_forever(agent: DeviceAgent, host: str, port: int,
+                      ssl_context: ssl.SSLContext | None = None,
+                      server_hostname: str | None = None,
+                      stop: asyncio.Event | None = None, backoff_max: float = 30.0) -> None:
+    """Keep a session up, reconnecting with exponential back-off until `stop` is set."""
+    delay = 0.5
+    while stop is None or not stop.is_set():
+        try:
+            await run_session(agent, host, port, ssl_context, server_hostname, stop=stop)
+            delay = 0.5
+        except AuthError:
+            delay = backoff_max
+        except MamoriError:
+            delay = min(delay * 2, backoff_max)
+        if stop is not None:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(stop.wait(), delay)
+        else:
+            await asyncio.sleep(delay)

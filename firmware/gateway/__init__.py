@@ -1,0 +1,1 @@
+"""CPython services that run on Raspberry Pi-class gateways (asyncio)."""

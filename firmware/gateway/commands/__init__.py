@@ -1,0 +1,1 @@
+"""`mamori-gateway` sub-commands: every module here with register(subparsers) is one."""

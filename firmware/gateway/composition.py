@@ -1,0 +1,26 @@
+"""The composition root: which services a gateway runs, in start order (CPython)."""
+
+from __future__ import annotations
+
+from firmware.gateway.runtime import Gateway, Service
+from firmware.gateway.services.lan import LanService, registry_authorizer
+from firmware.gateway.services.simdevices import SimDevicesService, sim_identities
+
+DEFAULT_SIM_DEVICES = 4
+
+
+def build_services(gw: Gateway) -> list[Service]:
+    """Create the gateway's services for its board and configuration."""
+    services: list[Service] = []
+    cfg = gw.config
+    is_sim = gw.board["name"] == "sim"
+    sim_count = cfg.sim_devices
+    if sim_count is None:
+        sim_count = DEFAULT_SIM_DEVICES if is_sim and cfg.bundle is None else 0
+    identities = sim_identities(sim_count)
+    lan = LanService(gw, cfg.lan_host, cfg.lan_port,
+                     authorizer=registry_authorizer(gw, identities))
+    services.append(lan)
+    if identities:
+        services.append(SimDevicesService(gw, lan, identities))
+    return services

@@ -1,0 +1,1 @@
+"""Gateway services (each a runtime.Service) wired together by composition.py."""

@@ -1,0 +1,289 @@
+"""LAN device channel: framed sessions with devices over TCP (+ mutual TLS) (CPython, asyncio).
+
+Protocol (``firmware/core/frames.py`` frames):
+device → ``hello`` {id, transport, maker, model, fw, interval}; gateway → ``welcome`` {gateway};
+device → ``hb`` {seq, state}; gateway → ``cmd`` {cid, action, params};
+device → ``result`` {cid, ok, commanded, actual, reason}; device → ``local`` {action, state}
+(a manual operation at the device, which has priority over remote commands).
+Authentication is done by the ``authorizer`` hook (peer certificate + hello → identity); a
+refusal is an ``auth.refused`` alert with the reason, and the connection is closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import ssl
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from firmware.core import frames
+from firmware.core.errors import AuthError, MamoriError, ProtocolError, StateError
+from firmware.core.events import Event
+from firmware.gateway.runtime import Gateway, Service
+
+# authorizer(hello, peer_cert_der or None) -> identity dict with at least id, transport.
+Authorizer = Callable[[dict[str, Any], bytes | None], Awaitable[dict[str, Any]]]
+
+HELLO_TIMEOUT = 5.0
+READ_CHUNK = 4096
+
+
+class Session:
+    """One authenticated device connection."""
+
+    def __init__(self, identity: dict[str, Any], writer: asyncio.StreamWriter) -> None:
+        self.identity = identity
+        self.device_id: str = identity["id"]
+        self.writer = writer
+        self.pending: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        self.connected_at = time.time()
+        self.last_state: dict[str, Any] = {}
+
+    def send(self, msg: dict[str, Any]) -> None:
+        """Queue one frame to the device."""
+        self.writer.write(frames.encode(msg))
+
+
+class LanService(Service):
+    """Accepts device sessions, tracks heartbeats, executes commands on devices."""
+
+    name = "lan"
+
+    def __init__(self, gw: Gateway, host: str = "127.0.0.1", port: int = 0,
+                 ssl_context: ssl.SSLContext | None = None,
+                 authorizer: Authorizer | None = None,
+                 max_sessions: int = 1024, max_frame: int = frames.DEFAULT_MAX_FRAME) -> None:
+        super().__init__(gw)
+        self.host = host
+        self.port = port
+        self.ssl_context = ssl_context
+        self.authorizer = authorizer
+        self.max_sessions = max_sessions
+        self.max_frame = max_frame
+        self.sessions: dict[str, Session] = {}
+        self.refused = 0
+        self._server: asyncio.AbstractServer | None = None
+        self._cids = itertools.count(1)
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.local_ops: dict[str, tuple[float, dict[str, Any]]] = {}
+
+    async def start(self) -> None:
+        """Listen on host:port (port 0 picks a free one)."""
+        if self.authorizer is None:
+            raise StateError("the LAN service has no authorizer",
+                             "install a bundle (mutual TLS) or run the sim board")
+        self._server = await asyncio.start_server(
+            self._on_connect, self.host, self.port, ssl=self.ssl_context,
+            ssl_handshake_timeout=HELLO_TIMEOUT if self.ssl_context else None)
+        sock = self._server.sockets[0]
+        self.port = sock.getsockname()[1]
+
+    async def stop(self) -> None:
+        """Close every session and stop listening."""
+        if self._server:
+            self._server.close()
+        for s in list(self.sessions.values()):
+            s.writer.close()
+        for t in list(self._tasks):
+            t.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._server:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._server.wait_closed(), 2)
+
+    def status(self) -> dict[str, Any]:
+        """Endpoint and session counts."""
+        return {"host": self.host, "port": self.port, "tls": self.ssl_context is not None,
+                "sessions": len(self.sessions), "refused": self.refused}
+
+    # -- sessions ------------------------------------------------------------------------
+    async def _on_connect(self, reader: asyncio.StreamReader,
+                          writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._tasks.add(task)
+        peer = writer.get_extra_info("peername")
+        peer_s = "%s:%s" % (peer[0], peer[1]) if peer else "?"
+        try:
+            await self._serve(reader, writer, peer_s)
+        except asyncio.CancelledError:
+            pass
+        except Exception as exc:  # one bad peer never takes the service down
+            self.gw.emit(Event("lan.error", "warning", "lan", target=peer_s,
+                               result="closed", reason=repr(exc)))
+        finally:
+            writer.close()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(writer.wait_closed(), 1)
+            if task is not None:
+                self._tasks.discard(task)
+
+    def _refuse(self, peer: str, reason: str, principal: str = "",
+                evidence: dict[str, Any] | None = None) -> None:
+        self.refused += 1
+        self.gw.emit(Event("auth.refused", "alert", "lan", principal=principal,
+                           action="connect", target=peer, result="refused", reason=reason,
+                           params=evidence or {}))
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                     peer: str) -> None:
+        dec = frames.FrameDecoder(self.max_frame)
+        try:
+            hello = await asyncio.wait_for(self._read_one(reader, dec), HELLO_TIMEOUT)
+        except TimeoutError:
+            self._refuse(peer, "no hello within %.0f s" % HELLO_TIMEOUT)
+            return
+        except ProtocolError as exc:
+            self._refuse(peer, "malformed hello: " + str(exc))
+            return
+        if hello is None:
+            self._refuse(peer, "connection closed before hello")
+            return
+        if hello.get("type") != "hello" or not isinstance(hello.get("id"), str):
+            self._refuse(peer, "first message is not a hello with a device id",
+                         evidence={"type": str(hello.get("type"))[:40]})
+            return
+        if len(self.sessions) >= self.max_sessions:
+            self._refuse(peer, "session limit reached", principal=hello["id"][:64])
+            return
+        ssl_obj = writer.get_extra_info("ssl_object")
+        cert = ssl_obj.getpeercert(binary_form=True) if ssl_obj is not None else None
+        assert self.authorizer is not None
+        try:
+            identity = await self.authorizer(hello, cert)
+        except MamoriError as exc:
+            self._refuse(peer, str(exc), principal=hello["id"][:64])
+            writer.write(frames.encode({"type": "refused", "reason": "authentication failed"}))
+            return
+        session = Session(identity, writer)
+        await self._admit(session, hello, peer)
+        try:
+            await self._session_loop(reader, dec, session)
+        finally:
+            if self.sessions.get(session.device_id) is session:
+                del self.sessions[session.device_id]
+                self.gw.emit(Event("device.disconnected", "info", "lan",
+                                   principal=session.device_id, action="disconnect",
+                                   target=session.device_id, result="closed"))
+            for fut in session.pending.values():
+                if not fut.done():
+                    fut.set_exception(StateError("device disconnected"))
+
+    async def _admit(self, session: Session, hello: dict[str, Any], peer: str) -> None:
+        ident = session.identity
+        old = self.sessions.get(session.device_id)
+        if old is not None:
+            old.writer.close()
+        self.sessions[session.device_id] = session
+        interval = float(ident.get("interval") or hello.get("interval") or 10.0)
+        interval = min(max(interval, 0.5), 3600.0)
+        self.gw.register_device(
+            session.device_id, ident.get("transport", "ip"), interval,
+            int(ident.get("level", 2)), maker=ident.get("maker", ""),
+            model=ident.get("model", ""), fw=str(hello.get("fw", ""))[:32], peer=peer,
+            encrypted=self.ssl_context is not None, authenticated=True)
+        session.send({"type": "welcome", "gateway": self.gw.config.extra.get("gateway_id",
+                                                                              "gateway"),
+                      "interval": interval})
+        self.gw.emit(Event("device.connected", "info", "lan", principal=session.device_id,
+                           action="connect", target=session.device_id, result="admitted",
+                           params={"peer": peer, "model": ident.get("model", ""),
+                                   "tls": self.ssl_context is not None}))
+        self.gw.device_seen(session.device_id)
+
+    async def _read_one(self, reader: asyncio.StreamReader,
+                        dec: frames.FrameDecoder) -> dict[str, Any] | None:
+        while True:
+            data = await reader.read(READ_CHUNK)
+            if not data:
+                return None
+            msgs = dec.feed(data)
+            if msgs:
+                if len(msgs) > 1:
+                    raise ProtocolError("device sent data before the gateway's welcome")
+                return dict(msgs[0])
+
+    async def _session_loop(self, reader: asyncio.StreamReader, dec: frames.FrameDecoder,
+                            session: Session) -> None:
+        idle = max(60.0, 10 * float(self.gw.liveness.devices[session.device_id].interval))
+        while True:
+            try:
+                data = await asyncio.wait_for(reader.read(READ_CHUNK), idle)
+            except TimeoutError:
+                return
+            if not data:
+                return
+            try:
+                msgs = dec.feed(data)
+            except ProtocolError as exc:
+                self.gw.emit(Event("lan.protocol", "warning", "lan",
+                                   principal=session.device_id, target=session.device_id,
+                                   result="closed", reason=str(exc)))
+                return
+            for msg in msgs:
+                self._dispatch(session, msg)
+
+    def _dispatch(self, session: Session, msg: dict[str, Any]) -> None:
+        kind = msg["type"]
+        self.gw.device_seen(session.device_id)
+        if kind == "hb":
+            state = msg.get("state")
+            if isinstance(state, dict):
+                session.last_state = state
+                self.gw.device_info[session.device_id]["reported"] = state
+        elif kind == "result":
+            fut = session.pending.pop(str(msg.get("cid")), None)
+            if fut is not None and not fut.done():
+                fut.set_result(msg)
+        elif kind == "local":
+            self.local_ops[session.device_id] = (time.monotonic(), msg)
+            self.gw.emit(Event("device.local_operation", "notice", "device",
+                               principal=session.device_id, action=str(msg.get("action")),
+                               target=session.device_id, result="done",
+                               params={"state": msg.get("state")}))
+        else:
+            raise ProtocolError("unknown message type %r" % kind[:40])
+
+    # -- commands ------------------------------------------------------------------------
+    async def execute(self, device_id: str, action: str, params: dict[str, Any] | None = None,
+                      timeout: float = 5.0) -> dict[str, Any]:
+        """Send a command to a connected device; return its real result (commanded vs actual)."""
+        session = self.sessions.get(device_id)
+        if session is None:
+            raise StateError("device %s is not connected" % device_id)
+        cid = str(next(self._cids))
+        fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        session.pending[cid] = fut
+        session.send({"type": "cmd", "cid": cid, "action": action, "params": params or {}})
+        try:
+            res = await asyncio.wait_for(fut, timeout)
+        except TimeoutError:
+            session.pending.pop(cid, None)
+            return {"ok": False, "device": device_id, "action": action,
+                    "reason": "no answer within %.0f s" % timeout, "actual": None}
+        return {"ok": bool(res.get("ok")), "device": device_id, "action": action,
+                "commanded": res.get("commanded"), "actual": res.get("actual"),
+                "reason": str(res.get("reason", ""))[:200]}
+
+    def recent_local_operation(self, device_id: str, within: float) -> dict[str, Any] | None:
+        """The device's manual operation if it happened within the last `within` seconds."""
+        op = self.local_ops.get(device_id)
+        if op and time.monotonic() - op[0] <= within:
+            return op[1]
+        return None
+
+
+def registry_authorizer(gw: Gateway, expected: dict[str, dict[str, Any]]) -> Authorizer:
+    """Sim-only authorizer: admits devices declared in `expected` (no TLS, loopback only)."""
+
+    async def authorize(hello: dict[str, Any], cert: bytes | None) -> dict[str, Any]:
+        ident = expected.get(hello["id"])
+        if ident is None:
+            raise AuthError("device %r is not registered" % hello["id"][:64])
+        return dict(ident, id=hello["id"])
+
+    return authorize

@@ -1,0 +1,75 @@
+"""Simulated devices for the `sim` board: real device agents over loopback (CPython)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+from firmware.core.events import Event
+from firmware.device.portable.agent import DeviceAgent
+from firmware.device.runner import run_forever
+from firmware.gateway.runtime import Gateway, Service
+from firmware.gateway.services.lan import LanService
+
+# id, kind, transport, maker, model, interval (s), service level
+SIM_DEVICES: list[tuple[str, str, str, str, str, float, int]] = [
+    ("front-door-lock", "lock", "ip", "Mamori Labs", "SimLock 1", 2.0, 3),
+    ("living-shutter", "shutter", "ip", "Mamori Labs", "SimShutter 1", 3.0, 2),
+    ("hall-sensor", "sensor", "ip", "Mamori Labs", "SimSensor 1", 2.0, 2),
+    ("garden-sensor", "sensor", "ip", "Mamori Labs", "SimSensor 1", 3.0, 2),
+]
+
+
+def sim_identities(count: int) -> dict[str, dict[str, Any]]:
+    """The identities of the first `count` simulated devices."""
+    out = {}
+    for dev_id, kind, transport, maker, model, interval, level in SIM_DEVICES[:count]:
+        out[dev_id] = {"id": dev_id, "kind": kind, "transport": transport, "maker": maker,
+                       "model": model, "interval": interval, "level": level}
+    return out
+
+
+class SimDevicesService(Service):
+    """Runs device agents in-process that connect to the gateway's LAN service."""
+
+    name = "simdevices"
+
+    def __init__(self, gw: Gateway, lan: LanService, identities: dict[str, dict[str, Any]],
+                 ssl_contexts: dict[str, Any] | None = None,
+                 server_hostname: str | None = None) -> None:
+        super().__init__(gw)
+        self.lan = lan
+        self.identities = identities
+        self.ssl_contexts = ssl_contexts or {}
+        self.server_hostname = server_hostname
+        self.agents: dict[str, DeviceAgent] = {}
+        self._stop = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def start(self) -> None:
+        """Start one agent task per simulated device."""
+        for dev_id, ident in self.identities.items():
+            agent = DeviceAgent(dev_id, kind=ident["kind"], interval=ident["interval"],
+                                maker=ident["maker"], model=ident["model"],
+                                transport=ident["transport"])
+            self.agents[dev_id] = agent
+            self._tasks.append(asyncio.create_task(run_forever(
+                agent, self.lan.host, self.lan.port, self.ssl_contexts.get(dev_id),
+                self.server_hostname, stop=self._stop)))
+        self.gw.emit(Event("sim.devices", "info", "gateway", action="simulate",
+                           result="started", params={"devices": sorted(self.identities)}))
+
+    async def stop(self) -> None:
+        """Stop every agent."""
+        self._stop.set()
+        for t in self._tasks:
+            t.cancel()
+        for t in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await t
+
+    def status(self) -> dict[str, Any]:
+        """Which simulated devices run and whether they are welcomed."""
+        return {dev_id: {"ready": a.ready, "heartbeats": a.seq}
+                for dev_id, a in sorted(self.agents.items())}

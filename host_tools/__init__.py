@@ -1,0 +1,1 @@
+"""Host tools: what runs on an operator's or installer's PC (`mamori ...`)."""

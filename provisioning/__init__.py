@@ -1,0 +1,1 @@
+"""Keys, certificates, installation bundles, device inventory and revocation."""
