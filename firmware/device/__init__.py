@@ -1,1 +1,1 @@
-"""The device agent device makers embed: peer side of mutual authentication, heartbeats, commands."""
+"""The device agent that device makers embed: authentication, heartbeats, commands."""

@@ -6,6 +6,11 @@ reports manual (local) operations. Anything unexpected from the gateway raises P
 """
 
 from firmware.core import frames
+
+try:
+    from typing import Any
+except ImportError:  # MicroPython: annotations are not evaluated
+    pass
 from firmware.core.errors import AuthError, ProtocolError
 
 CONNECTING = "connecting"
@@ -48,9 +53,10 @@ def sensor_actuator(action: str, params: dict, state: dict) -> "tuple[bool, str]
     return False, "unsupported action " + action
 
 
-ACTUATORS = {"lock": lock_actuator, "shutter": shutter_actuator, "sensor": sensor_actuator}
-INITIAL_STATE = {"lock": {"locked": True}, "shutter": {"position": 0},
-                 "sensor": {"armed": True, "open": False}}
+ACTUATORS: dict = {"lock": lock_actuator, "shutter": shutter_actuator,
+                  "sensor": sensor_actuator}
+INITIAL_STATE: dict = {"lock": {"locked": True}, "shutter": {"position": 0},
+                       "sensor": {"armed": True, "open": False}}
 
 
 class DeviceAgent:
@@ -58,7 +64,7 @@ class DeviceAgent:
 
     def __init__(self, device_id: str, kind: str = "sensor", interval: float = 10.0,
                  maker: str = "", model: str = "", fw: str = "1.0.0",
-                 transport: str = "ip", actuator: "object | None" = None,
+                 transport: str = "ip", actuator: "Any" = None,
                  state: "dict | None" = None) -> None:
         self.device_id = device_id
         self.kind = kind
@@ -73,7 +79,7 @@ class DeviceAgent:
         self.seq = 0
         self.next_hb = 0.0
         self.gateway = ""
-        self.results = []
+        self.results: list = []
         self._dec = frames.FrameDecoder()
 
     def hello(self, now: float) -> bytes:

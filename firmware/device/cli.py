@@ -1,0 +1,72 @@
+"""`mamori-device`: the device agent as a command (what device makers embed, and a test peer)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from firmware.core.errors import ConfigError, MamoriError
+from firmware.device import credentials
+from firmware.device.portable.agent import ACTUATORS, DeviceAgent
+from firmware.device.runner import run_forever, run_session
+
+
+def _endpoint(value: str) -> tuple[str, int]:
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError("--gateway must be HOST:PORT, got %r" % value)
+    return host.strip("[]"), int(port)
+
+
+def parser() -> argparse.ArgumentParser:
+    """The command-line parser."""
+    p = argparse.ArgumentParser(prog="mamori-device",
+                                description="Mamori device agent: authenticate to a gateway, "
+                                            "heartbeat, execute commands.")
+    p.add_argument("--credentials", type=Path, required=True, metavar="FILE",
+                   help="credential file from `mamori provision device`")
+    p.add_argument("--gateway", required=True, metavar="HOST:PORT",
+                   help="the gateway's LAN endpoint (lan.host / lan.port in its status)")
+    p.add_argument("--kind", default="sensor", choices=sorted(ACTUATORS),
+                   help="what the device simulates (default: sensor)")
+    p.add_argument("--interval", type=float, default=10.0, help="heartbeat interval (s)")
+    p.add_argument("--once", action="store_true",
+                   help="authenticate, exchange one heartbeat, exit 0")
+    p.add_argument("--json", action="store_true", help="machine-readable result")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the agent; exit 0 on success, non-zero with the reason on stderr."""
+    args = parser().parse_args(argv)
+    try:
+        host, port = _endpoint(args.gateway)
+        creds = credentials.load(args.credentials)
+        ctx = credentials.tls_context(creds)
+        agent = DeviceAgent(creds["device_id"], kind=args.kind, interval=args.interval,
+                            maker=creds.get("maker", ""), model=creds.get("model", ""),
+                            transport="ip")
+        if args.once:
+            sent = asyncio.run(run_session(agent, host, port, ctx, heartbeats=1))
+            result = {"device": agent.device_id, "gateway": agent.gateway, "heartbeats": sent,
+                      "ok": True}
+            print(json.dumps(result) if args.json else
+                  "authenticated to gateway %s, %d heartbeat sent" % (agent.gateway or "?", sent))
+            return 0
+        asyncio.run(run_forever(agent, host, port, ctx))
+        return 0
+    except MamoriError as exc:
+        if args.json:
+            print(json.dumps(exc.to_dict()))
+        print("error: %s" % exc, file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
