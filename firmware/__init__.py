@@ -1,1 +1,1 @@
-"""Mamori firmware: what runs on the gateway board (portable core, CPython services, device agent)."""
+"""Mamori firmware: what runs on the gateway (portable core, CPython services, device agent)."""

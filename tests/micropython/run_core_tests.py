@@ -12,7 +12,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 RUNNER = ROOT / "tests" / "micropython" / "runner.mjs"
-PORT = ROOT / "tests" / "micropython" / "node_modules" / "@micropython" / "micropython-webassembly-pyscript"
+PORT = ROOT / "tests/micropython/node_modules/@micropython/micropython-webassembly-pyscript"
 
 # The portable code: every file in these folders must run on MicroPython.
 PORTABLE_DIRS = ["firmware/core", "firmware/device/portable", "tests/core"]
