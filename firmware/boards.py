@@ -29,7 +29,7 @@ def load_file(path: Path) -> dict:
     try:
         raw = path.read_bytes()
     except OSError as exc:
-        raise ConfigError("cannot read board profile: " + exc.strerror, str(path))
+        raise ConfigError("cannot read board profile: %s" % (exc.strerror or exc), str(path))
     try:
         data = tomllib.loads(raw.decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
