@@ -22,7 +22,6 @@ from typing import Any
 from firmware.core import frames
 from firmware.core.errors import AuthError, MamoriError, ProtocolError, StateError
 from firmware.core.events import Event
-from firmware.gateway.lantls import tls_failure_reason
 from firmware.gateway.runtime import Gateway, Service
 
 # authorizer(hello, peer_cert_der or None) -> identity dict with at least id, transport.
@@ -76,8 +75,9 @@ class LanService(Service):
         if self.authorizer is None:
             raise StateError("the LAN service has no authorizer",
                              "install a bundle (mutual TLS) or run the sim board")
-        # TLS is started per connection in _on_connect so a failed handshake is a logged refusal.
-        self._server = await asyncio.start_server(self._on_connect, self.host, self.port)
+        self._server = await asyncio.start_server(
+            self._on_connect, self.host, self.port, ssl=self.ssl_context,
+            ssl_handshake_timeout=HELLO_TIMEOUT if self.ssl_context else None)
         sock = self._server.sockets[0]
         self.port = sock.getsockname()[1]
 
@@ -109,12 +109,6 @@ class LanService(Service):
         peer = writer.get_extra_info("peername")
         peer_s = "%s:%s" % (peer[0], peer[1]) if peer else "?"
         try:
-            if self.ssl_context is not None:
-                try:
-                    await asyncio.wait_for(writer.start_tls(self.ssl_context), HELLO_TIMEOUT)
-                except (ssl.SSLError, OSError, TimeoutError) as exc:
-                    self._refuse(peer_s, tls_failure_reason(exc))
-                    return
             await self._serve(reader, writer, peer_s)
         except asyncio.CancelledError:
             pass
