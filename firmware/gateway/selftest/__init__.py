@@ -1,0 +1,1 @@
+"""On-device compliance self-test: registry of checks, runner on scratch copies, reports."""

@@ -1,0 +1,1 @@
+"""One module per feature; each registers its checks with firmware.gateway.selftest.registry."""

@@ -1,0 +1,49 @@
+"""What a check sees: the live state directory (read only), a scratch copy, board and level."""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from firmware.boards import boards_dir as default_boards_dir
+from firmware.boards import load_board
+
+
+class CheckContext:
+    """Per-check context. Checks read ``live_state_dir`` and write only under ``scratch()``."""
+
+    def __init__(self, live_state_dir: Path, level: int, board_name: str | None,
+                 work_dir: Path, boards_dir: Path | None = None,
+                 today: dt.date | None = None, options: dict[str, Any] | None = None) -> None:
+        self.live_state_dir = Path(live_state_dir)
+        self.level = level
+        self.board_name = board_name
+        self.boards_dir = boards_dir or default_boards_dir()
+        self.today = today or dt.date.today()
+        self.options = options or {}
+        self._work = Path(work_dir)
+        self._scratch: Path | None = None
+
+    def board(self) -> dict[str, Any]:
+        """The validated board profile (raises ConfigError when missing or invalid)."""
+        from firmware.core.errors import ConfigError
+
+        if not self.board_name:
+            raise ConfigError("no board recorded for this gateway",
+                              hint="pass --board or record it in deviceinfo.json")
+        return load_board(self.board_name, self.boards_dir)
+
+    def scratch(self) -> Path:
+        """A private copy of the state directory (modes preserved) that the check may change."""
+        if self._scratch is None:
+            dest = self._work / "state"
+            shutil.copytree(self.live_state_dir, dest, symlinks=True)
+            self._scratch = dest
+        return self._scratch
+
+    def tempdir(self) -> Path:
+        """An empty private directory for probe material (certificates, sockets)."""
+        return Path(tempfile.mkdtemp(prefix="probe-", dir=self._work))
