@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from firmware.gateway.firewall.service import FirewallService
 from firmware.gateway.runtime import Gateway, Service
 from firmware.gateway.services.lan import LanService, registry_authorizer
 from firmware.gateway.services.simdevices import SimDevicesService, sim_identities
@@ -11,7 +12,8 @@ DEFAULT_SIM_DEVICES = 4
 
 def build_services(gw: Gateway) -> list[Service]:
     """Create the gateway's services for its board and configuration."""
-    services: list[Service] = []
+    # The firewall goes first: the posture is in place before any server listens.
+    services: list[Service] = [FirewallService(gw)]
     cfg = gw.config
     is_sim = gw.board["name"] == "sim"
     sim_count = cfg.sim_devices

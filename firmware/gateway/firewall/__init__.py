@@ -1,0 +1,1 @@
+"""Firewall posture: nftables ruleset from the board profile, applied atomically and verified."""
