@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from firmware.gateway.accesslog.service import AccessLogService
 from firmware.gateway.firewall.service import FirewallService
 from firmware.gateway.runtime import Gateway, Service
 from firmware.gateway.services.lan import LanService, registry_authorizer
@@ -13,7 +14,8 @@ DEFAULT_SIM_DEVICES = 4
 def build_services(gw: Gateway) -> list[Service]:
     """Create the gateway's services for its board and configuration."""
     # The firewall goes first: the posture is in place before any server listens.
-    services: list[Service] = [FirewallService(gw)]
+    # The access log (it opens no port) precedes it, so it records every service's events.
+    services: list[Service] = [AccessLogService(gw), FirewallService(gw)]
     cfg = gw.config
     is_sim = gw.board["name"] == "sim"
     sim_count = cfg.sim_devices

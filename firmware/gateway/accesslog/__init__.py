@@ -1,0 +1,1 @@
+"""The gateway's access log: encrypted, chained, sealed segments under STATE_DIR/accesslog/."""

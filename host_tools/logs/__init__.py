@@ -1,0 +1,1 @@
+"""Host-side reading of Mamori access logs: locate, verify, decrypt, filter."""

@@ -1,0 +1,50 @@
+"""What the platform keeps of a gateway's access log: the uploaded-copy layout (CPython).
+
+``PlatformInbox(dir)`` is an uploader (see firmware.gateway.accesslog.service) that stores what
+it receives the way the platform does: ``platform-keys.json`` (log id, signing public key, seal
+key_0, data key), ``heads.jsonl`` (every checkpoint head, as received) and ``seg-*.log``
+(the longest prefix of each segment received). `mamori logs` reads that folder.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from firmware.gateway.accesslog.store import SEG_RE
+
+
+class PlatformInbox:
+    """An uploader that files items into an uploaded-copy folder."""
+
+    def __init__(self, directory: Path) -> None:
+        self.dir = Path(directory)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.received: list[str] = []
+
+    def __call__(self, item: dict[str, Any]) -> bool:
+        """Accept one upload item; True when stored."""
+        kind = item.get("type")
+        if kind == "keys":
+            path = self.dir / "platform-keys.json"
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as f:
+                json.dump(item["bundle"], f, indent=1)
+        elif kind == "head":
+            with (self.dir / "heads.jsonl").open("a") as f:
+                f.write(json.dumps(item["checkpoint"], sort_keys=True) + "\n")
+        elif kind == "segment":
+            name = str(item["name"])
+            if not SEG_RE.match(name):
+                return False
+            path = self.dir / name
+            data: bytes = item["data"]
+            if path.exists() and path.stat().st_size >= len(data):
+                return True  # never shorten what the platform already holds
+            path.write_bytes(data)
+        else:
+            return False
+        self.received.append(str(kind))
+        return True
