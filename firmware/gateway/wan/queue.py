@@ -1,0 +1,244 @@
+"""Store-and-forward queue of up-link messages (CPython, SQLite from the stdlib, WAL mode).
+
+- Persistent: ``put`` returns only after the row is committed with ``synchronous=FULL``, so a
+  message the queue accepted survives SIGKILL and power loss.
+- Prioritised: ``peek`` returns the lowest priority number first (security events are 0/1,
+  telemetry 3/4), FIFO within a priority.
+- Bounded by a disk budget: the stored bytes (payload + topic + a per-row overhead) never exceed
+  ``budget_bytes``. When full, the oldest message of the least urgent class that is *less* urgent
+  than the new one is evicted; if none is, the new message is refused (``QueueFull``) and counted.
+  Telemetry can never push out a security event.
+- At-least-once: a message stays until ``ack(msg_id)`` (called on the broker's PUBACK).
+- The replay cache of command nonces is persisted in the same database (``nonces`` table).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from firmware.core.errors import ProtocolError, StateError
+
+ROW_OVERHEAD = 64
+DEFAULT_BUDGET = 8 * 1024 * 1024
+DEFAULT_MAX_MESSAGE = 64 * 1024
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS outbox (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  msg_id TEXT UNIQUE NOT NULL,
+  prio INTEGER NOT NULL,
+  topic TEXT NOT NULL,
+  payload BLOB NOT NULL,
+  created REAL NOT NULL,
+  attempts INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS outbox_order ON outbox (prio, seq);
+CREATE TABLE IF NOT EXISTS nonces (nonce TEXT PRIMARY KEY, expires REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+"""
+
+
+class QueueFull(StateError):
+    """The queue's disk budget is used by messages at least as urgent as the new one."""
+
+    code = "queue-full"
+
+
+class QueuedMessage:
+    """One stored up-link message."""
+
+    __slots__ = ("msg_id", "prio", "topic", "payload", "attempts")
+
+    def __init__(self, msg_id: str, prio: int, topic: str, payload: bytes, attempts: int) -> None:
+        self.msg_id = msg_id
+        self.prio = prio
+        self.topic = topic
+        self.payload = payload
+        self.attempts = attempts
+
+    def __repr__(self) -> str:
+        return f"QueuedMessage({self.msg_id}, prio={self.prio}, {self.topic})"
+
+
+def _cost(topic: str, payload: bytes) -> int:
+    return len(payload) + len(topic) + ROW_OVERHEAD
+
+
+class OutboundQueue:
+    """Persistent, bounded, prioritised outbox; thread-safe."""
+
+    def __init__(self, path: Path, budget_bytes: int = DEFAULT_BUDGET,
+                 max_message: int = DEFAULT_MAX_MESSAGE, synchronous: str = "FULL") -> None:
+        if synchronous not in ("FULL", "NORMAL"):
+            raise ValueError("synchronous must be FULL or NORMAL")
+        self.path = Path(path)
+        self.budget_bytes = budget_bytes
+        self.max_message = max_message
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(str(self.path), check_same_thread=False,
+                                   isolation_level=None, timeout=30)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=" + synchronous)
+        self._db.execute(f"PRAGMA journal_size_limit={4 * 1024 * 1024}")
+        self._db.executescript(_SCHEMA)
+        self.path.chmod(0o600)
+        row = self._db.execute(
+            "SELECT COUNT(*), COALESCE(SUM(LENGTH(payload) + LENGTH(topic)), 0) FROM outbox"
+        ).fetchone()
+        self._count = int(row[0])
+        self._bytes = int(row[1]) + self._count * ROW_OVERHEAD
+
+    # -- producer side --------------------------------------------------------------------
+    def put(self, msg_id: str, topic: str, payload: bytes, prio: int) -> bool:
+        """Store a message durably; False if that id is already queued; QueueFull if no room."""
+        cost = _cost(topic, payload)
+        if len(payload) > self.max_message:
+            raise ProtocolError(f"message of {len(payload)} bytes exceeds the "
+                                f"{self.max_message}-byte limit")
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                if self._db.execute("SELECT 1 FROM outbox WHERE msg_id=?",
+                                    (msg_id,)).fetchone():
+                    self._db.execute("ROLLBACK")
+                    return False
+                freed, evicted = self._make_room(cost, prio)
+                if self._bytes - freed + cost > self.budget_bytes:
+                    self._db.execute("ROLLBACK")
+                    self._bump("refused")
+                    raise QueueFull(f"up-link queue is full ({self.budget_bytes} bytes budget)",
+                                    "the platform has been unreachable for long; "
+                                    "urgent messages are kept, this one was not")
+                self._db.execute(
+                    "INSERT INTO outbox (msg_id, prio, topic, payload, created) "
+                    "VALUES (?, ?, ?, ?, ?)", (msg_id, prio, topic, payload, time.time()))
+                if evicted:
+                    self._db.execute(
+                        "INSERT INTO counters VALUES ('evicted', ?) ON CONFLICT(name) "
+                        "DO UPDATE SET value = value + excluded.value", (evicted,))
+                self._db.execute("COMMIT")
+            except BaseException:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                raise
+            self._bytes += cost - freed
+            self._count += 1 - evicted
+            return True
+
+    def _make_room(self, cost: int, prio: int) -> tuple[int, int]:
+        freed = evicted = 0
+        while self._bytes - freed + cost > self.budget_bytes:
+            row = self._db.execute(
+                "SELECT seq, LENGTH(payload) + LENGTH(topic) FROM outbox WHERE prio > ? "
+                "ORDER BY prio DESC, seq ASC LIMIT 1", (prio,)).fetchone()
+            if row is None:
+                break
+            self._db.execute("DELETE FROM outbox WHERE seq=?", (row[0],))
+            freed += int(row[1]) + ROW_OVERHEAD
+            evicted += 1
+        return freed, evicted
+
+    # -- consumer side --------------------------------------------------------------------
+    def peek(self, limit: int, exclude: set[str] | None = None) -> list[QueuedMessage]:
+        """Up to ``limit`` messages in delivery order (priority, then age), skipping ``exclude``."""
+        exclude = exclude or set()
+        out: list[QueuedMessage] = []
+        with self._lock:
+            cur = self._db.execute(
+                "SELECT msg_id, prio, topic, payload, attempts FROM outbox ORDER BY prio, seq")
+            for msg_id, prio, topic, payload, attempts in cur:
+                if msg_id in exclude:
+                    continue
+                out.append(QueuedMessage(msg_id, prio, topic, bytes(payload), attempts))
+                if len(out) >= limit:
+                    break
+            cur.close()
+        return out
+
+    def mark_attempt(self, msg_id: str) -> None:
+        """Count one publish attempt (visible in status; not needed for correctness)."""
+        with self._lock:
+            self._db.execute("UPDATE outbox SET attempts = attempts + 1 WHERE msg_id=?",
+                             (msg_id,))
+
+    def ack(self, msg_id: str) -> bool:
+        """Delete a message the broker acknowledged; False if it was not queued."""
+        return self.ack_many([msg_id]) == 1
+
+    def ack_many(self, msg_ids: list[str]) -> int:
+        """Delete acknowledged messages in one transaction; returns how many were queued.
+
+        A crash before this commits only means those messages are sent again (at-least-once).
+        """
+        if not msg_ids:
+            return 0
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                freed = done = 0
+                for msg_id in msg_ids:
+                    row = self._db.execute("SELECT LENGTH(payload) + LENGTH(topic) FROM outbox "
+                                           "WHERE msg_id=?", (msg_id,)).fetchone()
+                    if row is None:
+                        continue
+                    self._db.execute("DELETE FROM outbox WHERE msg_id=?", (msg_id,))
+                    freed += int(row[0]) + ROW_OVERHEAD
+                    done += 1
+                self._db.execute("COMMIT")
+            except BaseException:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                raise
+            self._bytes -= freed
+            self._count -= done
+            return done
+
+    # -- nonces (replay cache persistence) ------------------------------------------------
+    def save_nonce(self, nonce: str, expires: float) -> None:
+        """Persist a used command nonce until its expiry."""
+        with self._lock:
+            self._db.execute("INSERT OR REPLACE INTO nonces VALUES (?, ?)", (nonce, expires))
+
+    def load_nonces(self, now: float) -> list[tuple[str, float]]:
+        """Nonces still live; expired ones are deleted."""
+        with self._lock:
+            self._db.execute("DELETE FROM nonces WHERE expires < ?", (now,))
+            return [(str(n), float(e)) for n, e in
+                    self._db.execute("SELECT nonce, expires FROM nonces")]
+
+    # -- introspection --------------------------------------------------------------------
+    def _bump(self, name: str) -> None:
+        self._db.execute("INSERT INTO counters VALUES (?, 1) ON CONFLICT(name) "
+                         "DO UPDATE SET value = value + 1", (name,))
+
+    def __len__(self) -> int:
+        return self._count
+
+    @property
+    def used_bytes(self) -> int:
+        """Bytes charged against the budget."""
+        return self._bytes
+
+    def stats(self) -> dict[str, Any]:
+        """Depth, bytes, per-priority counts and eviction/refusal counters."""
+        with self._lock:
+            by_prio = {str(p): int(n) for p, n in self._db.execute(
+                "SELECT prio, COUNT(*) FROM outbox GROUP BY prio")}
+            counters = {str(k): int(v) for k, v in
+                        self._db.execute("SELECT name, value FROM counters")}
+        return {"depth": self._count, "bytes": self._bytes, "budget_bytes": self.budget_bytes,
+                "by_priority": by_prio, "evicted": counters.get("evicted", 0),
+                "refused": counters.get("refused", 0)}
+
+    def close(self) -> None:
+        """Checkpoint and close the database."""
+        with self._lock:
+            try:
+                self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            finally:
+                self._db.close()

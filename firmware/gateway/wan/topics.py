@@ -1,0 +1,80 @@
+"""The MQTT topic layout of one gateway (CPython; also the platform tools' reference).
+
+Everything lives under ``mamori/v1/<gateway-id>/``:
+
+=========================  =========  =====================================================
+topic                      direction  payload
+=========================  =========  =====================================================
+``alerts``                 up         security events (warning and worse), queued, QoS 1
+``events``                 up         other notable events (notice), queued, QoS 1
+``cmd_result``             up         result of every command: commanded vs actual, or refusal
+``logs``                   up         access-log checkpoints and requested log uploads
+``selftest``               up         self-test reports and request acknowledgements
+``status``                 up         retained online/offline + counters (also the MQTT will)
+``cmd/<device-id>``        down       command envelope (``firmware.core.command_auth``)
+``selftest_req``           down       ``{"id": ...}`` ask for a self-test
+``log_req``                down       ``{"id": ..., "since": ...}`` ask for a log upload
+=========================  =========  =====================================================
+
+Up-link messages are JSON objects with a unique ``id`` (also the MQTT 5 user property
+``msg-id``); delivery is at-least-once, so the platform de-duplicates by ``id``.
+"""
+
+from __future__ import annotations
+
+from firmware.core.command_auth import valid_token
+
+PREFIX = "mamori/v1"
+UP = ("alerts", "events", "cmd_result", "logs", "selftest", "status")
+DOWN = ("cmd", "selftest_req", "log_req")
+
+
+def base(gateway_id: str) -> str:
+    """The topic prefix of one gateway."""
+    return f"{PREFIX}/{gateway_id}"
+
+
+def up(gateway_id: str, kind: str) -> str:
+    """Topic of an up-link stream."""
+    if kind not in UP:
+        raise ValueError("unknown up-link stream: " + kind)
+    return f"{base(gateway_id)}/{kind}"
+
+
+def command(gateway_id: str, device_id: str) -> str:
+    """Topic the platform publishes a device's commands to."""
+    return f"{base(gateway_id)}/cmd/{device_id}"
+
+
+def down(gateway_id: str, kind: str) -> str:
+    """Topic of a down-link request stream (not commands)."""
+    if kind not in DOWN or kind == "cmd":
+        raise ValueError("unknown down-link stream: " + kind)
+    return f"{base(gateway_id)}/{kind}"
+
+
+def subscriptions(gateway_id: str) -> list[str]:
+    """What the gateway subscribes to."""
+    b = base(gateway_id)
+    return [b + "/cmd/+", b + "/selftest_req", b + "/log_req"]
+
+
+def parse_down(gateway_id: str, topic: str) -> tuple[str, str | None] | None:
+    """(kind, device) for a valid down-link topic of this gateway, else None."""
+    prefix = base(gateway_id) + "/"
+    if not topic.startswith(prefix):
+        return None
+    rest = topic[len(prefix):].split("/")
+    if len(rest) == 2 and rest[0] == "cmd" and valid_token(rest[1]):
+        return "cmd", rest[1]
+    if len(rest) == 1 and rest[0] in ("selftest_req", "log_req"):
+        return rest[0], None
+    return None
+
+
+def parse_up(topic: str) -> tuple[str, str] | None:
+    """(gateway, kind) for an up-link topic (platform side), else None."""
+    parts = topic.split("/")
+    if len(parts) == 4 and "/".join(parts[:2]) == PREFIX and parts[3] in UP:
+        return parts[2], parts[3]
+    return None
