@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from firmware.gateway.accesslog.service import AccessLogService
 from firmware.gateway.firewall.service import FirewallService
+from firmware.gateway.lantls import secure_lan
 from firmware.gateway.runtime import Gateway, Service
 from firmware.gateway.services.lan import LanService, registry_authorizer
 from firmware.gateway.services.simdevices import SimDevicesService, sim_identities
@@ -22,8 +23,15 @@ def build_services(gw: Gateway) -> list[Service]:
     if sim_count is None:
         sim_count = DEFAULT_SIM_DEVICES if is_sim and cfg.bundle is None else 0
     identities = sim_identities(sim_count)
-    lan = LanService(gw, cfg.lan_host, cfg.lan_port,
-                     authorizer=registry_authorizer(gw, identities))
+    # Mutual TLS from the installed bundle (installed now when --bundle is given); the sim
+    # devices of `make run` use the registry authorizer instead.
+    secure = secure_lan(gw.state_dir, gw.board, cfg.bundle) if not identities else None
+    if secure is not None:
+        ctx, authorizer, cfg.extra["gateway_id"] = secure
+        lan = LanService(gw, cfg.lan_host, cfg.lan_port, ssl_context=ctx, authorizer=authorizer)
+    else:
+        lan = LanService(gw, cfg.lan_host, cfg.lan_port,
+                         authorizer=registry_authorizer(gw, identities))
     services.append(lan)
     if identities:
         services.append(SimDevicesService(gw, lan, identities))

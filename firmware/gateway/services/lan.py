@@ -22,6 +22,7 @@ from typing import Any
 from firmware.core import frames
 from firmware.core.errors import AuthError, MamoriError, ProtocolError, StateError
 from firmware.core.events import Event
+from firmware.gateway.lantls import tls_failure_reason
 from firmware.gateway.runtime import Gateway, Service
 
 # authorizer(hello, peer_cert_der or None) -> identity dict with at least id, transport.
@@ -69,15 +70,17 @@ class LanService(Service):
         self._cids = itertools.count(1)
         self._tasks: set[asyncio.Task[None]] = set()
         self.local_ops: dict[str, tuple[float, dict[str, Any]]] = {}
+        # admission(peer_ip) -> refusal reason for a blocked peer (set by the monitor service)
+        self.admission: Callable[[str], str | None] | None = None
+        self.blocked = 0
 
     async def start(self) -> None:
         """Listen on host:port (port 0 picks a free one)."""
         if self.authorizer is None:
             raise StateError("the LAN service has no authorizer",
                              "install a bundle (mutual TLS) or run the sim board")
-        self._server = await asyncio.start_server(
-            self._on_connect, self.host, self.port, ssl=self.ssl_context,
-            ssl_handshake_timeout=HELLO_TIMEOUT if self.ssl_context else None)
+        # TLS is started per connection in _on_connect so a failed handshake is a logged refusal.
+        self._server = await asyncio.start_server(self._on_connect, self.host, self.port)
         sock = self._server.sockets[0]
         self.port = sock.getsockname()[1]
 
@@ -109,6 +112,18 @@ class LanService(Service):
         peer = writer.get_extra_info("peername")
         peer_s = "%s:%s" % (peer[0], peer[1]) if peer else "?"
         try:
+            # A blocked peer is dropped before any TLS or hello work; the monitor counts it.
+            if self.admission is not None and peer and self.admission(str(peer[0])):
+                self.blocked += 1
+                return
+            if self.ssl_context is not None:
+                try:
+                    # Awaited directly (no wait_for task) so reading pauses before the
+                    # ClientHello can reach the plain stream.
+                    await writer.start_tls(self.ssl_context, ssl_handshake_timeout=HELLO_TIMEOUT)
+                except (ssl.SSLError, OSError, TimeoutError) as exc:
+                    self._refuse(peer_s, tls_failure_reason(exc))
+                    return
             await self._serve(reader, writer, peer_s)
         except asyncio.CancelledError:
             pass

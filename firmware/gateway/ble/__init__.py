@@ -1,0 +1,1 @@
+"""BLE: Noise IK mutual authentication and AEAD channel over GATT, legacy pairing refused."""

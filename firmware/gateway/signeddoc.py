@@ -1,0 +1,53 @@
+"""Site-signed JSON documents (allowlists, device records, tickets, bundles): ECDSA P-256/SHA-256.
+
+A document is ``{kind, payload, alg, sig}``; the signature covers the canonical JSON (sorted
+keys, no spaces) of ``{"kind": kind, "payload": payload}`` so a document of one kind can never
+be replayed as another.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from firmware.core.errors import IntegrityError
+
+SIGNED_ALG = "ecdsa-p256-sha256"
+
+
+def canonical(payload: dict) -> str:
+    """Canonical JSON text used for signing (sorted keys, no spaces)."""
+    return json.dumps(payload, sort_keys=True, separators=(",", ":"))
+
+
+def sign_doc(key: ec.EllipticCurvePrivateKey, kind: str, payload: dict) -> dict:
+    """Wrap a payload into a signed document."""
+    text = canonical({"kind": kind, "payload": payload})
+    sig = key.sign(text.encode(), ec.ECDSA(hashes.SHA256()))
+    return {"kind": kind, "payload": payload, "alg": SIGNED_ALG,
+            "sig": base64.b64encode(sig).decode()}
+
+
+def verify_doc(cert: x509.Certificate, doc: Any, kind: str) -> dict:
+    """Check a signed document's kind and signature against a CA certificate; return payload."""
+    if not isinstance(doc, dict) or doc.get("alg") != SIGNED_ALG:
+        raise IntegrityError("signed %s is malformed or uses an unknown algorithm" % kind)
+    if doc.get("kind") != kind or not isinstance(doc.get("payload"), dict):
+        raise IntegrityError("document is not a %s" % kind)
+    try:
+        sig = base64.b64decode(str(doc.get("sig", "")), validate=True)
+        pub = cert.public_key()
+        if not isinstance(pub, ec.EllipticCurvePublicKey):
+            raise IntegrityError("signer key is not ECDSA")
+        pub.verify(sig, canonical({"kind": kind, "payload": doc["payload"]}).encode(),
+                   ec.ECDSA(hashes.SHA256()))
+    except (InvalidSignature, ValueError):
+        raise IntegrityError("signature on the %s does not verify" % kind,
+                             "it was altered or signed by another site")
+    return dict(doc["payload"])

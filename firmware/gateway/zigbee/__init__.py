@@ -1,0 +1,1 @@
+"""Zigbee: install-code-only joining through zigpy, rogue joins reported."""

@@ -1,0 +1,44 @@
+"""Atomic file writes with the right permissions: secrets 0600, public material 0644."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from firmware.core.errors import ConfigError, StateError
+
+
+def write_file(path: Path, data: bytes, secret: bool, exclusive: bool = False) -> None:
+    """Write bytes atomically (tmp + fsync + rename); 0600 for secrets, 0644 otherwise."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if exclusive and path.exists():
+        raise StateError("%s already exists" % path, "choose another output file or remove it")
+    mode = 0o600 if secret else 0o644
+    tmp = path.with_name("." + path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    try:
+        os.fchmod(fd, mode)
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+
+
+def write_json(path: Path, data: Any, secret: bool, exclusive: bool = False) -> None:
+    """Write a JSON document atomically."""
+    text = json.dumps(data, indent=2, sort_keys=True) + "\n"
+    write_file(path, text.encode(), secret, exclusive)
+
+
+def read_json(path: Path) -> Any:
+    """Read a JSON document with an actionable error."""
+    try:
+        return json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise ConfigError("is missing", str(path))
+    except (ValueError, UnicodeError) as exc:
+        raise ConfigError("is not valid JSON: %s" % exc, str(path))
