@@ -17,6 +17,10 @@ declare -A probe=(
   [chromium]="command -v chromium"
   [nmap]="command -v nmap"
   [sslscan]="command -v sslscan"
+  [dosfstools]="command -v mkfs.vfat"
+  [mtools]="command -v mcopy"
+  [e2fsprogs]="command -v mkfs.ext4"
+  [util-linux]="command -v losetup"
 )
 missing=()
 for pkg in "${want[@]}"; do

@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, x25519
 
 from firmware.boards import load_board
+from firmware.core.acl import DeviceAcl
 from firmware.core.errors import ConfigError, IntegrityError
 from firmware.gateway.credential import hash_credential, new_credential
 from provisioning import pki
@@ -60,10 +61,26 @@ def _load_request(path: Path, gw_id: str) -> tuple[Any, bytes]:
     return pub, ble_pub
 
 
+def parse_grant(text: str) -> dict:
+    """`PRINCIPAL:DEVICE:ACTION[,ACTION]` (DEVICE may be *) -> an ACL rule, validated."""
+    parts = text.split(":")
+    if len(parts) != 3 or not all(parts):
+        raise ConfigError("--grant must be PRINCIPAL:DEVICE:ACTION[,ACTION], got %r" % text)
+    rule = {"principal": parts[0], "device": parts[1],
+            "actions": [a for a in parts[2].split(",") if a]}
+    DeviceAcl([rule])  # same validation as the gateway applies
+    return rule
+
+
 def issue_gateway(site: Site, board: str, gw_id: str, out: Path,
-                  request: Path | None = None) -> dict:
-    """Issue a gateway identity and write its signed bundle (0600) plus the admin credential."""
+                  request: Path | None = None, acl: list[dict] | None = None) -> dict:
+    """Issue a gateway identity and write its signed bundle (0600) plus the admin credential.
+
+    `acl` is the gateway's per-device access control (default deny): rules
+    {principal, device, actions} signed into the bundle with everything else.
+    """
     check_id(gw_id, "gateway id")
+    DeviceAcl(acl or [])
     profile = load_board(board)
     out = Path(out)
     admin_path = out.with_name(out.name + ADMIN_SUFFIX)
@@ -104,9 +121,10 @@ def issue_gateway(site: Site, board: str, gw_id: str, out: Path,
         "platform": {
             "ca": (site.root / "platform/ca.pem").read_text(),
             "command_public_key": (site.root / "platform/command-signing.pub").read_text(),
+            "log_escrow_public_key": (site.root / "platform/log-escrow.pub").read_text(),
         },
         "admin": {"hash": hash_credential(admin), "must_change": True},
-        "acl": [],
+        "acl": list(acl or []),
     }
     doc = pki.sign_doc(ca_key, BUNDLE_KIND, payload)
     doc["chain"] = {"site_ca": site.ca_pem(), "root_ca": site.root_pem()}

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import x25519
 
 from firmware.core.errors import ConfigError, IntegrityError, PolicyError, StateError
 from provisioning import pki
@@ -118,6 +119,11 @@ class Site:
         sign = pki.ed25519_new()
         write_file(p / "command-signing.key", pki.key_pem(sign), secret=True)
         write_file(p / "command-signing.pub", pki.public_pem(sign.public_key()).encode(),
+                   secret=False)
+        # HPKE recipient key: gateways encrypt their access-log key escrow to the platform.
+        escrow = x25519.X25519PrivateKey.generate()
+        write_file(p / "log-escrow.key", pki.key_pem(escrow), secret=True)
+        write_file(p / "log-escrow.pub", pki.public_pem(escrow.public_key()).encode(),
                    secret=False)
         for role, server, client in (("server", True, False), ("client", False, True)):
             key = pki.new_key()

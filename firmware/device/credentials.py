@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 import ssl
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from firmware.core.errors import ConfigError
-from firmware.gateway.tlspolicy import client_context
+from firmware.gateway import lantls
 
 CRED_FORMAT = "mamori-device-credentials/1"
 REQUIRED = {"ip": ("certificate", "private_key", "ca_chain"),
@@ -43,19 +41,5 @@ def tls_context(creds: dict[str, Any]) -> ssl.SSLContext:
     """Client context for an IP device: its certificate + key, the site CA as the only trust."""
     if creds.get("transport") != "ip":
         raise ConfigError("only IP devices use TLS (this one is %s)" % creds.get("transport"))
-    ctx = client_context(cadata=creds["ca_chain"])
-    # The gateway is identified by its site certificate (checked against the site CA), not by
-    # a DNS name: devices reach it by LAN address.
-    ctx.check_hostname = False
-    with tempfile.TemporaryDirectory(prefix="mamori-dev-") as tmp:
-        cert = os.path.join(tmp, "c.pem")
-        key = os.path.join(tmp, "k.pem")
-        for name, data in ((cert, creds["certificate"]), (key, creds["private_key"])):
-            fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w") as fh:
-                fh.write(data)
-        try:
-            ctx.load_cert_chain(cert, key)
-        except ssl.SSLError:
-            raise ConfigError("the certificate and private key in the credentials do not match")
-    return ctx
+    # The key reaches the disk only in encrypted form while OpenSSL loads it.
+    return lantls.client_context(creds)

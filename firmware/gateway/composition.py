@@ -2,37 +2,83 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from firmware.core.errors import ConfigError
+from firmware.core.events import Event
 from firmware.gateway.accesslog.service import AccessLogService
+from firmware.gateway.demo import DEMO_GATEWAY, DemoHouse, ensure_demo_house
 from firmware.gateway.firewall.service import FirewallService
-from firmware.gateway.lantls import secure_lan
+from firmware.gateway.install import IDENTITY
+from firmware.gateway.lantls import client_context, load_credentials, secure_lan
 from firmware.gateway.runtime import Gateway, Service
-from firmware.gateway.services.lan import LanService, registry_authorizer
-from firmware.gateway.services.simdevices import SimDevicesService, sim_identities
+from firmware.gateway.services.broker import BrokerService, BrokerTls
+from firmware.gateway.services.lan import LanService
+from firmware.gateway.services.simdevices import SimDevicesService
+from firmware.gateway.usbguard.wiring import usb_services
+from firmware.gateway.wan.from_install import installed_acl, wan_identity
+from firmware.gateway.wan.logupload import LogUplinkService
+from firmware.gateway.wan.service import build_wan_service
 
 DEFAULT_SIM_DEVICES = 4
 
 
+def _installed_id(state_dir: Path) -> str | None:
+    meta = Path(state_dir) / IDENTITY / "gateway.json"
+    if not meta.is_file():
+        return None
+    import json
+
+    return str(json.loads(meta.read_text()).get("gateway_id"))
+
+
+def _demo(gw: Gateway) -> DemoHouse | None:
+    """The sim board without a bundle runs the demo house (unless a real identity is here)."""
+    cfg = gw.config
+    if gw.board["name"] != "sim" or cfg.bundle is not None:
+        if cfg.sim_devices:
+            raise ConfigError("simulated devices exist only in the sim demo (no --bundle)")
+        return None
+    if _installed_id(gw.state_dir) not in (None, DEMO_GATEWAY):
+        return None
+    count = DEFAULT_SIM_DEVICES if cfg.sim_devices is None else cfg.sim_devices
+    return ensure_demo_house(gw.state_dir, gw.board, count)
+
+
 def build_services(gw: Gateway) -> list[Service]:
     """Create the gateway's services for its board and configuration."""
-    # The firewall goes first: the posture is in place before any server listens.
-    # The access log (it opens no port) precedes it, so it records every service's events.
-    services: list[Service] = [AccessLogService(gw), FirewallService(gw)]
     cfg = gw.config
-    is_sim = gw.board["name"] == "sim"
-    sim_count = cfg.sim_devices
-    if sim_count is None:
-        sim_count = DEFAULT_SIM_DEVICES if is_sim and cfg.bundle is None else 0
-    identities = sim_identities(sim_count)
-    # Mutual TLS from the installed bundle (installed now when --bundle is given); the sim
-    # devices of `make run` use the registry authorizer instead.
-    secure = secure_lan(gw.state_dir, gw.board, cfg.bundle) if not identities else None
-    if secure is not None:
-        ctx, authorizer, cfg.extra["gateway_id"] = secure
-        lan = LanService(gw, cfg.lan_host, cfg.lan_port, ssl_context=ctx, authorizer=authorizer)
-    else:
-        lan = LanService(gw, cfg.lan_host, cfg.lan_port,
-                         authorizer=registry_authorizer(gw, identities))
+    # The access log first (it opens no port) so it records every other service's events;
+    # then the firewall, so the posture is in place before any server listens.
+    accesslog = AccessLogService(gw)
+    services: list[Service] = [accesslog, FirewallService(gw)]
+    services += usb_services(gw)  # default-deny USB before anything else listens
+    demo = _demo(gw)
+    secure = secure_lan(gw.state_dir, gw.board, cfg.bundle)
+    if secure is None:
+        gw.emit(Event("gateway.unprovisioned", "warning", "gateway", action="start",
+                      result="service disabled",
+                      reason="no installation bundle: run with --bundle FILE"))
+        return services
+    ctx, authorizer, gateway_id = secure
+    cfg.extra["gateway_id"] = gateway_id
+    lan = LanService(gw, cfg.lan_host, cfg.lan_port, ssl_context=ctx, authorizer=authorizer)
     services.append(lan)
-    if identities:
-        services.append(SimDevicesService(gw, lan, identities))
+    broker_url = cfg.broker
+    if demo is not None and broker_url is None:
+        p = demo.site_dir / "platform"
+        broker = BrokerService(gw, BrokerTls(cafile=p / "ca.pem", certfile=p / "server.pem",
+                                             keyfile=p / "server.key",
+                                             crlfile=demo.site_dir / "ca" / "crl.pem"))
+        services.append(broker)
+        broker_url = broker.broker.url
+        cfg.extra["demo_site"] = str(demo.site_dir)
+    if broker_url is not None:
+        wan = build_wan_service(gw, broker_url, wan_identity(gw.state_dir, gw.board, broker_url),
+                                lan.execute, installed_acl(gw.state_dir))
+        services += [wan, LogUplinkService(gw, wan, accesslog)]
+    if demo is not None and demo.identities:
+        contexts = {dev_id: client_context(load_credentials(path))
+                    for dev_id, path in demo.credentials.items()}
+        services.append(SimDevicesService(gw, lan, demo.identities, contexts))
     return services

@@ -190,6 +190,9 @@ def install_bundle(state_dir: Path, bundle_path: Path, board: dict | None = None
     _write_public(ident / "allowlist.json", json.dumps(payload["allowlist"], indent=2))
     _write_public(ident / "platform-ca.pem", payload["platform"]["ca"])
     _write_public(ident / "platform-command.pub", payload["platform"]["command_public_key"])
+    if payload["platform"].get("log_escrow_public_key"):
+        _write_public(ident / "platform-log-escrow.pub",
+                      payload["platform"]["log_escrow_public_key"])
     _write_public(ident / "ble-static.pub", payload["ble_static_public"] + "\n")
     _write_public(ident / "acl.json", json.dumps(payload.get("acl", []), indent=2))
     for pending in (PENDING_TLS, PENDING_BLE):

@@ -13,6 +13,8 @@ from firmware.cli_common import emit
 from firmware.core.command_auth import valid_token
 from firmware.core.errors import ConfigError, StateError
 from firmware.gateway.wan import topics
+from firmware.gateway.wan.logupload import decode_item
+from host_tools.logs.inbox import PlatformInbox
 from host_tools.platform.client import PlatformClient
 from host_tools.platform.signing import new_envelope, sign
 from host_tools.platform.site import load_site
@@ -41,6 +43,10 @@ def register(sub: Any) -> None:
     w = psub.add_parser("watch", help="print gateways' alerts, events, results and status")
     common(w, gateway=False)
     w.add_argument("--gateway", default=None, metavar="ID", help="only this gateway")
+    w.add_argument("--session", default=None, metavar="ID",
+                   help="persistent MQTT session: the broker keeps messages while away")
+    w.add_argument("--log-inbox", type=Path, default=None, metavar="DIR",
+                   help="file access-log uploads under DIR/GATEWAY (read with `mamori logs`)")
     w.add_argument("--duration", type=float, default=None, metavar="SECONDS",
                    help="stop after this long (default: until Ctrl-C)")
     w.add_argument("--count", type=int, default=None, metavar="N",
@@ -98,16 +104,30 @@ def _watch(args: argparse.Namespace) -> int:
         _check_ids(args.gateway)
     seen = [0]
 
+    inboxes: dict[str, PlatformInbox] = {}
+
+    def file_log(m: dict[str, Any]) -> None:
+        gw_id, body = str(m.get("gateway")), m.get("body") or {}
+        if args.log_inbox is None or body.get("type") not in ("keys", "head", "segment"):
+            return
+        _check_ids(gw_id)
+        inbox = inboxes.setdefault(gw_id, PlatformInbox(args.log_inbox / gw_id))
+        inbox(decode_item(body, site.escrow_key(), gw_id))
+
     def show(m: dict[str, Any]) -> None:
         if args.gateway and m.get("gateway") != args.gateway:
             return
+        if m.get("type") == "logs":
+            file_log(m)
         seen[0] += 1
         if args.json:
             print(json.dumps(m, sort_keys=True, default=str), flush=True)
         else:
             print(_line(m), flush=True)
 
-    client = PlatformClient(site, args.broker, show)
+    if args.session:
+        _check_ids(args.session)
+    client = PlatformClient(site, args.broker, show, session_id=args.session)
     client.connect()
     end = time.monotonic() + args.duration if args.duration else None
     try:

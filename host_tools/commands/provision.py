@@ -12,7 +12,7 @@ from typing import Any
 
 from firmware.cli_common import emit
 from provisioning.devices import issue_device
-from provisioning.gateway import issue_gateway
+from provisioning.gateway import issue_gateway, parse_grant
 from provisioning.installsecret import issue_install_secret
 from provisioning.site import TRANSPORTS, Site
 
@@ -48,6 +48,9 @@ def register(sub: Any) -> None:
     q.add_argument("--out", required=True, type=Path)
     q.add_argument("--request", type=Path, default=None,
                    help="the gateway's enrolment request (CSR flow: keys made on the gateway)")
+    q.add_argument("--grant", action="append", default=[], metavar="PRINCIPAL:DEVICE:ACTIONS",
+                   help="per-device access control signed into the bundle (default deny), "
+                        "e.g. platform:front-door-lock:lock,unlock; repeatable")
     q.set_defaults(func=_gateway)
 
     q = _add(ps, "device", "issue credentials for one device (allowlisted models only)")
@@ -96,7 +99,8 @@ def _allow(args: argparse.Namespace) -> int:
 
 
 def _gateway(args: argparse.Namespace) -> int:
-    res = issue_gateway(Site(args.dir), args.board, args.ident, args.out, args.request)
+    acl = [parse_grant(g) for g in args.grant]
+    res = issue_gateway(Site(args.dir), args.board, args.ident, args.out, args.request, acl)
     emit(res, args.json,
          "gateway %s: bundle %s (0600, keys %s)\ninitial admin credential written once to %s "
          "(0600): hand it to the installer, then delete the file\n"

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from firmware.core.errors import ConfigError
 
@@ -45,6 +46,18 @@ class PlatformSite:
                                    "init-site`?")
         if not isinstance(key, Ed25519PrivateKey):
             raise ConfigError("command-signing key is not Ed25519", str(self.command_key))
+        return key
+
+    def escrow_key(self) -> X25519PrivateKey:
+        """The site's access-log escrow key (HPKE recipient; never printed)."""
+        path = self.root / "platform" / "log-escrow.key"
+        try:
+            key = serialization.load_pem_private_key(path.read_bytes(), None)
+        except (OSError, ValueError, TypeError):
+            raise ConfigError("cannot load the log-escrow key", str(path),
+                              hint="sites made before access-log escrow lack it")
+        if not isinstance(key, X25519PrivateKey):
+            raise ConfigError("log-escrow key is not X25519", str(path))
         return key
 
 

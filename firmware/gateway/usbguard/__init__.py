@@ -1,0 +1,1 @@
+"""USB-port lockdown on Linux: sysfs enforcement, uevents, optional usbguard daemon backend."""

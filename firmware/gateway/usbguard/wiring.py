@@ -1,0 +1,17 @@
+"""Which USB guard the composition root runs for a board (CPython)."""
+
+from __future__ import annotations
+
+from firmware.gateway.runtime import Gateway, Service
+from firmware.gateway.usbguard.service import UsbGuardService
+
+
+def usb_services(gw: Gateway) -> list[Service]:
+    """The USB guard on real CPython boards (/sys); on the sim board only when a sysfs-shaped
+    tree is configured (``config.extra["usb_sysfs"]``): the host's own USB is never touched."""
+    root = gw.config.extra.get("usb_sysfs")
+    if root is None and gw.board["name"] != "sim" and gw.board["runtime"] == "cpython":
+        root = "/sys"
+    if root is None:
+        return []
+    return [UsbGuardService(gw, root)]

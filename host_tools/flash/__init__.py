@@ -1,0 +1,1 @@
+"""Flashing gateway boards: MicroPython deploys over the raw REPL and Linux images."""

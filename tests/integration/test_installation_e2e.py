@@ -1,0 +1,124 @@
+"""A whole installation, as operators do it: site, bundle, broker, gateway, device, platform.
+
+Real parts only: Mosquitto over mutual TLS, the gateway and device processes over loopback
+mutual TLS, signed ★★★ commands, and the access log uploaded to the platform and verified there.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from firmware.gateway.services.broker import BrokerTls, EmbeddedBroker
+from provisioning.devices import issue_device
+from provisioning.gateway import issue_gateway
+from provisioning.site import Site
+from tests.conftest import ROOT, require
+from tests.gateway.helpers import gateway_cmd, wait_for
+
+
+def mamori(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "host_tools.cli", *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture
+def house(tmp_path: Path) -> Iterator[dict[str, Path | str]]:
+    require("mosquitto")
+    site = Site.init(tmp_path / "site", 3, "E2E house")
+    site.allow("Acme", "Lock 2", "ip")
+    site.allow("Acme", "Sensor 1", "ip")
+    issue_device(site, "ip", "Acme", "Lock 2", "door", tmp_path / "door.json")
+    issue_device(site, "ip", "Acme", "Sensor 1", "hall", tmp_path / "hall.json")
+    issue_gateway(site, "sim", "gw-e2e", tmp_path / "gw.bundle",
+                  acl=[{"principal": "platform", "device": "door",
+                        "actions": ["lock", "unlock"]}])
+    p = tmp_path / "site" / "platform"
+    broker = EmbeddedBroker(tmp_path / "broker", BrokerTls(
+        cafile=p / "ca.pem", certfile=p / "server.pem", keyfile=p / "server.key",
+        crlfile=tmp_path / "site" / "ca" / "crl.pem"))
+    broker.start()
+    try:
+        yield {"site": tmp_path / "site", "bundle": tmp_path / "gw.bundle",
+               "door": tmp_path / "door.json", "hall": tmp_path / "hall.json",
+               "state": tmp_path / "state", "inbox": tmp_path / "inbox", "url": broker.url}
+    finally:
+        broker.stop()
+
+
+def test_installation_end_to_end(house: dict[str, Path | str]) -> None:
+    site, url, state = str(house["site"]), str(house["url"]), Path(house["state"])
+    watch = subprocess.Popen(
+        [sys.executable, "-m", "host_tools.cli", "platform", "watch", "--broker", url,
+         "--site", site, "--session", "e2e-platform", "--log-inbox", str(house["inbox"]),
+         "--duration", "90", "--json"], cwd=ROOT, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True)
+    time.sleep(1.5)  # the platform's session exists before the gateway speaks
+    gw = subprocess.Popen(gateway_cmd("run", "--board", "sim", "--bundle", str(house["bundle"]),
+                                      "--state-dir", str(state), "--broker", url),
+                          cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    door: subprocess.Popen[str] | None = None
+    try:
+        doc = wait_for(state, lambda d: (d.get("wan") or {}).get("connected") is True
+                       and (d.get("lan") or {}).get("port", 0) > 0)
+        assert doc["lan"]["tls"] is True and doc["devices"] == []
+        endpoint = "%s:%d" % (doc["lan"]["host"], doc["lan"]["port"])
+
+        once = subprocess.run([sys.executable, "-m", "firmware.device.cli", "--credentials",
+                               str(house["hall"]), "--gateway", endpoint, "--once"],
+                              cwd=ROOT, capture_output=True, text=True, timeout=30)
+        assert once.returncode == 0, once.stderr
+        assert "gw-e2e" in once.stdout
+
+        door = subprocess.Popen([sys.executable, "-m", "firmware.device.cli", "--credentials",
+                                 str(house["door"]), "--gateway", endpoint, "--kind", "lock",
+                                 "--interval", "1"], cwd=ROOT, stderr=subprocess.PIPE,
+                                text=True)
+        wait_for(state, lambda d: any(x["id"] == "door" and x["state"] == "online"
+                                      for x in d["devices"]))
+
+        ok = mamori("platform", "command", "--broker", url, "--site", site, "--gateway",
+                    "gw-e2e", "--device", "door", "--action", "unlock", "--json",
+                    "--requested-by", "guard-7", "--approved-by", "callcentre-2")
+        assert ok.returncode == 0, ok.stdout + ok.stderr
+        res = json.loads(ok.stdout)
+        assert res["ok"] is True and res["actual"] == {"locked": False}
+
+        denied = mamori("platform", "command", "--broker", url, "--site", site, "--gateway",
+                        "gw-e2e", "--device", "hall", "--action", "unlock", "--json")
+        assert denied.returncode != 0 and json.loads(denied.stdout.split("\n}\n")[0] + "\n}")[
+            "refused"] == "acl"
+
+        assert mamori("platform", "log-request", "--broker", url, "--site", site,
+                      "--gateway", "gw-e2e").returncode == 0
+        inbox = Path(house["inbox"]) / "gw-e2e"
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not list(inbox.glob("seg-*.log")):
+            time.sleep(0.3)
+    finally:
+        for proc in (door, gw):
+            if proc is not None and proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                proc.wait(timeout=30)
+        watch.terminate()
+        watch.wait(timeout=30)
+    assert gw.returncode == 0, gw.stderr[-3000:]
+
+    assert (inbox / "platform-keys.json").is_file()
+    assert (inbox / "heads.jsonl").read_text().strip()
+    verify = mamori("logs", "verify", str(inbox), "--json")
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+    shown = mamori("logs", "show", str(inbox), "--device", "door", "--json")
+    assert shown.returncode == 0, shown.stderr
+    assert "unlock" in shown.stdout and "guard-7" in shown.stdout
+    # the escrowed keys never travel or rest in clear: the outbox holds only ciphertext
+    keys = json.loads((inbox / "platform-keys.json").read_text())
+    raw = b"".join(p.read_bytes() for p in (state / "wan").glob("*") if p.is_file())
+    assert keys["data_key"].encode() not in raw
