@@ -15,6 +15,7 @@ from firmware.gateway.runtime import Gateway, Service
 from firmware.gateway.services.broker import BrokerService, BrokerTls
 from firmware.gateway.services.lan import LanService
 from firmware.gateway.services.simdevices import SimDevicesService
+from firmware.gateway.update.service import OtaService
 from firmware.gateway.usbguard.wiring import usb_services
 from firmware.gateway.wan.from_install import installed_acl, wan_identity
 from firmware.gateway.wan.logupload import LogUplinkService
@@ -51,7 +52,7 @@ def build_services(gw: Gateway) -> list[Service]:
     # The access log first (it opens no port) so it records every other service's events;
     # then the firewall, so the posture is in place before any server listens.
     accesslog = AccessLogService(gw)
-    services: list[Service] = [accesslog, FirewallService(gw)]
+    services: list[Service] = [accesslog, FirewallService(gw), OtaService(gw)]
     services += usb_services(gw)  # default-deny USB before anything else listens
     demo = _demo(gw)
     secure = secure_lan(gw.state_dir, gw.board, cfg.bundle)

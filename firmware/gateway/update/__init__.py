@@ -1,0 +1,27 @@
+"""Gateway OTA update agent (CPython): TUF client, A/B slots, trial boot, commit or rollback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+
+def status(state_dir: Path | str, board: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Firmware status for `mamori-gateway status --json`: version, slot, state, history."""
+    from firmware.boards import load_board
+    from firmware.gateway.update.slots import slot_info
+    from firmware.gateway.update.store import Paths, read_json
+
+    paths = Paths(Path(state_dir), board or load_board("sim"))
+    selector = read_json(paths.selector, {"booted": "a"})
+    slot = str(selector.get("booted", "a"))
+    info = slot_info(paths.slot(slot))
+    record = read_json(paths.record, {"state": "idle"})
+    floors = read_json(paths.floors, {})
+    return {
+        "version": info["version"] if info else "",
+        "slot": slot,
+        "state": record.get("state", "idle"),
+        "version_floor": floors.get("version", ""),
+        "history": read_json(paths.history, []),
+    }

@@ -1,0 +1,333 @@
+"""The gateway update agent: check, download (resumable, verify-before-write), write, switch,
+trial boot, health-gated commit or automatic rollback. Every step persists before it acts.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import shutil
+import sys
+import tarfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from firmware.core.errors import ConfigError, IntegrityError, MamoriError, StateError
+from firmware.core.events import Event
+from firmware.core.update import machine as m
+from firmware.core.update.chunks import chunk_count, chunk_span, validate_plan, verify_chunk
+from firmware.core.update.floors import decide, mark_failed, new_floors, raise_floors
+from firmware.gateway.update.boot import SimBoot
+from firmware.gateway.update.fetch import Fetcher
+from firmware.gateway.update.slots import default_health, slot_info, write_slot
+from firmware.gateway.update.store import Paths, read_json, write_json
+from firmware.gateway.update.tufclient import TufClient
+
+MAX_BUNDLE = 8 * 1024 * 1024 * 1024
+HISTORY_MAX = 200
+Health = Callable[[Path], tuple[bool, str]]
+
+
+def trace(step: str) -> None:
+    """Announce a step on stderr when MAMORI_OTA_TRACE is set (power-cut tests cut here)."""
+    if os.environ.get("MAMORI_OTA_TRACE"):
+        sys.stderr.write("mamori-ota-trace %s\n" % step)
+        sys.stderr.flush()
+
+
+def source_urls(source: str, paths: Paths) -> tuple[str, str]:
+    """(metadata URL, targets URL) of an online repository or an offline directory/tar file."""
+    if source.startswith(("http://", "https://")):
+        base = source.rstrip("/")
+        return base + "/metadata/", base + "/targets/"
+    p = Path(source).resolve()
+    if p.is_file():
+        if paths.offline.exists():
+            shutil.rmtree(paths.offline)
+        paths.offline.mkdir(parents=True)
+        with tarfile.open(p) as tar:
+            tar.extractall(paths.offline, filter="data")
+        p = paths.offline
+    if not (p / "metadata").is_dir():
+        raise ConfigError("is not a repository copy (no metadata/ directory)", source,
+                          hint="copy REPO/metadata and REPO/targets to the stick")
+    return p.joinpath("metadata").as_uri() + "/", p.joinpath("targets").as_uri() + "/"
+
+
+class UpdateAgent:
+    """Runs one update pass for a gateway state dir (sim: slot directories + selector file)."""
+
+    def __init__(self, state_dir: Path, board: dict[str, Any], source: str = "", *,
+                 ca_file: str | None = None, clock: Callable[[], float] = time.time,
+                 health: Health | None = None, emit: Callable[[Event], None] | None = None,
+                 boot: Any = None, max_bundle: int = MAX_BUNDLE) -> None:
+        self.board = board
+        self.paths = Paths(state_dir, board)
+        self.source = source
+        self.fetcher = Fetcher(ca_file)
+        self.clock = clock
+        self.health = health or default_health
+        self.emit = emit
+        self.boot = boot or SimBoot(self.paths)
+        self.max_bundle = max_bundle
+
+    # ---- persistence ----------------------------------------------------------------------
+
+    def record(self) -> dict[str, Any]:
+        """The persisted install record."""
+        data: dict[str, Any] = read_json(self.paths.record, m.new_record())
+        return data
+
+    def _save(self, record: dict[str, Any]) -> dict[str, Any]:
+        write_json(self.paths.record, record)
+        trace(record["state"])
+        return record
+
+    def floors(self) -> dict[str, Any]:
+        """The persisted never-go-back floors."""
+        data: dict[str, Any] = read_json(self.paths.floors, new_floors())
+        return data
+
+    def current_version(self) -> str:
+        """Version of the image running now ("" before the first install)."""
+        info = slot_info(self.paths.slot(self.boot.booted()))
+        return str(info["version"]) if info else ""
+
+    def _history(self, entry: dict[str, Any]) -> None:
+        rows = read_json(self.paths.history, [])
+        entry = dict(entry, time=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.clock())))
+        rows.append(entry)
+        write_json(self.paths.history, rows[-HISTORY_MAX:])
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        self.paths.root.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.paths.lock, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise StateError("another update agent is running on this state dir")
+            yield
+        finally:
+            os.close(fd)
+
+    # ---- provisioning ---------------------------------------------------------------------
+
+    def trust_root(self, root: bytes) -> None:
+        """Install the first trusted root metadata (refused if a different one is trusted)."""
+        dest = self.paths.tuf / "root.json"
+        if dest.exists():
+            try:
+                have = json.loads(dest.read_bytes())["signed"]["version"]
+                new = json.loads(root)["signed"]["version"]
+            except (ValueError, KeyError, TypeError):
+                raise ConfigError("trusted root is not TUF root metadata", str(dest))
+            if have >= new:
+                return
+            raise ConfigError("a trusted root is already installed; newer roots arrive signed "
+                              "through the repository", str(dest))
+        try:
+            if json.loads(root)["signed"]["_type"] != "root":
+                raise ValueError
+        except (ValueError, KeyError, TypeError):
+            raise ConfigError("is not TUF root metadata", "--trust-root")
+        self.paths.tuf.mkdir(parents=True, exist_ok=True)
+        write_json_bytes(dest, root)
+
+    # ---- the pass -------------------------------------------------------------------------
+
+    def run(self) -> dict[str, Any]:
+        """Boot, reconcile, then check/download/write/switch/trial/commit as far as possible."""
+        with self._locked():
+            info = self.boot.boot()
+            trace("boot")
+            before = self.record()
+            record, action = m.after_boot(before, info)
+            if record is not before:
+                self._save(record)
+                if record["state"] == m.ROLLED_BACK:
+                    return self._rolled_back(record)
+                if record["state"] == m.COMMITTED:
+                    return self._committed(record)
+            for _ in range(12):
+                if action == m.A_CHECK:
+                    result = self._check()
+                    if result is not None:
+                        return result
+                    action = m.A_DOWNLOAD
+                elif action == m.A_DOWNLOAD:
+                    self._download()
+                    action = m.A_WRITE
+                elif action == m.A_WRITE:
+                    self._write()
+                    action = m.A_SWITCH
+                elif action in (m.A_SWITCH, m.A_REBOOT):
+                    self._switch()
+                    info = self.boot.reboot()
+                    trace("rebooted")
+                    before = self.record()
+                    record, action = m.after_boot(before, info)
+                    if record is not before:
+                        self._save(record)
+                        if record["state"] == m.ROLLED_BACK:
+                            return self._rolled_back(record)
+                elif action == m.A_HEALTH:
+                    return self._trial()
+            raise StateError("update did not settle", "report this: the state machine looped")
+
+    def _check(self) -> dict[str, Any] | None:
+        if not self.source:
+            return {"result": "current", "version": self.current_version(),
+                    "slot": self.boot.booted(), "reason": "no update source given"}
+        meta_url, targets_url = source_urls(self.source, self.paths)
+        client = TufClient(self.paths.tuf, meta_url, floors_path=self.paths.floors,
+                           fetcher=self.fetcher, clock=self.clock)
+        client.refresh()
+        name = self.board["name"]
+        path = name + "/firmware.bundle"
+        info = client.target(path)
+        if info is None:
+            raise StateError("the repository has no release for board %s" % name,
+                             "publish one with `mamori release publish --board %s`" % name)
+        custom = info.unrecognized_fields.get("custom", {})
+        rel = custom.get("mamori") if isinstance(custom, dict) else None
+        if not isinstance(rel, dict):
+            raise IntegrityError("release metadata for %s lacks Mamori release fields" % path)
+        if rel.get("board") != name:
+            raise IntegrityError("release is for board %r, this gateway is %r" % (
+                rel.get("board"), name), "wrong-board image refused")
+        floors = raise_floors(self.floors(), min_version=str(rel.get("min_version") or ""))
+        write_json(self.paths.floors, floors)
+        current = self.current_version()
+        version = str(rel.get("version", ""))
+        if decide(current, floors, version, str(rel.get("min_version") or "")) == "current":
+            return {"result": "current", "version": current, "slot": self.boot.booted(),
+                    "reason": "already running the latest release"}
+        chunks = rel.get("chunks")
+        chunk_size = rel.get("chunk_size")
+        validate_plan(info.length, chunk_size, chunks, self.max_bundle)  # type: ignore[arg-type]
+        sha = info.hashes.get("sha256", "")
+        target = {"path": path, "length": info.length, "sha256": sha, "version": version,
+                  "min_version": rel.get("min_version") or "", "chunk_size": chunk_size,
+                  "chunks": chunks, "changelog": rel.get("changelog", ""),
+                  "released_at": rel.get("released_at", 0),
+                  "url": targets_url + "%s/%s.firmware.bundle" % (name, sha)}
+        booted = self.boot.booted()
+        other = "b" if booted == "a" else "a"
+        if self.paths.staging.exists():
+            self.paths.staging.unlink()
+        self._save(m.start(self.record(), target, booted, other, current))
+        return None
+
+    def _download(self) -> None:
+        record = self.record()
+        t = record["target"]
+        n = chunk_count(t["length"], t["chunk_size"])
+        done = int(record.get("chunks_done", 0))
+        self.paths.staging.parent.mkdir(parents=True, exist_ok=True)
+        mode = "r+b" if self.paths.staging.exists() else "w+b"
+        with open(self.paths.staging, mode) as f:
+            # Bytes past the last recorded chunk are from before a power cut: drop them.
+            f.truncate(done * t["chunk_size"])
+            f.seek(done * t["chunk_size"])
+            for i in range(done, n):
+                off, size = chunk_span(i, t["length"], t["chunk_size"])
+                data = self.fetcher.fetch_range(t["url"], off, size)
+                verify_chunk(i, data, t["chunks"], t["length"], t["chunk_size"])
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+                record = self._save(m.advance(record, m.DOWNLOADING, chunks_done=i + 1))
+            if f.tell() != t["length"]:
+                raise IntegrityError("downloaded bundle has the wrong length")
+        self._save(m.advance(record, m.VERIFIED))
+
+    def _write(self) -> None:
+        record = self.record()
+        slot = record["slot"]
+        if slot == self.boot.booted():
+            raise StateError("refusing to write the running slot")
+        if self.board.get("storage", {}).get("boot") != "slot-dir":
+            raise StateError("block-device slot writing is not implemented for %s"
+                             % self.board["name"], "use the sim board or an offline image")
+        write_slot(self.paths.staging, self.paths.slot(slot), record["target"],
+                   self.board["name"])
+        trace("slot-written")
+        self._save(m.advance(record, m.WRITTEN))
+
+    def _switch(self) -> None:
+        record = self.record()
+        selector = self.boot.load()
+        if selector.get("trial") != record["slot"]:
+            self.boot.save(m.arm_trial(selector, record["slot"]))
+            trace("armed")
+        if record["state"] == m.WRITTEN:
+            self._save(m.advance(record, m.SWITCHED))
+
+    def _trial(self) -> dict[str, Any]:
+        record = self.record()
+        ok, reason = self.health(self.paths.slot(record["slot"]))
+        trace("health-done")
+        if ok:
+            self.boot.save(m.commit_trial(self.boot.load()))
+            trace("selector-committed")
+            record = self._save(m.advance(record, m.COMMITTED))
+            return self._committed(record)
+        record = self._save(m.advance(record, m.TRIAL, reason="health check failed: " + reason))
+        self.boot.save(m.cancel_trial(self.boot.load()))
+        trace("selector-cancelled")
+        self.boot.reboot()
+        record = self._save(m.advance(record, m.ROLLED_BACK))
+        return self._rolled_back(record)
+
+    def _committed(self, record: dict[str, Any]) -> dict[str, Any]:
+        t = record["target"]
+        write_json(self.paths.floors, raise_floors(self.floors(), committed=t["version"]))
+        self._history({"action": "installed", "version": t["version"],
+                       "from_version": record.get("from_version", ""), "slot": record["slot"],
+                       "changelog": t.get("changelog", ""), "sha256": t["sha256"]})
+        if self.paths.staging.exists():
+            self.paths.staging.unlink()
+        return {"result": "installed", "version": t["version"], "slot": record["slot"],
+                "from_version": record.get("from_version", ""), "reason": ""}
+
+    def _rolled_back(self, record: dict[str, Any]) -> dict[str, Any]:
+        t = record["target"]
+        reason = record.get("reason") or "trial boot failed"
+        write_json(self.paths.floors, mark_failed(self.floors(), t["version"]))
+        self._history({"action": "rolled_back", "version": t["version"],
+                       "from_version": record.get("from_version", ""),
+                       "slot": record.get("from_slot", ""), "reason": reason})
+        event = Event("ota.rollback", "alert", source="ota", action="update",
+                      target=t["version"], result="rolled_back", reason=reason,
+                      params={"board": self.board["name"], "from_version":
+                              record.get("from_version", ""), "slot": record.get("from_slot")},
+                      ts=self.clock())
+        with open(self.paths.reports, "a", encoding="utf-8") as f:
+            f.write(json.dumps(event.to_dict(), sort_keys=True) + "\n")
+        if self.emit is not None:
+            self.emit(event)
+        if self.paths.staging.exists():
+            self.paths.staging.unlink()
+        return {"result": "rolled_back", "version": record.get("from_version", ""),
+                "slot": self.boot.booted(), "failed_version": t["version"], "reason": reason}
+
+
+def write_json_bytes(path: Path, data: bytes) -> None:
+    """Write raw bytes atomically (used for the trusted root)."""
+    tmp = path.with_suffix(".tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def refusal(exc: MamoriError) -> dict[str, Any]:
+    """The --json form of a refused update."""
+    return {"result": "refused", "error": exc.code, "reason": str(exc)}

@@ -1,0 +1,1 @@
+"""Staged rollout of releases to gateways (waves that stop on failures)."""

@@ -1,0 +1,49 @@
+"""A CycloneDX-style JSON SBOM for a firmware bundle."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import time
+import uuid
+from typing import Any
+
+RUNTIME_PACKAGES = ("cryptography", "paho-mqtt", "pyserial", "bleak", "zigpy", "tuf",
+                    "securesystemslib", "urllib3")
+
+
+def _pkg_version(name: str) -> str:
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def build_sbom(board: dict, version: str, files: dict[str, dict], now: float) -> dict[str, Any]:
+    """SBOM listing the firmware, every payload file (with SHA-256) and runtime dependencies."""
+    components: list[dict[str, Any]] = []
+    for rel in sorted(files):
+        components.append({
+            "type": "file", "name": rel, "bom-ref": "file:" + rel,
+            "hashes": [{"alg": "SHA-256", "content": files[rel]["sha256"]}],
+        })
+    if board.get("runtime") == "cpython":
+        for pkg in RUNTIME_PACKAGES:
+            v = _pkg_version(pkg)
+            components.append({
+                "type": "library", "name": pkg, "version": v,
+                "purl": "pkg:pypi/%s@%s" % (pkg, v), "bom-ref": "pkg:pypi/" + pkg,
+            })
+    return {
+        "bomFormat": "CycloneDX",
+        "specVersion": "1.5",
+        "serialNumber": "urn:uuid:" + str(uuid.uuid4()),
+        "version": 1,
+        "metadata": {
+            "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now)),
+            "component": {"type": "firmware", "name": "mamori-" + board["name"],
+                          "version": version, "bom-ref": "mamori-firmware"},
+            "properties": [{"name": "mamori:board", "value": board["name"]},
+                           {"name": "mamori:runtime", "value": board.get("runtime", "")}],
+        },
+        "components": components,
+    }
