@@ -11,6 +11,7 @@ from firmware.gateway.demo import DEMO_GATEWAY, DemoHouse, ensure_demo_house
 from firmware.gateway.firewall.service import FirewallService
 from firmware.gateway.install import IDENTITY
 from firmware.gateway.lantls import client_context, load_credentials, secure_lan
+from firmware.gateway.monitor.wiring import monitor_services
 from firmware.gateway.runtime import Gateway, Service
 from firmware.gateway.services.broker import BrokerService, BrokerTls
 from firmware.gateway.services.lan import LanService
@@ -64,6 +65,8 @@ def build_services(gw: Gateway) -> list[Service]:
     ctx, authorizer, gateway_id = secure
     cfg.extra["gateway_id"] = gateway_id
     lan = LanService(gw, cfg.lan_host, cfg.lan_port, ssl_context=ctx, authorizer=authorizer)
+    # The monitor before the LAN: its admission hook and bus subscription are in place first.
+    services += monitor_services(gw, lan)
     services.append(lan)
     broker_url = cfg.broker
     if demo is not None and broker_url is None:

@@ -1,0 +1,1 @@
+"""Monitoring services: liveness and radio watchdog alerts, rogue devices, commanded vs actual."""
