@@ -9,20 +9,41 @@ import os
 from pathlib import Path
 
 from firmware.core import selftest as model
-from firmware.gateway import deviceinfo, devicekey
+from firmware.core.events import Event
+from firmware.gateway import deviceinfo
+from firmware.gateway.accesslog.service import AccessLogService
+from firmware.gateway.install import change_admin_credential
+from firmware.gateway.keystore import KeyStore
+from firmware.gateway.runtime import Gateway, GatewayConfig
+from host_tools.logs.inbox import PlatformInbox
+from tests.provisioning.sitekit import Kit
 
 TODAY = dt.date(2025, 6, 1)
 
 
 def provisioned(root: Path) -> Path:
-    """A state dir that passes every check in this area (sim board, ★★★)."""
-    state = root / "state"
-    state.mkdir(mode=0o700)
-    kek = devicekey.device_kek(state)
-    wrapped = devicekey.wrap(kek, os.urandom(32), b"platform-client-key")
-    p = state / "keys" / "platform.key"
-    p.write_bytes(wrapped)
-    p.chmod(0o600)
+    """A state dir that passes every check in this area (sim board, ★★★).
+
+    Installed from a real site bundle (LAN mutual TLS, key store with inventory, initial admin
+    credential changed), WAN configured, and an access log whose heads reached the platform.
+    """
+    kit = Kit(root, level=3)
+    state = kit.state
+    state.chmod(0o700)
+    initial = kit.bundle.with_name(kit.bundle.name + ".admin-credential").read_text()
+    change_admin_credential(state, initial.strip().splitlines()[-1], "selftest-Unique-Pass-9271")
+    KeyStore(state).put("platform-client", os.urandom(32), "platform client key (test)",
+                        "AES-256-GCM", 256, "generated in the test", 365)
+    (state / "wan").mkdir(mode=0o700)
+    gw = Gateway(GatewayConfig(board_name="sim", state_dir=state), {"name": "sim"})
+    log = AccessLogService(gw)
+    log.open()
+    log.set_uploader(PlatformInbox(root / "platform-log"))
+    for i in range(3):
+        gw.emit(Event("command.unlock", "notice", source="platform", principal="operator-1",
+                      action="unlock", target="front-door", result="ok", params={"i": i}))
+    log.store.close()
+    log.flush_uploads()
     info = deviceinfo.default_info("sim", 3, TODAY)
     deviceinfo.save(state, info)
     (state / "admin.json").write_text(json.dumps(

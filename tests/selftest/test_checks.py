@@ -116,7 +116,7 @@ def test_raw_and_leaked_key_material_found(tmp_path: Path, rel: str, make: objec
 @pytest.mark.parametrize(("rel", "mode", "needle"), [
     ("keys/device.kek", 0o644, "keys/device.kek: secret file open to group/others"),
     ("keys", 0o755, "keys: directory open to group/others"),
-    ("keys/platform.key", 0o640, "keys/platform.key"),
+    ("keys/store/platform-client.key", 0o640, "keys/store/platform-client.key"),
     ("admin.json", 0o666, "admin.json is world-writable"),
     ("logs", 0o777, "logs is world-writable"),
 ])

@@ -1,0 +1,82 @@
+"""lan.mutual-auth (SR2-H-2, SR3-H-5, C5, UK5): the LAN server refuses unauthenticated devices."""
+
+from __future__ import annotations
+
+import shutil
+import ssl
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from firmware.gateway import lantls
+from firmware.gateway.selftest.checks.lan import ProbeSite
+from firmware.gateway.selftest.runner import run_checks
+from tests.selftest.helpers import TODAY, by_id, provisioned, snapshot
+
+REQS = ["SR2-H-2", "SR3-H-5", "C5", "UK5"]
+REAL = lantls.server_context
+
+
+def run(state: Path, level: int = 3) -> dict:
+    return by_id(run_checks(state, level, "sim", "lan", today=TODAY))
+
+
+def assert_fail(res: dict, needle: str) -> None:
+    r = res["lan.mutual-auth"]
+    assert r.verdict == "fail", r.evidence
+    assert r.requirements == REQS
+    assert any(needle in e for e in r.evidence), r.evidence
+    assert r.remediation
+
+
+def test_installed_gateway_refuses_bad_devices(tmp_path: Path) -> None:
+    state = provisioned(tmp_path)
+    before = snapshot(state)
+    for level in (2, 3):  # SR2-H-2 applies from ★★ on
+        r = run(state, level)["lan.mutual-auth"]
+        assert r.verdict == "pass", r.evidence
+    ev = "\n".join(r.evidence)
+    assert "control: valid device certificate accepted" in ev
+    for what in ("a device without a client certificate", "a device certificate from another CA",
+                 "a revoked device certificate"):
+        assert "refused " + what in ev
+    assert snapshot(state) == before  # the probe CA went into the scratch copy only
+
+
+def test_no_lan_identity(tmp_path: Path) -> None:
+    state = provisioned(tmp_path)
+    shutil.rmtree(state / "identity")
+    assert_fail(run(state), "no LAN identity installed")
+
+
+def _patched(monkeypatch: pytest.MonkeyPatch, change: Any) -> None:
+    def weak(state_dir: Path, board: dict | None = None) -> ssl.SSLContext:
+        ctx = REAL(state_dir, board)
+        change(ctx)
+        return ctx
+
+    monkeypatch.setattr(lantls, "server_context", weak)
+
+
+def test_server_without_client_authentication(tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    state = provisioned(tmp_path)
+    _patched(monkeypatch, lambda c: setattr(c, "verify_mode", ssl.CERT_NONE))
+    res = run(state)
+    assert_fail(res, "accepted a device without a client certificate")
+    assert_fail(res, "accepted a device certificate from another CA")
+
+
+def test_server_without_revocation_check(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    state = provisioned(tmp_path)
+    _patched(monkeypatch, lambda c: setattr(c, "verify_flags",
+                                            c.verify_flags & ~ssl.VERIFY_CRL_CHECK_LEAF))
+    assert_fail(run(state), "accepted a revoked device certificate")
+
+
+def test_installed_crl_from_another_ca(tmp_path: Path) -> None:
+    state = provisioned(tmp_path)
+    foreign = ProbeSite(tmp_path)
+    (state / "identity" / "crl.pem").write_bytes(foreign.crl([1]))
+    assert_fail(run(state), "installed CRL unusable")
