@@ -4,16 +4,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from firmware.core.errors import ConfigError
+from firmware.core.errors import ConfigError, MamoriError
 from firmware.core.events import Event
 from firmware.gateway.accesslog.service import AccessLogService
+from firmware.gateway.admin.service import AdminService
 from firmware.gateway.demo import DEMO_GATEWAY, DemoHouse, ensure_demo_house
 from firmware.gateway.firewall.service import FirewallService
 from firmware.gateway.install import IDENTITY
 from firmware.gateway.lantls import client_context, load_credentials, secure_lan
 from firmware.gateway.monitor.wiring import monitor_services
+from firmware.gateway.owner.resale import ResaleHoldService, resale_pending
 from firmware.gateway.runtime import Gateway, Service
-from firmware.gateway.services.broker import BrokerService, BrokerTls
+from firmware.gateway.services.broker import BrokerService, BrokerTls, mosquitto_binary
 from firmware.gateway.services.lan import LanService
 from firmware.gateway.services.simdevices import SimDevicesService
 from firmware.gateway.update.service import OtaService
@@ -32,6 +34,17 @@ def _installed_id(state_dir: Path) -> str | None:
     import json
 
     return str(json.loads(meta.read_text()).get("gateway_id"))
+
+
+def _have_mosquitto(gw: Gateway) -> bool:
+    """The demo's platform broker needs Mosquitto; without it the demo runs LAN-only."""
+    try:
+        mosquitto_binary()
+    except MamoriError as exc:
+        gw.emit(Event("demo.no_platform", "warning", "gateway", action="start",
+                      result="WAN disabled", reason=str(exc)))
+        return False
+    return True
 
 
 def _demo(gw: Gateway) -> DemoHouse | None:
@@ -55,6 +68,10 @@ def build_services(gw: Gateway) -> list[Service]:
     accesslog = AccessLogService(gw)
     services: list[Service] = [accesslog, FirewallService(gw), OtaService(gw)]
     services += usb_services(gw)  # default-deny USB before anything else listens
+    if resale_pending(gw.state_dir):
+        # Resold (R2-9): no device, LAN, admin or WAN service until the OTA agent has installed
+        # the latest firmware and cleared the marker.
+        return services + [ResaleHoldService(gw)]
     demo = _demo(gw)
     secure = secure_lan(gw.state_dir, gw.board, cfg.bundle)
     if secure is None:
@@ -68,8 +85,9 @@ def build_services(gw: Gateway) -> list[Service]:
     # The monitor before the LAN: its admission hook and bus subscription are in place first.
     services += monitor_services(gw, lan)
     services.append(lan)
+    services.append(AdminService(gw))  # LAN-only HTTPS admin API
     broker_url = cfg.broker
-    if demo is not None and broker_url is None:
+    if demo is not None and broker_url is None and _have_mosquitto(gw):
         p = demo.site_dir / "platform"
         broker = BrokerService(gw, BrokerTls(cafile=p / "ca.pem", certfile=p / "server.pem",
                                              keyfile=p / "server.key",

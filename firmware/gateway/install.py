@@ -35,6 +35,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, x25519
 
 from firmware.core.errors import ConfigError, IntegrityError, StateError
+from firmware.gateway import deviceinfo
 from firmware.gateway.credential import AdminCredential
 from firmware.gateway.keystore import KeyStore
 
@@ -207,6 +208,10 @@ def install_bundle(state_dir: Path, bundle_path: Path, board: dict | None = None
             "root_fingerprint": payload["_root_fingerprint"],
             "root_trust": "pinned" if (root_fingerprint or pinned) else "first-install"}
     _write_public(meta_path, json.dumps(meta, indent=2))
+    if not deviceinfo.path(state_dir).is_file():
+        # Security contact, disclosure policy and support period (UK2, PSTI-2, PSTI-3, R3-8).
+        deviceinfo.save(state_dir, deviceinfo.default_info(payload["board"],
+                                                           int(payload["level"])))
     return meta
 
 

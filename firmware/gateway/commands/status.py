@@ -63,6 +63,20 @@ def _status(args: argparse.Namespace) -> int:
         lines.append("lan      %s:%s tls=%s sessions=%s refused=%s"
                      % (lan.get("host"), lan.get("port"), lan.get("tls"), lan.get("sessions"),
                         lan.get("refused")))
+    fw = doc.get("firmware") or {}
+    if fw:
+        lines.append("firmware %s (slot %s, %s)" % (fw.get("version"), fw.get("slot"),
+                                                   fw.get("state", "")))
+    wan = doc.get("wan") or {}
+    if wan:
+        lines.append("wan      %s connected=%s queue=%s"
+                     % (wan.get("broker"), wan.get("connected"),
+                        (wan.get("queue") or {}).get("depth")))
+    mon = (doc.get("monitor") or {}).get("rogue") or {}
+    if mon:
+        lines.append("monitor  rogue reported=%s observed=%s blocked=%d"
+                     % ((mon.get("counts") or {}).get("reported"),
+                        (mon.get("counts") or {}).get("observed"), len(mon.get("blocked", []))))
     lines.append("devices  %d" % len(doc.get("devices", [])))
     for d in doc.get("devices", []):
         lines.append("  %-20s %-8s %-9s %s" % (d["id"], d["transport"], d["state"],

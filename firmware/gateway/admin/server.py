@@ -1,0 +1,114 @@
+"""The HTTPS transport of the admin API (standard library http.server + ssl, one thread each)."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import ssl
+import threading
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from firmware.gateway.admin.app import AdminApp
+from firmware.gateway.admin.web import MAX_BODY, Request, Response, error
+
+log = logging.getLogger("mamori.admin")
+TIMEOUT_S = 10.0
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: AdminServer
+    server_version = "mamori-admin"
+    sys_version = ""
+    timeout = TIMEOUT_S
+
+    def setup(self) -> None:
+        conn = self.request
+        conn.settimeout(TIMEOUT_S)
+        conn.do_handshake()  # in this connection's thread: a slow client stalls nobody else
+        super().setup()
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+        """Requests are audited as Events by the app; no access log with paths here."""
+
+    def _write(self, resp: Response) -> None:
+        self.send_response(resp.status)
+        for k, v in resp.headers.items():
+            self.send_header(k, v)
+        for c in resp.cookies:
+            self.send_header("Set-Cookie", c)
+        self.send_header("Content-Length", str(len(resp.body)))
+        self.send_header("Connection", "close")
+        self.end_headers()
+        if getattr(self, "command", "") != "HEAD" and resp.body:
+            self.wfile.write(resp.body)
+
+    def send_error(self, code: int, message: str | None = None,
+                   explain: str | None = None) -> None:
+        """Protocol-level errors (malformed request line, oversized headers) with headers."""
+        try:
+            phrase = HTTPStatus(code).phrase
+        except ValueError:
+            phrase = "error"
+        self.close_connection = True
+        self._write(error(code, "http", phrase))
+
+    def _serve(self) -> None:
+        if self.headers.get("Transfer-Encoding"):
+            self.close_connection = True
+            self._write(error(411, "length-required", "chunked bodies are not accepted"))
+            return
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            length = -1
+        if length < 0:
+            self.close_connection = True
+            self._write(error(400, "bad-length", "invalid Content-Length"))
+            return
+        if length > MAX_BODY:
+            self.close_connection = True
+            self._write(error(413, "too-large", "request body is too large"))
+            return
+        body = self.rfile.read(length) if length else b""
+        headers = {k: v for k, v in self.headers.items()}
+        req = Request(self.command, self.path, headers, body, self.client_address[0])
+        self._write(self.server.app.handle(req))
+
+    do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = do_PATCH = do_OPTIONS = _serve
+
+
+class AdminServer(ThreadingHTTPServer):
+    """Threaded HTTPS server; the TLS handshake runs in each connection's thread."""
+
+    daemon_threads = True
+    request_queue_size = 16
+
+    def __init__(self, address: tuple[str, int], app: AdminApp, ctx: ssl.SSLContext) -> None:
+        self.app = app
+        self.ctx = ctx
+        if ":" in address[0]:
+            self.address_family = socket.AF_INET6
+        super().__init__(address, _Handler)
+
+    def get_request(self) -> tuple[Any, Any]:
+        """Accept and wrap without handshaking (the handler thread does it)."""
+        sock, addr = self.socket.accept()
+        return self.ctx.wrap_socket(sock, server_side=True, do_handshake_on_connect=False), addr
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A broken connection (handshake failure, reset) is not an application error."""
+        log.debug("admin connection from %s ended with an error", client_address[0],
+                  exc_info=True)
+
+    @property
+    def port(self) -> int:
+        """The bound port."""
+        return int(self.server_address[1])
+
+    def start(self) -> threading.Thread:
+        """Serve in a daemon thread."""
+        t = threading.Thread(target=self.serve_forever, name="mamori-admin", daemon=True)
+        t.start()
+        return t

@@ -1,0 +1,84 @@
+"""The admin interface as a gateway service (composition root)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+from firmware.core.events import Event
+from firmware.gateway.admin.app import AdminApp
+from firmware.gateway.admin.bind import check_bind
+from firmware.gateway.admin.server import AdminServer
+from firmware.gateway.admin.tlsctx import server_context
+from firmware.gateway.ports import ADMIN_HTTPS_PORT
+from firmware.gateway.runtime import Gateway, Service
+
+REAP_INTERVAL_S = 15.0
+
+
+def admin_port(gw: Gateway) -> int:
+    """extra["admin_port"], else the declared port (the sim board: any free port)."""
+    if "admin_port" in gw.config.extra:
+        return int(gw.config.extra["admin_port"])
+    return 0 if gw.board["name"] == "sim" else ADMIN_HTTPS_PORT
+
+
+class AdminService(Service):
+    """Serves the local admin HTTPS API on a LAN address."""
+
+    name = "admin"
+
+    def __init__(self, gw: Gateway) -> None:
+        super().__init__(gw)
+        self.app: AdminApp | None = None
+        self.server: AdminServer | None = None
+        self.cert = ""
+        self._reaper: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Check the bind address, open the database, serve."""
+        gw = self.gw
+        host = check_bind(str(gw.config.extra.get("admin_host", gw.config.lan_host)), gw.board)
+        loop = asyncio.get_running_loop()
+
+        def emit(ev: Event) -> None:
+            loop.call_soon_threadsafe(gw.emit, ev)
+
+        self.app = AdminApp(gw.state_dir, gw.board, emit=emit)
+        ctx, self.cert = server_context(gw.state_dir, gw.board)
+        self.server = AdminServer((host, admin_port(gw)), self.app, ctx)
+        self.server.start()
+        self._reaper = asyncio.create_task(self._reap())
+        gw.emit(Event("admin.started", source="local-admin", action="listen",
+                      target="%s:%d" % (host, self.server.port), result="ok",
+                      params={"certificate": self.cert}))
+
+    async def _reap(self) -> None:
+        while True:
+            await asyncio.sleep(REAP_INTERVAL_S)
+            if self.app is not None:
+                await asyncio.to_thread(self.app.reap)
+
+    async def stop(self) -> None:
+        """Stop serving and close the database."""
+        if self._reaper is not None:
+            self._reaper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reaper
+        if self.server is not None:
+            await asyncio.to_thread(self.server.shutdown)
+            self.server.server_close()
+        if self.app is not None:
+            self.app.close()
+
+    def status(self) -> dict[str, Any]:
+        """Where it listens and its security posture."""
+        if self.server is None or self.app is None:
+            return {"listening": False}
+        doc = {"listening": True, "host": self.server.server_address[0],
+               "port": self.server.port, "certificate": self.cert}
+        st = self.app.status_doc()
+        for k in ("installer_credential", "accounts", "sessions", "locked_settings_drift"):
+            doc[k] = st[k]
+        return doc

@@ -1,0 +1,1 @@
+"""Ownership of the gateway: personal data store, ownership transfer, resale reset (R2-4/5/9)."""

@@ -1,0 +1,245 @@
+"""Delete my data (crypto-erase), ownership transfer, resale reset (R2-4, R2-5, R2-9, C7)."""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import http.client
+import json
+import os
+import ssl
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from firmware.boards import load_board
+from firmware.core.errors import PolicyError, StateError
+from firmware.gateway.admin.app import AdminApp
+from firmware.gateway.admin.server import AdminServer
+from firmware.gateway.admin.tlsctx import SELF_CERT, server_context
+from firmware.gateway.admin.web import REQUIRED_HEADERS
+from firmware.gateway.keystore import KeyStore
+from firmware.gateway.owner.personal import DATA_FILE, DATA_KEY, PersonalStore
+from firmware.gateway.owner.resale import clear_marker, resale_pending, resale_reset
+from firmware.gateway.runtime import LOCK_FILE
+from tests.admin.helpers import NEW_INSTALLER, OWNER_NEW, OWNER_PW, Client, World, body
+
+CANARIES = {"name": "CANARY-NAME-b7f1", "email": "canary-c41e@example.jp",
+            "phone": "CANARY-PHONE-0901", "address": "CANARY-ADDR-Setagaya",
+            "notes": "CANARY-NOTES-93aa"}
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_delete_my_data_is_a_crypto_erase(tmp_path: Path) -> None:
+    w = World(tmp_path)
+    inst = w.installer()
+    owner = w.account(inst, "tanaka", "owner", OWNER_PW, OWNER_NEW)
+    owner.login("tanaka", OWNER_NEW)
+    assert owner.call("PUT", "/api/owner/data", CANARIES).status == 204
+    blob = (w.state / DATA_FILE).read_bytes()
+    assert b"CANARY" not in blob  # encrypted at rest
+    key = KeyStore(w.state).get(DATA_KEY)
+    r = owner.call("DELETE", "/api/owner/data")
+    assert r.status == 200 and body(r) == {"key_destroyed": True, "data_removed": True}
+    assert not (w.state / DATA_FILE).exists() and not KeyStore(w.state).has(DATA_KEY)
+    assert body(owner.call("GET", "/api/owner/data"))["data"] == {}
+    assert "owner.data.deleted" in w.kinds()
+    # even a copy of the old ciphertext is useless now: its key is gone
+    assert key not in b"".join(p.read_bytes() for p in w.state.rglob("*") if p.is_file())
+
+
+def test_tampered_personal_data_is_detected(tmp_path: Path) -> None:
+    w = World(tmp_path)
+    store = PersonalStore(w.state)
+    store.write({"name": "x"})
+    p = w.state / DATA_FILE
+    raw = bytearray(p.read_bytes())
+    raw[-1] ^= 1
+    p.write_bytes(bytes(raw))
+    from firmware.core.errors import IntegrityError
+    with pytest.raises(IntegrityError):
+        store.read()
+
+
+def test_ownership_transfer_revokes_everything(tmp_path: Path) -> None:
+    w = World(tmp_path)
+    inst = w.installer()
+    owner = w.account(inst, "tanaka", "owner", OWNER_PW, OWNER_NEW)
+    owner.login("tanaka", OWNER_NEW)
+    owner.call("PUT", "/api/owner/data", CANARIES)
+    old_pepper = KeyStore(w.state).get("admin-session-pepper")
+    old_mac = KeyStore(w.state).get("admin-settings-mac")
+    r = inst.call("POST", "/api/ownership/transfer", {"new_owner": "suzuki"})
+    assert r.status == 200, body(r)
+    out = body(r)
+    assert out["summary"]["owner_accounts_removed"] == 1
+    assert out["summary"]["sessions_revoked"] >= 1  # the owner's went with the account
+    assert out["new_owner"]["must_change"] is True
+    # every old token and the old owner's credential fail
+    assert owner.call("GET", "/api/owner/data").status == 401
+    assert inst.call("GET", "/api/status").status == 401
+    assert Client(w.app).login("tanaka", OWNER_NEW).status == 401
+    assert KeyStore(w.state).get("admin-session-pepper") != old_pepper
+    assert KeyStore(w.state).get("admin-settings-mac") != old_mac
+    assert not (w.state / DATA_FILE).exists()
+    assert w.app.drift() == []
+    # the new owner starts with a one-time credential
+    new = Client(w.app)
+    assert body(new.login("suzuki", out["new_owner"]["initial_credential"]))["error"] == \
+        "must-change"
+    ev = [e for e in w.events if e.kind == "ownership.transferred"]
+    assert ev and out["new_owner"]["initial_credential"] not in repr(ev[0].to_dict())
+
+
+def _https(port: int, cafile: Path, method: str, path: str, data: object = None,
+           headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
+    ctx = ssl.create_default_context(cafile=str(cafile))
+    conn = http.client.HTTPSConnection("127.0.0.1", port, context=ctx, timeout=10)
+    h = dict(headers or {})
+    raw = None
+    if data is not None:
+        raw = json.dumps(data).encode()
+        h["Content-Type"] = "application/json"
+    conn.request(method, path, body=raw, headers=h)
+    resp = conn.getresponse()
+    out = resp.read()
+    hdrs = dict(resp.getheaders())
+    conn.close()
+    return resp.status, hdrs, out
+
+
+def _tree(root: Path) -> dict[str, str]:
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_resale_reset_leaves_nothing_but_the_firmware(tmp_path: Path) -> None:
+    board = load_board("sim")
+    w = World(tmp_path)
+    state = w.state
+    # installed firmware: slots + boot selector + update trust state
+    for slot, version in (("a", "1.4.2"), ("b", "1.4.1")):
+        d = state / "slots" / slot
+        d.mkdir(parents=True)
+        (d / "slot.json").write_text(json.dumps({"version": version, "board": "sim"}))
+        (d / "firmware.bin").write_bytes(os.urandom(4096))
+    (state / "update").mkdir()
+    (state / "update" / "boot.json").write_text(json.dumps({"booted": "a"}))
+    (state / "update" / "floors.json").write_text(json.dumps({"version": "1.4.2"}))
+    (state / "update" / "staging").mkdir()
+    (state / "update" / "staging" / "bundle.part").write_bytes(b"partial")
+    firmware_before = _tree(state / "slots") | {"boot": (state / "update/boot.json").read_text()}
+    # canaries through the real API over HTTPS
+    ctx, _ = server_context(state)
+    server = AdminServer(("127.0.0.1", 0), w.app, ctx)
+    server.start()
+    try:
+        port, ca = server.port, state / SELF_CERT
+        st, _, _ = _https(port, ca, "POST", "/api/credential/initial",
+                          {"account": "installer", "old": w.initial, "new": NEW_INSTALLER})
+        assert st == 204
+        st, hdrs, raw = _https(port, ca, "POST", "/api/login",
+                               {"account": "installer", "password": NEW_INSTALLER})
+        assert st == 200
+        for h in REQUIRED_HEADERS:
+            assert h in hdrs
+        cookie = hdrs["Set-Cookie"]
+        assert "Secure" in cookie and "HttpOnly" in cookie and "SameSite=Strict" in cookie
+        inst = {"Cookie": cookie.split(";")[0], "X-CSRF-Token": json.loads(raw)["csrf_token"]}
+        st, _, _ = _https(port, ca, "POST", "/api/accounts",
+                          {"name": "tanaka", "role": "owner", "password": OWNER_PW}, inst)
+        assert st == 200
+        st, _, _ = _https(port, ca, "POST", "/api/credential/initial",
+                          {"account": "tanaka", "old": OWNER_PW, "new": OWNER_NEW})
+        assert st == 204
+        st, hdrs, raw = _https(port, ca, "POST", "/api/login",
+                               {"account": "tanaka", "password": OWNER_NEW})
+        owner = {"Cookie": hdrs["Set-Cookie"].split(";")[0],
+                 "X-CSRF-Token": json.loads(raw)["csrf_token"]}
+        assert _https(port, ca, "PUT", "/api/owner/data", CANARIES, owner)[0] == 204
+        assert _https(port, ca, "PUT", "/api/settings/device_name",
+                      {"value": "CANARY-DEVNAME-55"}, owner)[0] == 200
+        assert _https(port, ca, "POST", "/api/diagnostics", None, inst)[0] == 200
+        # a protocol-level error still carries the header set
+        st, hdrs, _ = _https(port, ca, "BREW", "/api/status")
+        assert st >= 400 and all(h in hdrs for h in REQUIRED_HEADERS)
+    finally:
+        server.shutdown()
+        server.server_close()
+        w.app.close()
+    old_owner_cookie = owner["Cookie"].split("=", 1)[1]
+    (state / "accesslog").mkdir()
+    (state / "accesslog" / "seg-00000001.log").write_bytes(b"CANARY-LOG-RECORD")
+    secrets_before = [p.read_bytes() for p in (state / "keys" / "store").glob("*.key")]
+    secrets_before.append((state / "keys" / "device.kek").read_bytes())
+    secrets_before += [KeyStore(state).get(n) for n in ("admin-session-pepper", DATA_KEY,
+                                                        "admin-settings-mac")]
+
+    # refuses without --yes, and while a gateway holds the lock
+    with pytest.raises(PolicyError):
+        resale_reset(state, board)
+    fd = os.open(state / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600) if (
+        state / "run").is_dir() else None
+    if fd is None:
+        (state / "run").mkdir()
+        fd = os.open(state / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    with pytest.raises(StateError, match="running"):
+        resale_reset(state, board, yes=True)
+    os.close(fd)
+
+    rep = subprocess.run([sys.executable, "-m", "firmware.gateway.cli", "reset", "--resale",
+                          "--state-dir", str(state), "--yes", "--json"],
+                         capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert rep.returncode == 0, rep.stderr
+    doc = json.loads(rep.stdout)
+    assert doc["kek_destroyed"] and doc["logs"]["uploaded"] is False and doc["logs"]["reason"]
+    # scan: no canary, secret or key survives anywhere in the state dir
+    blob = b"".join(p.read_bytes() for p in state.rglob("*") if p.is_file())
+    for canary in list(CANARIES.values()) + ["CANARY-DEVNAME-55", "CANARY-LOG-RECORD"]:
+        assert canary.encode() not in blob, canary
+    for s in secrets_before:
+        assert s not in blob
+    assert not (state / "keys").exists() and not (state / "admin").exists()
+    assert not (state / "update" / "staging" / "bundle.part").exists()
+    # the firmware is untouched
+    assert _tree(state / "slots") | {"boot": (state / "update/boot.json").read_text()} == \
+        firmware_before
+    assert (state / "update" / "floors.json").is_file()
+    assert resale_pending(state)
+    # the old owner's credential and token fail; the gateway is unprovisioned
+    app = AdminApp(state, None)
+    c = Client(app)
+    assert c.login("tanaka", OWNER_NEW).status == 401
+    assert c.login("installer", NEW_INSTALLER).status == 401
+    c.token = old_owner_cookie
+    assert c.call("GET", "/api/owner/data").status == 401
+    assert app.status_doc()["installer_credential"] == "absent"
+    app.close()
+    assert clear_marker(state, "1.5.0")["cleared"] and not resale_pending(state)
+
+
+def test_reset_cli_refuses_without_yes(tmp_path: Path) -> None:
+    state = tmp_path / "s"
+    state.mkdir()
+    (state / "keep-me").write_text("x")
+    rep = subprocess.run([sys.executable, "-m", "firmware.gateway.cli", "reset", "--resale",
+                          "--state-dir", str(state)], capture_output=True, text=True, cwd=ROOT,
+                         timeout=120)
+    assert rep.returncode != 0 and "--yes" in rep.stderr
+    assert (state / "keep-me").exists()
+
+
+def test_resold_gateway_starts_no_device_or_wan_service(tmp_path: Path) -> None:
+    from firmware.gateway.composition import build_services
+    from firmware.gateway.runtime import Gateway, GatewayConfig
+
+    state = tmp_path / "state"
+    state.mkdir()
+    resale_reset(state, load_board("sim"), yes=True)
+    gw = Gateway(GatewayConfig(board_name="sim", state_dir=state), load_board("sim"))
+    names = [s.name for s in build_services(gw)]
+    assert "resale" in names
+    assert not {"lan", "admin", "wan", "simdevices", "broker"} & set(names), names
