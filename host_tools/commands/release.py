@@ -11,6 +11,7 @@ from host_tools.release import history
 from host_tools.release.bundle import DEFAULT_CHUNK
 from host_tools.release.repo import ReleaseRepo
 from host_tools.release.serve import RepoServer
+from host_tools.scan.gate import check_scan
 
 
 def register(sub: Any) -> None:
@@ -34,6 +35,8 @@ def register(sub: Any) -> None:
     pp.add_argument("--changelog", default="")
     pp.add_argument("--min-version", default="", help="minimum installable version from now on")
     pp.add_argument("--scan-report", type=Path, help="the release's scan report (hash is signed)")
+    pp.add_argument("--override-scan", metavar="REASON",
+                    help="publish although the scan failed or is missing (reason recorded)")
     pp.add_argument("--chunk-size", type=int, default=DEFAULT_CHUNK)
     pp.add_argument("--health-check", default="", help="payload-relative health script")
     pp.add_argument("--json", action="store_true")
@@ -70,8 +73,13 @@ def _init(args: argparse.Namespace) -> int:
 
 def _publish(args: argparse.Namespace) -> int:
     repo = ReleaseRepo(args.repo)
+    # Release gate (issue 10): refuse a failed/missing scan unless overridden with a reason.
+    scan = check_scan(args.scan_report, args.override_scan)
     rel = repo.publish(args.board, args.version, args.path, args.changelog, args.min_version,
                        args.scan_report, args.chunk_size, args.health_check)
+    history.append(args.repo, {"action": "scan-gate", "board": args.board,
+                               "version": args.version, **scan})
+    rel = dict(rel, **scan)
     emit(rel, args.json, "published %s %s (%d chunks, min %s)" % (
         args.board, args.version, len(rel["chunks"]), rel["min_version"] or "-"))
     return 0

@@ -1,0 +1,41 @@
+"""The release gate: a release may be published only with a passing scan, or a recorded reason."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from firmware.core.errors import ConfigError, PolicyError
+from host_tools.scan.report import SCHEMA, passed, report_hash
+
+
+def check_scan(report_path: Path | None, override: str | None) -> dict[str, Any]:
+    """What the release metadata records about its scan; PolicyError if publishing is refused.
+
+    Returns ``{"scan_report_sha256", "scan_verdict", "scan_override"}``. A failed, missing or
+    unreadable report refuses the release unless ``override`` gives a reason (then recorded).
+    """
+    reason = (override or "").strip()
+    if override is not None and len(reason) < 10:
+        raise ConfigError("--override-scan needs a real reason (at least 10 characters)")
+    if report_path is None:
+        if not reason:
+            raise PolicyError("no scan report for this release",
+                              "run `mamori scan --board B --out scan.json` and pass "
+                              "--scan-report scan.json, or --override-scan REASON")
+        return {"scan_report_sha256": None, "scan_verdict": "missing", "scan_override": reason}
+    try:
+        report = json.loads(Path(report_path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"cannot read scan report {report_path}: {type(exc).__name__}")
+    if not isinstance(report, dict) or report.get("schema") != SCHEMA:
+        raise ConfigError(f"{report_path} is not a `mamori scan` report ({SCHEMA})")
+    ok = passed(report)
+    if not ok and not reason:
+        failed = [f.get("id") for f in report.get("findings", [])
+                  if isinstance(f, dict) and f.get("verdict") == "fail"]
+        raise PolicyError("the release scan failed: " + ", ".join(map(str, failed[:10])),
+                          "fix the findings and rescan, or --override-scan REASON (recorded)")
+    return {"scan_report_sha256": report_hash(report), "scan_verdict": "pass" if ok else "fail",
+            "scan_override": reason if not ok else ""}

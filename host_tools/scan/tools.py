@@ -1,0 +1,140 @@
+"""The pentester's tools: nmap (ports, services) and sslscan (TLS), run and parsed from XML."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import xml.etree.ElementTree as ET  # noqa: S405 - parses our own tools' output
+from collections.abc import Sequence
+from typing import Any
+
+from firmware.core.errors import StateError
+
+NMAP_TCP = ["-n", "-Pn", "-sS", "-T4", "--min-rate", "20000", "--max-retries", "1",
+            "--host-timeout", "90s"]
+NMAP_UDP = ["-n", "-Pn", "-sU", "-T4", "--min-rate", "2000", "--max-retries", "1",
+            "--host-timeout", "60s"]
+UDP_TOP_PORTS = 100
+SSLSCAN_PAUSE_MS = 70
+RATE_REFILL_S = 2.5  # per-source burst bucket refills (40 at 20/s) before each endpoint
+
+
+class ToolMissing(StateError):
+    """A scanning tool is not installed (the scan cannot run)."""
+
+
+def require_tool(name: str) -> str:
+    """Path of a tool, or ToolMissing with the install hint."""
+    path = shutil.which(name)
+    if path is None:
+        raise ToolMissing(f"{name} is not installed", hint=f"apt-get install -y {name}")
+    return path
+
+
+def version(name: str) -> str:
+    """The tool's version string."""
+    arg = "--version"
+    out = subprocess.run([require_tool(name), arg], capture_output=True, text=True, timeout=10)
+    text = re.sub(r"\x1b\[[0-9;]*m", "", out.stdout + out.stderr)
+    m = re.search(r"(\d+\.\d+(?:\.\d+)?)", text)
+    return m.group(1) if m else "unknown"
+
+
+def _xml(text: str, tool: str) -> ET.Element:
+    try:
+        return ET.fromstring(text)  # noqa: S314 - output of a local tool, not remote input
+    except ET.ParseError as exc:
+        raise StateError(f"{tool} produced unreadable XML: {exc}")
+
+
+def parse_nmap(text: str) -> list[dict[str, Any]]:
+    """Hosts from ``nmap -oX -``: address and ports (proto, port, state, service)."""
+    root = _xml(text, "nmap")
+    hosts = []
+    for h in root.iter("host"):
+        addr_el = h.find("address")
+        addr = addr_el.get("addr", "") if addr_el is not None else ""
+        ports = []
+        for p in h.iter("port"):
+            st = p.find("state")
+            svc = p.find("service")
+            ports.append({
+                "proto": p.get("protocol", ""), "port": int(p.get("portid", "0")),
+                "state": st.get("state", "") if st is not None else "",
+                "service": svc.get("name", "") if svc is not None else "",
+                "product": " ".join(x for x in ((svc.get("product", ""), svc.get("version", ""))
+                                                if svc is not None else ()) if x),
+                "tunnel": svc.get("tunnel", "") if svc is not None else "",
+            })
+        hosts.append({"address": addr, "ports": ports})
+    return hosts
+
+
+def nmap_args(targets: Sequence[str], udp: bool, ports: str | None = None,
+              service_detection: bool = False) -> list[str]:
+    """nmap command line: all TCP ports (or the given ones), or the top UDP ports."""
+    args = [require_tool("nmap"), *(NMAP_UDP if udp else NMAP_TCP)]
+    if ports:
+        args += ["-p", ports]
+    elif udp:
+        args += ["--top-ports", str(UDP_TOP_PORTS)]
+    else:
+        args += ["-p-"]
+    if service_detection:
+        args += ["-sV", "--version-light"]
+    return [*args, "-oX", "-", *targets]
+
+
+def parse_sslscan(text: str) -> dict[str, Any]:
+    """One endpoint from ``sslscan --xml=-``: protocols, accepted ciphers, certificate."""
+    root = _xml(text, "sslscan")
+    test = root.find("ssltest")
+    if test is None:
+        err = root.find("error")
+        return {"protocols": {}, "ciphers": [], "certificate": None,
+                "error": (err.text or "").strip() if err is not None else "no TLS test result"}
+    protocols = {}
+    for p in test.iter("protocol"):
+        name = ("SSLv" if p.get("type") == "ssl" else "TLSv") + p.get("version", "")
+        protocols[name] = p.get("enabled") == "1"
+    ciphers = [{"version": c.get("sslversion", ""), "name": c.get("cipher", ""),
+                "bits": int(c.get("bits", "0") or 0), "strength": c.get("strength", "")}
+               for c in test.iter("cipher")]
+    cert = None
+    c_el = test.find("certificates/certificate")
+    if c_el is not None:
+        pk = c_el.find("pk")
+        cert = {
+            "signature_algorithm": (c_el.findtext("signature-algorithm") or "").strip(),
+            "key_type": pk.get("type", "") if pk is not None else "",
+            "key_bits": int(pk.get("bits", "0") or 0) if pk is not None else 0,
+            "subject": (c_el.findtext("subject") or "").strip(),
+            "self_signed": (c_el.findtext("self-signed") or "").strip() == "true",
+            "expired": (c_el.findtext("expired") or "").strip() == "true",
+            "not_after": (c_el.findtext("not-valid-after") or "").strip(),
+        }
+    return {"protocols": protocols, "ciphers": ciphers, "certificate": cert, "error": ""}
+
+
+def sslscan_args(host: str, port: int) -> list[str]:
+    """sslscan command line for one endpoint (XML on stdout)."""
+    # Paced below the firewall's per-source limit (20 new connections/s, burst 40): a burst
+    # would be dropped silently and read as "protocol not supported".
+    return [require_tool("sslscan"), "--no-colour", "--xml=-", "--timeout=5",
+            f"--sleep={SSLSCAN_PAUSE_MS}", f"{host}:{port}"]
+
+
+def sslscan_xml(stdout: str) -> str:
+    """The XML part of sslscan's stdout; closed when sslscan stopped early (server hung up)."""
+    start = stdout.find("<?xml")
+    if start < 0:
+        raise StateError("sslscan printed no XML result", hint=stdout.strip()[-300:])
+    xml = stdout[start:]
+    end = xml.rfind("</document>")
+    if end >= 0:
+        return xml[:end + len("</document>")]
+    xml = xml.rstrip()
+    if "<ssltest" in xml and "</ssltest>" not in xml:
+        xml += "\n</ssltest>"
+    return xml + "\n</document>"
