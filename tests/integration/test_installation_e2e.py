@@ -96,25 +96,36 @@ def test_installation_end_to_end(house: dict[str, Path | str]) -> None:
         assert denied.returncode != 0 and json.loads(denied.stdout.split("\n}\n")[0] + "\n}")[
             "refused"] == "acl"
 
-        assert mamori("platform", "log-request", "--broker", url, "--site", site,
+        assert mamori("platform", "selftest-request", "--broker", url, "--site", site,
                       "--gateway", "gw-e2e").returncode == 0
+        wait_for(state, lambda d: "selftest.completed" in json.dumps(d["events"]), 60)
+        # The platform asks for the log until its copy covers every head it holds (heads
+        # arrive at once, segments on request).
         inbox = Path(house["inbox"]) / "gw-e2e"
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline and not list(inbox.glob("seg-*.log")):
-            time.sleep(0.3)
+        deadline = time.monotonic() + 40
+        verify = None
+        while time.monotonic() < deadline:
+            assert mamori("platform", "log-request", "--broker", url, "--site", site,
+                          "--gateway", "gw-e2e").returncode == 0
+            time.sleep(2)
+            verify = mamori("logs", "verify", str(inbox), "--json")
+            if verify.returncode == 0:
+                break
     finally:
         for proc in (door, gw):
             if proc is not None and proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
                 proc.wait(timeout=30)
         watch.terminate()
-        watch.wait(timeout=30)
+        watched, _ = watch.communicate(timeout=30)
     assert gw.returncode == 0, gw.stderr[-3000:]
+    reports = [m["body"] for m in map(json.loads, watched.splitlines())
+               if m.get("type") == "selftest" and m["body"].get("status") == "done"]
+    assert reports and reports[0]["signature"] and reports[0]["report"]["summary"]["verdict"]
 
     assert (inbox / "platform-keys.json").is_file()
     assert (inbox / "heads.jsonl").read_text().strip()
-    verify = mamori("logs", "verify", str(inbox), "--json")
-    assert verify.returncode == 0, verify.stdout + verify.stderr
+    assert verify is not None and verify.returncode == 0, verify.stdout + verify.stderr
     shown = mamori("logs", "show", str(inbox), "--device", "door", "--json")
     assert shown.returncode == 0, shown.stderr
     assert "unlock" in shown.stdout and "guard-7" in shown.stdout
