@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 from firmware.core.errors import ConfigError, StateError
+from firmware.fsutil import atomic_write
 
 
 def write_file(path: Path, data: bytes, secret: bool, exclusive: bool = False) -> None:
@@ -16,16 +16,7 @@ def write_file(path: Path, data: bytes, secret: bool, exclusive: bool = False) -
     path.parent.mkdir(parents=True, exist_ok=True)
     if exclusive and path.exists():
         raise StateError("%s already exists" % path, "choose another output file or remove it")
-    mode = 0o600 if secret else 0o644
-    tmp = path.with_name("." + path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    try:
-        os.fchmod(fd, mode)
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
+    atomic_write(path, data, 0o600 if secret else 0o644, dir_mode=0o777)
 
 
 def write_json(path: Path, data: Any, secret: bool, exclusive: bool = False) -> None:

@@ -24,7 +24,6 @@ import base64
 import datetime
 import hashlib
 import json
-import os
 import secrets
 from pathlib import Path
 from typing import Any
@@ -35,6 +34,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, x25519
 
 from firmware.core.errors import ConfigError, IntegrityError, StateError
+from firmware.fsutil import atomic_write
 from firmware.gateway import deviceinfo
 from firmware.gateway.credential import AdminCredential
 from firmware.gateway.keystore import KeyStore
@@ -118,17 +118,7 @@ def _pinned_root(state_dir: Path) -> str | None:
 
 def write_file(path: Path, data: bytes, secret: bool) -> None:
     """Atomic write (tmp + fsync + rename), 0600 for secrets and 0644 otherwise."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    mode = 0o600 if secret else 0o644
-    tmp = path.with_name("." + path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    try:
-        os.fchmod(fd, mode)
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
+    atomic_write(path, data, 0o600 if secret else 0o644)
 
 
 def _write_public(path: Path, text: str) -> None:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from firmware.core.errors import ConfigError, StateError
+from firmware.fsutil import atomic_write
 from firmware.gateway import devicekey
 
 STORE_DIR = "keys/store"
@@ -84,15 +85,7 @@ class KeyStore:
         return b"mamori-keystore:" + name.encode()
 
     def _write(self, path: Path, data: bytes) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        tmp = path.with_name("." + path.name + ".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            os.write(fd, data)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
+        atomic_write(path, data)
 
     def put(self, name: str, secret: bytes, purpose: str, algorithm: str, size_bits: int,
             origin: str, cryptoperiod_days: int, replace: bool = False) -> dict:

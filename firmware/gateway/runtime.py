@@ -20,6 +20,7 @@ from typing import Any
 from firmware.core.errors import StateError
 from firmware.core.events import Event
 from firmware.core.liveness import LivenessTracker
+from firmware.fsutil import atomic_write
 
 log = logging.getLogger("mamori.gateway")
 
@@ -252,11 +253,4 @@ class Gateway:
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.write(fd, data)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
+    atomic_write(path, data)

@@ -36,7 +36,7 @@ def status(state_dir: Path) -> tuple[int, dict[str, Any] | None]:
 
 
 def wait_for(state_dir: Path, predicate: Callable[[dict[str, Any]], bool],
-             timeout: float = 20.0) -> dict[str, Any]:
+             timeout: float = 60.0) -> dict[str, Any]:
     """Poll the status until predicate(doc) holds; fail with the last status otherwise."""
     deadline = time.monotonic() + timeout
     last: dict[str, Any] | None = None

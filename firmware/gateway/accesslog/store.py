@@ -30,6 +30,7 @@ from firmware.core.accesslog import chain, framing
 from firmware.core.accesslog.encoding import canonical, make_record
 from firmware.core.accesslog.writer import NONCE_LEN, ChainWriter, record_aad, resume
 from firmware.core.errors import ConfigError, IntegrityError, StateError
+from firmware.fsutil import atomic_write
 from firmware.gateway.accesslog.keys import LogKeys, fsync_dir
 
 SEG_RE = re.compile(r"^seg-(\d{8})\.log$")
@@ -146,15 +147,7 @@ class AccessLogStore:
     def _new_segment_file(self, n: int, data: bytes) -> None:
         """Create segment n atomically with its first frames and make it current."""
         path = self.dir / seg_name(n)
-        tmp = path.with_name(path.name + ".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            os.write(fd, data)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-        fsync_dir(self.dir)
+        atomic_write(path, data, sync_dir=True)
         if self._fd is not None:
             os.close(self._fd)
         self._fd = os.open(path, os.O_WRONLY | os.O_APPEND)

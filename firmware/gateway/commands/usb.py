@@ -15,12 +15,12 @@ from firmware.cli_common import emit
 from firmware.core.errors import AuthError, ConfigError, StateError
 from firmware.core.usbmaint import DEFAULT_SECONDS, MaintenanceWindows
 from firmware.core.usbpolicy import BoardUsb, Policy, evaluate, learn, refused
+from firmware.fsutil import atomic_write
 from firmware.gateway.credential import AdminCredential
 from firmware.gateway.statedir import add_state_dir_arg, resolve
 from firmware.gateway.usbguard.store import (
     RULES_FILE,
     WINDOWS_FILE,
-    atomic_write,
     load_windows,
     read_policy,
     windows_locked,

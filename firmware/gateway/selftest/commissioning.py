@@ -15,7 +15,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +22,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from firmware.core.errors import ConfigError, StateError
+from firmware.fsutil import atomic_write
 from firmware.gateway import deviceinfo
 from firmware.gateway.keystore import KeyStore
 from firmware.gateway.selftest.report import build_report, canonical
@@ -53,15 +53,7 @@ def installation_level(state_dir: Path, explicit: int | None = None) -> int:
 
 
 def _write(path: Path, data: bytes, mode: int = 0o644) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
-    tmp = path.with_name("." + path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
+    atomic_write(path, data, mode, dir_mode=0o755)
 
 
 def signing_key(state_dir: Path, board: dict[str, Any] | None = None

@@ -13,6 +13,7 @@ from pathlib import Path
 from firmware.core.errors import ConfigError
 from firmware.core.usbmaint import MaintenanceWindows
 from firmware.core.usbpolicy import BoardUsb, Policy
+from firmware.fsutil import atomic_write
 
 RULES_FILE = "usb/rules.conf"
 WINDOWS_FILE = "usb/maintenance.json"
@@ -32,19 +33,6 @@ def read_policy(path: Path, board: BoardUsb) -> Policy:
     except UnicodeDecodeError:
         raise ConfigError("USB rule file is not UTF-8", str(path))
     return Policy.parse(text, str(path), board)
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write a 0600 file atomically (tmp + fsync + rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
 
 
 class PolicyStore:
