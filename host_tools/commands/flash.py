@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import os
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ from firmware.cli_common import emit
 from host_tools.flash import deploy as deploy_mod
 from host_tools.flash import image as image_mod
 from host_tools.flash import inventory, payload
+from host_tools.flash import source as source_mod
 from host_tools.flash.errors import TargetError, VerifyError
 from host_tools.flash.progress import Progress
 from host_tools.flash.rawrepl import RawRepl
@@ -64,6 +66,23 @@ def _board_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--operator", help="who flashes (default: $MAMORI_OPERATOR or login name)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    _source_args(p)
+
+
+def _source_args(p: argparse.ArgumentParser) -> None:
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--release", type=Path, metavar="REPO",
+                     default=Path(os.environ["MAMORI_RELEASE_REPO"])
+                     if os.environ.get("MAMORI_RELEASE_REPO") else None,
+                     help="flash the board's current signed release from this `mamori release` "
+                     "repository (verified with TUF before anything is written; default "
+                     "$MAMORI_RELEASE_REPO, so the short command form keeps working on a bench)")
+    src.add_argument("--unsigned-dev-build", action="store_true",
+                     help="flash the local source tree instead, stamped as a development build")
+    p.add_argument("--version", help="with --release: the release version expected")
+    p.add_argument("--trusted-root", type=Path, metavar="FILE",
+                   help="with --release: the trusted TUF root (default: REPO/metadata/1.root.json"
+                   "; give the root your gateways are provisioned with)")
 
 
 def _serial_args(p: argparse.ArgumentParser, reset: bool = True) -> None:
@@ -95,16 +114,22 @@ def _open(args: argparse.Namespace) -> tuple[SerialTransport, RawRepl]:
     return t, RawRepl(t, raw_paste=args.raw_paste, attempts=args.attempts, timeout=args.timeout)
 
 
+def _source(args: argparse.Namespace, board: dict) -> source_mod.FirmwareSource:
+    if args.release is None and (args.version or args.trusted_root):
+        raise TargetError("--version and --trusted-root go with --release REPO")
+    return source_mod.resolve(args, board["name"])
+
+
 def _deploy(args: argparse.Namespace) -> int:
     board = load_board(args.board)
     payload.micropython_board(board)
     bundle = _read_bundle(args.bundle)
-    t, repl = _open(args)
+    src = _source(args, board)  # verified before the port is even opened
     try:
-        files = payload.build(board, bundle, payload.env_root())
-    except BaseException:
-        t.close()
-        raise
+        files = payload.build(board, bundle, src.tree, src.version, src.stamp())
+    finally:
+        src.cleanup()
+    t, repl = _open(args)
     bar = Progress("deploy", enabled=not args.quiet)
     try:
         repl.enter(soft_reset=not args.no_reset)
@@ -121,7 +146,7 @@ def _deploy(args: argparse.Namespace) -> int:
     manifest = files[-1]
     data = result.to_dict()
     data.update({"board": board["name"], "port": args.port, "manifest_sha256": manifest.sha256,
-                 "version": payload.firmware_version()})
+                 "version": src.version, **src.stamp()})
     if bundle is not None:
         data["bundle_sha256"] = hashlib.sha256(bundle).hexdigest()
     if args.site is not None:
@@ -129,11 +154,12 @@ def _deploy(args: argparse.Namespace) -> int:
                  "serial": result.identity.get("unique_id") or "unknown",
                  "port": args.port, "image_sha256": manifest.sha256,
                  "version": data["version"], "operator": inventory.operator_name(args.operator),
-                 "bundle_sha256": data.get("bundle_sha256")}
+                 "bundle_sha256": data.get("bundle_sha256"), **src.stamp()}
         data["inventory"] = str(inventory.record(args.site, entry))
-    text = "deployed %d of %d files (%d bytes) to %s on %s; %s" % (
+    text = "deployed %d of %d files (%d bytes) to %s on %s; %s build %s; %s" % (
         sum(1 for f in result.files if f["transferred"]), len(result.files),
-        result.transferred_bytes, board["name"], args.port, result.selfcheck.get("line"))
+        result.transferred_bytes, board["name"], args.port, src.build, src.version,
+        result.selfcheck.get("line"))
     emit(data, args.json, text)
     return 0
 
@@ -141,19 +167,24 @@ def _deploy(args: argparse.Namespace) -> int:
 def _image(args: argparse.Namespace) -> int:
     board = load_board(args.board)
     bundle = _read_bundle(args.bundle)
+    image_mod.linux_board(board)
+    src = _source(args, board)  # verified before the output is even opened
     bar = Progress("image", enabled=not args.quiet)
-    result = image_mod.flash_image(board, args.out, bundle=bundle, size_mib=args.size_mib,
-                                   progress=bar, assume_yes=args.yes)
+    try:
+        result = image_mod.flash_image(board, args.out, bundle=bundle, size_mib=args.size_mib,
+                                       progress=bar, assume_yes=args.yes, source=src)
+    finally:
+        src.cleanup()
     bar.finish()
     data = dict(result)
     if args.site is not None:
         entry = {"kind": "image", "board": board["name"], "serial": "unknown",
                  "target": str(args.out), "image_sha256": result["sha256"],
                  "version": result["version"], "operator": inventory.operator_name(args.operator),
-                 "bundle_sha256": result.get("bundle_sha256")}
+                 "bundle_sha256": result.get("bundle_sha256"), **src.stamp()}
         data["inventory"] = str(inventory.record(args.site, entry))
-    text = "wrote and verified %s image (%d bytes, sha256 %s) to %s" % (
-        board["name"], result["bytes"], result["sha256"], args.out)
+    text = "wrote and verified %s image (%s build %s, %d bytes, sha256 %s) to %s" % (
+        board["name"], src.build, src.version, result["bytes"], result["sha256"], args.out)
     emit(data, args.json, text)
     return 0
 

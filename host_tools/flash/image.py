@@ -21,9 +21,13 @@ import subprocess
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from host_tools.flash.errors import TargetError, VerifyError, WrongBoardError
 from host_tools.flash.payload import BUNDLE_NAME, ROOT, firmware_version
+
+if TYPE_CHECKING:
+    from host_tools.flash.source import FirmwareSource
 
 MIB = 1 << 20
 DEFAULT_SIZE_MIB = 64
@@ -126,14 +130,27 @@ def boot_tree(board: dict, dest: Path, ident: int) -> None:
                                   "[tryboot]\nboot_partition=3\n")
 
 
-def root_tree(board: dict, dest: Path, version: str, bundle: bytes | None) -> None:
-    """Slot A: firmware, sandboxed unit, masked serial getty, no accounts with passwords."""
+def root_tree(board: dict, dest: Path, version: str, bundle: bytes | None,
+              app: Path | None = None, stamp: dict | None = None) -> None:
+    """Slot A: firmware, sandboxed unit, masked serial getty, no accounts with passwords.
+
+    APP is a verified release's ``app/`` payload (holding ``firmware/``), laid out under
+    /opt/mamori; without it the local tree's firmware is copied (a development build).
+    """
     state = board["storage"]["state_dir"]
-    shutil.copytree(ROOT / "firmware", dest / "opt/mamori/firmware",
-                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-    shutil.copy2(ROOT / "boards" / (board["name"] + ".toml"),
-                 dest / "etc/mamori/board.toml" if (dest / "etc/mamori").is_dir() else
-                 _mk(dest / "etc/mamori") / "board.toml")
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    if app is None:
+        shutil.copytree(ROOT / "firmware", dest / "opt/mamori/firmware", ignore=ignore)
+    else:
+        if not (app / "firmware/gateway/cli.py").is_file():
+            raise TargetError("the signed release carries no gateway firmware "
+                              "(app/firmware/gateway/cli.py)",
+                              "publish a payload with app/firmware/ for a Linux board")
+        shutil.copytree(app, dest / "opt/mamori", ignore=ignore)
+    profile = ROOT / "boards" / (board["name"] + ".toml")
+    if app is not None and (app / "boards" / profile.name).is_file():
+        profile = app / "boards" / profile.name
+    shutil.copy2(profile, _mk(dest / "etc/mamori") / "board.toml")
     zig = board["radios"].get("zigbee")
     serial = zig["serial_port"] if zig else "/dev/null"
     unit = UNIT.format(board=board["name"], state=state, bundle=BUNDLE_NAME,
@@ -151,10 +168,27 @@ def root_tree(board: dict, dest: Path, version: str, bundle: bytes | None) -> No
     _write(dest / "etc/ssh/sshd_config.d/10-mamori.conf",
            "PermitRootLogin no\nPasswordAuthentication no\nPermitEmptyPasswords no\n"
            "KbdInteractiveAuthentication no\n")
-    _write(dest / "etc/mamori/release.json", json.dumps(
-        {"board": board["name"], "version": version, "slot": "A",
-         "bundle_sha256": hashlib.sha256(bundle).hexdigest() if bundle else None},
-        sort_keys=True, indent=1) + "\n")
+    release = {"board": board["name"], "version": version, "slot": "A",
+               "bundle_sha256": hashlib.sha256(bundle).hexdigest() if bundle else None}
+    release.update(stamp or {"build": "development", "signed": False})
+    _write(dest / "etc/mamori/release.json", json.dumps(release, sort_keys=True, indent=1)
+           + "\n")
+
+
+def overlay(src: Path, dest: Path, what: str) -> None:
+    """Copy a release's os/ or boot/ payload over DEST; never replace Mamori's own files."""
+    for p in sorted(src.rglob("*")):
+        rel = p.relative_to(src)
+        target = dest / rel
+        if p.is_dir():
+            target.mkdir(parents=True, exist_ok=True)
+            continue
+        if target.exists() or target.is_symlink():
+            raise TargetError("the release's %s/%s would replace a file Mamori generates"
+                              % (what, rel.as_posix()),
+                              "remove it from the release payload; the flash tool writes it")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(p, target)
 
 
 def data_tree(board: dict, dest: Path, bundle: bytes | None) -> None:
@@ -235,10 +269,16 @@ def mbr(ident: int, parts: list[tuple[int, int, int]]) -> bytes:
 
 
 def build_image(board: dict, out: Path, bundle: bytes | None = None,
-                size_mib: int = DEFAULT_SIZE_MIB) -> dict:
-    """Build the full disk image into OUT (a regular file); return its description."""
+                size_mib: int = DEFAULT_SIZE_MIB, source: FirmwareSource | None = None) -> dict:
+    """Build the full disk image into OUT (a regular file); return its description.
+
+    SOURCE is a verified ``FirmwareSource`` (host_tools.flash.source); None: the local tree,
+    stamped as a development build.
+    """
     linux_board(board)
-    version = firmware_version()
+    version = source.version if source is not None else firmware_version()
+    stamp = source.stamp() if source is not None else None
+    app = source.tree if source is not None and source.build == "release" else None
     ident = disk_id(board, version)
     slot_mib = (size_mib - 1 - BOOT_MIB - 4) // 2
     if slot_mib < MIN_SLOT_MIB:
@@ -249,8 +289,12 @@ def build_image(board: dict, out: Path, bundle: bytes | None = None,
         t = Path(tmp)
         boot, root, data = _mk(t / "boot"), _mk(t / "root"), _mk(t / "data")
         boot_tree(board, boot, ident)
-        root_tree(board, root, version, bundle)
+        root_tree(board, root, version, bundle, app, stamp)
         data_tree(board, data, bundle)
+        if source is not None and source.os_dir is not None:
+            overlay(source.os_dir, root, "os")
+        if source is not None and source.boot_dir is not None:
+            overlay(source.boot_dir, boot, "boot")
         bad = audit_tree(boot, root)
         if bad:
             raise TargetError("the image would break production rules: " + "; ".join(bad))
@@ -271,6 +315,7 @@ def build_image(board: dict, out: Path, bundle: bytes | None = None,
                 with open(f, "rb") as src:
                     shutil.copyfileobj(src, img, BLOCK)
     return {"board": board["name"], "version": version, "disk_id": "%08x" % ident,
+            **(stamp or {"build": "development", "signed": False}),
             "partitions": [{"number": i + 1, "start": p[1] * 512, "bytes": p[2] * 512,
                             "role": role} for i, (p, role) in
                            enumerate(zip(parts, ("boot", "slot-a", "slot-b", "data"),
@@ -420,7 +465,8 @@ def verify_target(out: str, expected: str, length: int | None,
 
 def flash_image(board: dict, out: str, bundle: bytes | None = None,
                 size_mib: int = DEFAULT_SIZE_MIB, progress: Progress | None = None,
-                assume_yes: bool = False, mounts_file: str = "/proc/self/mounts") -> dict:
+                assume_yes: bool = False, mounts_file: str = "/proc/self/mounts",
+                source: FirmwareSource | None = None) -> dict:
     """Build the image, write it to OUT (file or device), read it back, verify its SHA-256."""
     linux_board(board)
     kind = check_destination(out, mounts_file)
@@ -429,7 +475,7 @@ def flash_image(board: dict, out: str, bundle: bytes | None = None,
                           "double-check the device name, then add --yes")
     with tempfile.TemporaryDirectory(prefix="mamori-image-") as tmp:
         built = Path(tmp) / "image.img"
-        desc = build_image(board, built, bundle, size_mib)
+        desc = build_image(board, built, bundle, size_mib, source)
         total = built.stat().st_size
         h = hashlib.sha256()
         with open(built, "rb") as f:

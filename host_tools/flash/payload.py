@@ -164,8 +164,9 @@ def mpy_version(files: list[BoardFile]) -> int | None:
     return None
 
 
-def build(board: dict, bundle: bytes | None = None, root: Path = ROOT) -> list[BoardFile]:
-    """Everything the board receives, manifest last."""
+def build(board: dict, bundle: bytes | None = None, root: Path = ROOT,
+          version: str | None = None, stamp: dict | None = None) -> list[BoardFile]:
+    """Everything the board receives, manifest last (STAMP: how the firmware was obtained)."""
     micropython_board(board)
     slot = slot_dir(board)
     state = board["storage"]["state_dir"].rstrip("/")
@@ -176,12 +177,13 @@ def build(board: dict, bundle: bytes | None = None, root: Path = ROOT) -> list[B
     if bundle is not None:
         files.append(BoardFile(state + "/" + BUNDLE_NAME, bundle, "--bundle"))
     usb_repl = bool(board["security"].get("usb_repl_in_production", True))
-    prod = {"usb_repl": usb_repl, "console": board["console"]["serial"],
+    prod = {"usb_repl": usb_repl, "board": board["name"], "console": board["console"]["serial"],
             "login": board["console"]["login_in_production"]}
     files.append(BoardFile(state + "/production.json",
                            json.dumps(prod, sort_keys=True).encode(), "production config"))
-    manifest = {"format": 1, "board": board["name"], "version": firmware_version(),
+    manifest = {"format": 1, "board": board["name"], "version": version or firmware_version(),
                 "slot": slot, "files": {f.path: f.sha256 for f in files}}
+    manifest.update(stamp or {})
     files.append(BoardFile(slot + "/manifest.json",
                            json.dumps(manifest, sort_keys=True).encode(), "manifest"))
     return files

@@ -15,6 +15,8 @@ import pytest
 from tests.conftest import ROOT, require
 from tests.flash.target import WasmTarget
 
+DEV = "--unsigned-dev-build"  # flash the local tree (not a signed release)
+
 SIM_BOARD = """\
 name = "mp-sim"
 description = "MicroPython WebAssembly port behind a pseudo-terminal (tests)"
@@ -89,8 +91,10 @@ def mamori(env: dict[str, str], *args: str, timeout: float = 120) -> subprocess.
 
 
 def deploy_json(env: dict[str, str], port: str, *extra: str) -> dict:
-    """`mamori flash deploy --board mp-sim --port PORT --no-reset --json`, must succeed."""
-    p = mamori(env, "flash", "deploy", "--board", "mp-sim", "--port", port, "--no-reset",
+    """`mamori flash deploy --board mp-sim --port PORT --no-reset --json`, must succeed
+    (from the local tree as a development build unless EXTRA names a --release)."""
+    src = () if "--release" in extra else (DEV,)
+    p = mamori(env, "flash", "deploy", *src, "--board", "mp-sim", "--port", port, "--no-reset",
                "--json", "--quiet", *extra)
     assert p.returncode == 0, p.stderr + p.stdout
     return json.loads(p.stdout)

@@ -14,7 +14,7 @@ import tty
 from pathlib import Path
 
 from tests.conftest import ROOT, require
-from tests.flash.conftest import deploy_json, mamori
+from tests.flash.conftest import DEV, deploy_json, mamori
 from tests.flash.target import WasmTarget
 
 LIST_ALL = """
@@ -27,7 +27,8 @@ def walk(d,out):
         if os.stat(p)[0]&0x4000:walk(p,out)
         else:out.append(p)
     return out
-print(json.dumps(walk('/slot_a',[])+walk('/state',[])))
+top=['/main.py'] if 'main.py' in os.listdir('/') else []
+print(json.dumps(walk('/slot_a',[])+walk('/state',[])+top))
 """
 
 
@@ -116,7 +117,7 @@ def test_interrupted_deploy_leaves_no_partial_file_under_a_final_name(
         env: dict[str, str], target: WasmTarget) -> None:
     # Cut the line (as if unplugged) part-way through the transfer, then SIGKILL the tool.
     target.cut_after = 40_000
-    proc = subprocess.Popen([sys.executable, "-m", "host_tools.cli", "flash", "deploy",
+    proc = subprocess.Popen([sys.executable, "-m", "host_tools.cli", "flash", "deploy", DEV,
                              "--board", "mp-sim", "--port", target.port, "--no-reset",
                              "--quiet", "--timeout", "30"], env=env, cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -144,7 +145,7 @@ def test_interrupted_deploy_leaves_no_partial_file_under_a_final_name(
 def test_verification_mismatch_is_reported_and_nothing_is_renamed(
         env: dict[str, str], target: WasmTarget) -> None:
     target.corrupt = True  # one base64 character of the first chunk is changed on the wire
-    p = mamori(env, "flash", "deploy", "--board", "mp-sim", "--port", target.port,
+    p = mamori(env, "flash", "deploy", DEV, "--board", "mp-sim", "--port", target.port,
                "--no-reset", "--quiet", "--json", "--encoding", "base64")
     assert p.returncode == 5, p.stderr
     assert "verification failed" in p.stderr and json.loads(p.stdout)["error"] == "integrity"
@@ -155,7 +156,7 @@ def test_boot_noise_and_a_board_that_survives_resets(env: dict[str, str]) -> Non
     require("node")
     with WasmTarget(noise=b"\x00\xff rst:0x1 boot noise\r\nMicroPython banner\r\n>>> ",
                     survive_reset=True) as t:
-        p = mamori(env, "flash", "deploy", "--board", "mp-sim", "--port", t.port, "--quiet",
+        p = mamori(env, "flash", "deploy", DEV, "--board", "mp-sim", "--port", t.port, "--quiet",
                    "--json")
         assert p.returncode == 0, p.stderr
         assert json.loads(p.stdout)["selfcheck"]["ok"]
@@ -176,30 +177,32 @@ def test_raw_paste_misbehaviour_detected_and_plain_raw_repl_used(
 def test_real_target_raw_paste_wedge_is_a_clear_error(env: dict[str, str],
                                                       target: WasmTarget) -> None:
     # The WebAssembly port answers R\x01 and then spins forever: detected, reported clearly.
-    p = mamori(env, "flash", "deploy", "--board", "mp-sim", "--port", target.port, "--no-reset",
+    p = mamori(env, "flash", "deploy", DEV, "--board", "mp-sim", "--port", target.port,
+               "--no-reset",
                "--quiet", "--raw-paste", "on", "--attempts", "2", "--timeout", "3")
     assert p.returncode == 4, p.stderr
     assert "misbehaved in raw-paste mode" in p.stderr and "--raw-paste off" in p.stderr
 
 
 def test_wrong_board(env: dict[str, str], target: WasmTarget) -> None:
-    p = mamori(env, "flash", "deploy", "--board", "rpi4", "--port", target.port)
+    p = mamori(env, "flash", "deploy", DEV, "--board", "rpi4", "--port", target.port)
     assert p.returncode == 2 and "not MicroPython" in p.stderr and "flash image" in p.stderr
-    p = mamori(env, "flash", "deploy", "--board", "pico-w", "--port", target.port, "--no-reset",
+    p = mamori(env, "flash", "deploy", DEV, "--board", "pico-w", "--port", target.port,
+               "--no-reset",
                "--quiet")
     assert p.returncode == 2 and "reports platform 'webassembly'" in p.stderr
-    p = mamori(env, "flash", "deploy", "--board", "nope", "--port", target.port)
+    p = mamori(env, "flash", "deploy", DEV, "--board", "nope", "--port", target.port)
     assert p.returncode == 1 and "unknown board" in p.stderr
     assert target.alive()
 
 
 def test_port_absent_busy_and_silent(env: dict[str, str], target: WasmTarget) -> None:
-    p = mamori(env, "flash", "deploy", "--board", "mp-sim", "--port", "/dev/ttyNOPE9")
+    p = mamori(env, "flash", "deploy", DEV, "--board", "mp-sim", "--port", "/dev/ttyNOPE9")
     assert p.returncode == 3 and "does not exist" in p.stderr
     fd = os.open(target.port, os.O_RDWR | os.O_NOCTTY)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # what mpremote / another deploy holds
-        p = mamori(env, "flash", "deploy", "--board", "mp-sim", "--port", target.port)
+        p = mamori(env, "flash", "deploy", DEV, "--board", "mp-sim", "--port", target.port)
         assert p.returncode == 3 and "busy" in p.stderr
     finally:
         os.close(fd)
@@ -207,7 +210,7 @@ def test_port_absent_busy_and_silent(env: dict[str, str], target: WasmTarget) ->
     tty.setraw(slave)
     try:
         t0 = time.monotonic()
-        p = mamori(env, "flash", "deploy", "--board", "mp-sim", "--port", os.ttyname(slave),
+        p = mamori(env, "flash", "deploy", DEV, "--board", "mp-sim", "--port", os.ttyname(slave),
                    "--attempts", "2", "--no-reset")
         assert p.returncode == 4 and "does not answer the raw REPL (2 attempts)" in p.stderr
         assert time.monotonic() - t0 < 60

@@ -14,7 +14,7 @@ import pytest
 from firmware.boards import load_board
 from host_tools.flash import image
 from host_tools.flash.errors import TargetError, VerifyError
-from tests.flash.conftest import mamori
+from tests.flash.conftest import DEV, mamori
 
 
 def _part(img: Path, desc: dict, number: int, dest: Path) -> Path:
@@ -42,7 +42,7 @@ def test_image_file_is_built_written_and_verified(env: dict[str, str], tmp_path:
     site = tmp_path / "site"
     site.mkdir()
     out = tmp_path / "rpi4.img"
-    p = mamori(env, "flash", "image", "--board", "rpi4", "--out", str(out), "--bundle",
+    p = mamori(env, "flash", "image", DEV, "--board", "rpi4", "--out", str(out), "--bundle",
                str(bundle), "--site", str(site), "--json")
     assert p.returncode == 0, p.stderr
     desc = json.loads(p.stdout)
@@ -131,10 +131,10 @@ def loopdev(tmp_path: Path) -> Iterator[str]:
 
 
 def test_loop_device_written_and_verified(env: dict[str, str], loopdev: str) -> None:
-    p = mamori(env, "flash", "image", "--board", "rpi4", "--out", loopdev, "--size-mib", "40",
+    p = mamori(env, "flash", "image", DEV, "--board", "rpi4", "--out", loopdev, "--size-mib", "40",
                "--quiet")
     assert p.returncode == 6 and "without --yes" in p.stderr
-    p = mamori(env, "flash", "image", "--board", "rpi4", "--out", loopdev, "--size-mib", "40",
+    p = mamori(env, "flash", "image", DEV, "--board", "rpi4", "--out", loopdev, "--size-mib", "40",
                "--yes", "--json", "--quiet")
     assert p.returncode == 0, p.stderr
     desc = json.loads(p.stdout)
@@ -169,13 +169,13 @@ def test_refuses_mounted_device_and_host_disk(tmp_path: Path, loopdev: str,
 
 
 def test_wrong_board_and_bad_destinations(env: dict[str, str], tmp_path: Path) -> None:
-    p = mamori(env, "flash", "image", "--board", "pico-w", "--out", str(tmp_path / "x.img"))
+    p = mamori(env, "flash", "image", DEV, "--board", "pico-w", "--out", str(tmp_path / "x.img"))
     assert p.returncode == 2 and "flash deploy" in p.stderr
-    p = mamori(env, "flash", "image", "--board", "rpi4", "--out", "/dev/null")
+    p = mamori(env, "flash", "image", DEV, "--board", "rpi4", "--out", "/dev/null")
     assert p.returncode == 6 and "neither a regular file nor a block device" in p.stderr
-    p = mamori(env, "flash", "image", "--board", "rpi4", "--out", str(tmp_path / "no/x.img"))
+    p = mamori(env, "flash", "image", DEV, "--board", "rpi4", "--out", str(tmp_path / "no/x.img"))
     assert p.returncode == 6 and "does not exist" in p.stderr
-    p = mamori(env, "flash", "image", "--board", "rpi4", "--out", str(tmp_path / "x.img"),
+    p = mamori(env, "flash", "image", DEV, "--board", "rpi4", "--out", str(tmp_path / "x.img"),
                "--size-mib", "10")
     assert p.returncode == 6 and "too small" in p.stderr
     assert not (tmp_path / "x.img").exists()
