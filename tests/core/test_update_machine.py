@@ -123,3 +123,17 @@ def test_crash_after_every_write_ends_committed_or_rolled_back() -> None:
                 assert (state, slot, content) == (m.COMMITTED, "b", "new"), (cut, state, slot)
             else:
                 assert state == m.ROLLED_BACK and slot == "a", (cut, state, slot)
+
+
+def test_one_shot_trial_pending_reboots_again() -> None:
+    """Raspberry Pi tryboot: a trial that has not booted yet (attempts left) is retried."""
+    from firmware.core.update import machine as mm
+
+    rec = mm.start(mm.new_record(), {"version": "1.1"}, "a", "b", "1.0")
+    rec = mm.advance(mm.advance(mm.advance(rec, mm.VERIFIED), mm.WRITTEN), mm.SWITCHED)
+    boot = {"slot": "a", "in_trial": False, "exhausted": False, "pending_trial": True}
+    assert mm.after_boot(rec, boot) == (rec, mm.A_REBOOT)
+    trial = mm.advance(rec, mm.TRIAL)
+    assert mm.after_boot(trial, boot) == (trial, mm.A_REBOOT)
+    out, action = mm.after_boot(trial, dict(boot, pending_trial=False))
+    assert out["state"] == mm.ROLLED_BACK and action == mm.A_CHECK

@@ -104,10 +104,34 @@ class Env:
         self.server.server_close()
 
 
-def gateway_cli(*args: str, env: dict[str, str] | None = None,
-                timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    """Run `mamori-gateway ARGS` as a subprocess."""
+def gateway_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 60,
+                input: str | None = None) -> subprocess.CompletedProcess[str]:  # noqa: A002
+    """Run `mamori-gateway ARGS` as a subprocess (stdin: `input`, else empty)."""
     e = dict(os.environ)
     e.update(env or {})
     return subprocess.run([sys.executable, "-m", "firmware.gateway.cli", *args], cwd=ROOT,
-                          capture_output=True, text=True, timeout=timeout, env=e)
+                          capture_output=True, text=True, timeout=timeout, env=e,
+                          input=input or "")
+
+
+ADMIN_SECRET = "ota-Operator-Secret-4821"
+
+
+def admin_state(env: Env, tmp: Path, change: bool = True) -> str:
+    """Give the gateway's state dir an installed identity; returns its admin credential
+    (changed to ADMIN_SECRET, or the unchanged initial one when change is False)."""
+    import shutil
+
+    from firmware.gateway.install import change_admin_credential
+    from tests.provisioning.sitekit import Kit
+
+    kit = Kit(tmp / "kit")
+    initial = Path(str(kit.bundle) + ".admin-credential").read_text().strip().splitlines()[-1]
+    for item in kit.state.iterdir():
+        dest = env.state / item.name
+        if not dest.exists():
+            (shutil.copytree if item.is_dir() else shutil.copy2)(item, dest)
+    if not change:
+        return initial
+    change_admin_credential(env.state, initial, ADMIN_SECRET)
+    return ADMIN_SECRET

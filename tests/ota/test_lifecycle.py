@@ -23,7 +23,7 @@ from firmware.gateway.update.agent import UpdateAgent
 from host_tools.release.repo import copy_public
 from host_tools.release.serve import RepoServer
 from tests.conftest import require
-from tests.ota.helpers import Env, gateway_cli, tree_digest
+from tests.ota.helpers import Env, admin_state, gateway_cli, tree_digest
 
 
 def test_good_update_commits_and_appears_in_history(env: Env) -> None:
@@ -104,7 +104,8 @@ def test_offline_update_from_directory_and_tar(env: Env, tmp_path: Path) -> None
     with tarfile.open(tar_path, "w") as tar:
         tar.add(env.repo.path / "metadata", "metadata")
         tar.add(env.repo.path / "targets", "targets")
-    r = gateway_cli("update", "--state-dir", str(env.state), "--from", str(tar_path))
+    r = gateway_cli("update", "--state-dir", str(env.state), "--from", str(tar_path),
+                    input=admin_state(env, tmp_path) + "\n")
     assert r.returncode == 0, r.stderr
     assert status(env.state)["version"] == "1.1"
     # A tampered stick is refused by the same verifier.
@@ -198,7 +199,8 @@ def test_release_cli_end_to_end(tmp_path: Path) -> None:
     pay.mkdir(parents=True)
     (pay / "main.py").write_text("x = 1\n")
     scan = tmp_path / "scan.json"
-    scan.write_text('{"findings": []}')
+    # a passing `mamori scan` report, written canonically so openssl hashes what the gate hashes
+    scan.write_text('{"findings":[{"id":"ports.wan","verdict":"pass"}],"schema":"mamori-scan/1"}')
     r = mamori("release", "publish", str(repo), "--board", "sim", "--version", "1.0",
                str(tmp_path / "p"), "--changelog", "fix", "--scan-report", str(scan), "--json")
     assert r.returncode == 0, r.stderr
@@ -208,12 +210,17 @@ def test_release_cli_end_to_end(tmp_path: Path) -> None:
     assert rel["scan_report_sha256"] == digest and rel["changelog"] == "fix"
     r = mamori("release", "publish", str(repo), "--board", "rpi4", "--version", "1.0",
                str(tmp_path / "p"))
+    assert r.returncode == 1 and "no scan report" in r.stderr  # the release gate
+    r = mamori("release", "publish", str(repo), "--board", "rpi4", "--version", "1.0",
+               str(tmp_path / "p"), "--scan-report", str(scan))
     assert r.returncode == 1 and "os/, boot/" in r.stderr
     assert mamori("release", "rotate-key", str(repo), "--role", "snapshot").returncode == 0
     assert mamori("release", "rotate-key", str(repo), "--role", "nope").returncode == 1
     h = json.loads(mamori("release", "history", str(repo), "--json").stdout)["history"]
-    assert [x["action"] for x in h] == ["init", "publish", "rotate-key"]
-    assert h[1]["boards"] == ["sim"] and h[1]["by"]
+    actions = [x["action"] for x in h]
+    assert actions[0] == "init" and actions[-1] == "rotate-key"
+    published = [x for x in h if x["action"] == "publish"]
+    assert len(published) == 1 and published[0]["boards"] == ["sim"] and published[0]["by"]
     text = mamori("release", "history", str(repo)).stdout
     assert "sim 1.0" in text
 

@@ -156,6 +156,9 @@ def after_boot(record: dict, boot: dict) -> tuple:
     if boot.get("slot") == slot:
         # The selector was committed but the record was not yet: the commit happened.
         return advance(record, COMMITTED), A_CHECK
+    if boot.get("pending_trial") and state in (SWITCHED, TRIAL):
+        # One-shot trial boots (Raspberry Pi tryboot): armed, attempts left, not booted yet.
+        return record, A_REBOOT
     if state == SWITCHED:
         # Armed but not yet rebooted into the trial slot.
         return record, A_REBOOT

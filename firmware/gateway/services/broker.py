@@ -65,7 +65,7 @@ def acl_text(platform_user: str = PLATFORM_USER) -> str:
     for kind in topics.UP:
         lines.append("pattern write %s/%%u/%s" % (topics.PREFIX, kind))  # noqa: UP031
     lines.append("pattern read %s/%%u/cmd/+" % topics.PREFIX)  # noqa: UP031
-    for kind in ("selftest_req", "log_req"):
+    for kind in ("selftest_req", "log_req", "update_req"):
         lines.append("pattern read %s/%%u/%s" % (topics.PREFIX, kind))  # noqa: UP031
     return "\n".join(lines) + "\n"
 

@@ -9,13 +9,14 @@ from typing import Any
 def status(state_dir: Path | str, board: dict[str, Any] | None = None) -> dict[str, Any]:
     """Firmware status for `mamori-gateway status --json`: version, slot, state, history."""
     from firmware.boards import load_board
-    from firmware.gateway.update.slots import slot_info
+    from firmware.gateway.update.blockslot import slot_store
     from firmware.gateway.update.store import Paths, read_json
 
-    paths = Paths(Path(state_dir), board or load_board("sim"))
+    board = board or load_board("sim")
+    paths = Paths(Path(state_dir), board)
     selector = read_json(paths.selector, {"booted": "a"})
-    slot = str(selector.get("booted", "a"))
-    info = slot_info(paths.slot(slot))
+    slot = str(selector.get("booted") or selector.get("default") or "a")
+    info = slot_store(paths, board).info(slot)
     record = read_json(paths.record, {"state": "idle"})
     floors = read_json(paths.floors, {})
     return {

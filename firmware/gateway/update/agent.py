@@ -21,9 +21,10 @@ from firmware.core.events import Event
 from firmware.core.update import machine as m
 from firmware.core.update.chunks import chunk_count, chunk_span, validate_plan, verify_chunk
 from firmware.core.update.floors import decide, mark_failed, new_floors, raise_floors
-from firmware.gateway.update.boot import SimBoot
+from firmware.gateway.update.blockslot import BlockSlots, slot_store
+from firmware.gateway.update.boot import SimBoot, TrybootBoot
 from firmware.gateway.update.fetch import Fetcher
-from firmware.gateway.update.slots import default_health, slot_info, write_slot
+from firmware.gateway.update.slots import default_health
 from firmware.gateway.update.store import Paths, read_json, write_json
 from firmware.gateway.update.tufclient import TufClient
 
@@ -64,16 +65,36 @@ class UpdateAgent:
     def __init__(self, state_dir: Path, board: dict[str, Any], source: str = "", *,
                  ca_file: str | None = None, clock: Callable[[], float] = time.time,
                  health: Health | None = None, emit: Callable[[Event], None] | None = None,
-                 boot: Any = None, max_bundle: int = MAX_BUNDLE) -> None:
+                 boot: Any = None, max_bundle: int = MAX_BUNDLE,
+                 boot_dir: Path | None = None) -> None:
         self.board = board
         self.paths = Paths(state_dir, board)
         self.source = source
         self.fetcher = Fetcher(ca_file)
         self.clock = clock
-        self.health = health or default_health
+        self.slots = slot_store(self.paths, board)
+        if health is not None:
+            self.health: Health = health
+        elif isinstance(self.slots, BlockSlots):
+            block = self.slots
+            self.health = lambda p: block.health(self._slot_name(p))
+        else:
+            self.health = default_health
         self.emit = emit
-        self.boot = boot or SimBoot(self.paths)
+        if boot is not None:
+            self.boot = boot
+        elif isinstance(self.slots, BlockSlots):
+            self.boot = TrybootBoot(self.paths, boot_dir or default_boot_dir())
+        else:
+            self.boot = SimBoot(self.paths)
         self.max_bundle = max_bundle
+        self.last_check: dict[str, Any] = {}
+
+    def _slot_name(self, path: Path) -> str:
+        for name in ("a", "b"):
+            if self.paths.slot(name) == path:
+                return name
+        raise StateError("%s is not a slot of this board" % path)
 
     # ---- persistence ----------------------------------------------------------------------
 
@@ -94,7 +115,7 @@ class UpdateAgent:
 
     def current_version(self) -> str:
         """Version of the image running now ("" before the first install)."""
-        info = slot_info(self.paths.slot(self.boot.booted()))
+        info = self.slots.info(self.boot.booted())
         return str(info["version"]) if info else ""
 
     def _history(self, entry: dict[str, Any]) -> None:
@@ -168,7 +189,9 @@ class UpdateAgent:
                     action = m.A_SWITCH
                 elif action in (m.A_SWITCH, m.A_REBOOT):
                     self._switch()
-                    info = self.boot.reboot()
+                    info = self.boot.reboot(trial=True)
+                    if info is None:  # a real reboot: the next boot continues (after_boot)
+                        return self._rebooting(self.record())
                     trace("rebooted")
                     before = self.record()
                     record, action = m.after_boot(before, info)
@@ -206,8 +229,11 @@ class UpdateAgent:
         current = self.current_version()
         version = str(rel.get("version", ""))
         if decide(current, floors, version, str(rel.get("min_version") or "")) == "current":
-            return {"result": "current", "version": current, "slot": self.boot.booted(),
-                    "reason": "already running the latest release"}
+            out = {"result": "current", "version": current, "slot": self.boot.booted(),
+                   "reason": "already running the latest release"}
+            if self._clear_resale(current):
+                out["resale_cleared"] = True
+            return out
         chunks = rel.get("chunks")
         chunk_size = rel.get("chunk_size")
         validate_plan(info.length, chunk_size, chunks, self.max_bundle)  # type: ignore[arg-type]
@@ -252,11 +278,7 @@ class UpdateAgent:
         slot = record["slot"]
         if slot == self.boot.booted():
             raise StateError("refusing to write the running slot")
-        if self.board.get("storage", {}).get("boot") != "slot-dir":
-            raise StateError("block-device slot writing is not implemented for %s"
-                             % self.board["name"], "use the sim board or an offline image")
-        write_slot(self.paths.staging, self.paths.slot(slot), record["target"],
-                   self.board["name"])
+        self.slots.write(slot, self.paths.staging, record["target"])
         trace("slot-written")
         self._save(m.advance(record, m.WRITTEN))
 
@@ -281,9 +303,17 @@ class UpdateAgent:
         record = self._save(m.advance(record, m.TRIAL, reason="health check failed: " + reason))
         self.boot.save(m.cancel_trial(self.boot.load()))
         trace("selector-cancelled")
-        self.boot.reboot()
+        if self.boot.reboot(trial=False) is None:  # the next boot records the rollback
+            return dict(self._rebooting(record), result="rolling_back")
         record = self._save(m.advance(record, m.ROLLED_BACK))
         return self._rolled_back(record)
+
+    def _rebooting(self, record: dict[str, Any]) -> dict[str, Any]:
+        t = record.get("target") or {}
+        return {"result": "rebooting", "version": t.get("version", ""),
+                "slot": record.get("slot", ""), "from_version": record.get("from_version", ""),
+                "reason": record.get("reason") or "rebooting into slot %s for its trial boot"
+                % record.get("slot", "")}
 
     def _committed(self, record: dict[str, Any]) -> dict[str, Any]:
         t = record["target"]
@@ -293,8 +323,31 @@ class UpdateAgent:
                        "changelog": t.get("changelog", ""), "sha256": t["sha256"]})
         if self.paths.staging.exists():
             self.paths.staging.unlink()
-        return {"result": "installed", "version": t["version"], "slot": record["slot"],
-                "from_version": record.get("from_version", ""), "reason": ""}
+        out = {"result": "installed", "version": t["version"], "slot": record["slot"],
+               "from_version": record.get("from_version", ""), "reason": ""}
+        if self._clear_resale(t["version"]):
+            out["resale_cleared"] = True
+        return out
+
+    def _clear_resale(self, version: str) -> bool:
+        """R2-9: the update to the latest release succeeded, so a resold gateway may serve."""
+        from firmware.gateway.owner.resale import clear_marker, marker
+
+        state = self.paths.state_dir
+        if marker(state) is None:
+            return False
+        doc = clear_marker(state, version)
+        if not doc.get("cleared"):
+            return False
+        self._history({"action": "resale-cleared", "version": version,
+                       "reset_at": doc.get("reset_at"),
+                       "reason": "updated to the latest release after a resale reset"})
+        if self.emit is not None:
+            self.emit(Event("ota.resale_cleared", "notice", source="ota", action="update",
+                            target=version, result="service enabled",
+                            reason="latest release installed after the resale reset",
+                            ts=self.clock()))
+        return True
 
     def _rolled_back(self, record: dict[str, Any]) -> dict[str, Any]:
         t = record["target"]
@@ -316,6 +369,14 @@ class UpdateAgent:
             self.paths.staging.unlink()
         return {"result": "rolled_back", "version": record.get("from_version", ""),
                 "slot": self.boot.booted(), "failed_version": t["version"], "reason": reason}
+
+
+def default_boot_dir() -> Path:
+    """Where the Raspberry Pi boot partition (autoboot.txt) is mounted."""
+    for p in (Path("/boot/firmware"), Path("/boot")):
+        if (p / "autoboot.txt").is_file():
+            return p
+    return Path("/boot/firmware")
 
 
 def write_json_bytes(path: Path, data: bytes) -> None:

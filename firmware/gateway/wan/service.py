@@ -28,7 +28,9 @@ from firmware.core.acl import DeviceAcl
 from firmware.core.command_auth import CommandAuthorizer, LocalOperations, ReplayCache
 from firmware.core.errors import MamoriError
 from firmware.core.events import PRIORITY, Event
+from firmware.core.update.request import UpdateRequestChecker
 from firmware.gateway.runtime import Gateway, Service
+from firmware.gateway.update.remote import UpdateRequestHandler
 from firmware.gateway.wan import topics
 from firmware.gateway.wan.client import WanClient
 from firmware.gateway.wan.commands import CommandProcessor, Executor, ed25519_verifier
@@ -77,6 +79,7 @@ class WanService(Service):
         self.queue: OutboundQueue | None = None
         self.client: WanClient | None = None
         self.processor: CommandProcessor | None = None
+        self.update_requests: UpdateRequestHandler | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self.forward_errors = 0
 
@@ -93,6 +96,11 @@ class WanService(Service):
                                  max_ttl=self.max_ttl)
         self.processor = CommandProcessor(auth, self._sync_execute, self.submit,
                                           self._emit_threadsafe)
+        self.update_requests = UpdateRequestHandler(
+            UpdateRequestChecker(self.identity.gateway_id, str(self.gw.board.get("name", "")),
+                                 ed25519_verifier(self.identity.command_verify_key),
+                                 time.time, replay),
+            self.submit, self._emit_threadsafe)
         self.client = WanClient(self.identity, self.queue, self._on_inbound,
                                 status_extra=self._status_extra, **self.client_options)
         self.gw.bus.subscribe(self._on_event)
@@ -146,6 +154,10 @@ class WanService(Service):
     def _on_inbound(self, kind: str, device: str | None, payload: bytes) -> None:
         if kind == "cmd" and self.processor is not None:
             self.processor.handle(device, payload)
+            return
+        if kind == "update_req":
+            if self.update_requests is not None:
+                self.update_requests.handle(payload)
             return
         try:
             req = json.loads(payload)
