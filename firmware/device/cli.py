@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
 import json
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -36,8 +38,40 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--interval", type=float, default=10.0, help="heartbeat interval (s)")
     p.add_argument("--once", action="store_true",
                    help="authenticate, exchange one heartbeat, exit 0")
+    p.add_argument("--ticket", type=Path, default=None, metavar="FILE",
+                   help="one-time installation ticket from `mamori provision install-secret`, "
+                        "presented on the first connection; its secret is read from "
+                        "FILE.secret.txt when present, else from stdin (never from argv)")
     p.add_argument("--json", action="store_true", help="machine-readable result")
     return p
+
+
+SECRET_RE = re.compile(r"\b[A-Z2-7]{4}-[A-Z2-7]{4}-[A-Z2-7]{4}-[A-Z2-7]{4}\b")
+
+
+def load_ticket(path: Path) -> tuple[dict, str]:
+    """The ticket document and its one-time secret (from FILE.secret.txt or stdin)."""
+    try:
+        ticket = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise ConfigError("ticket file not found", str(path))
+    except (OSError, ValueError):
+        raise ConfigError("ticket file is unreadable or not JSON", str(path))
+    if not isinstance(ticket, dict) or ticket.get("kind") != "mamori-install-ticket":
+        raise ConfigError("is not a Mamori installation ticket", str(path))
+    secret_file = path.with_name(path.name + ".secret.txt")
+    if secret_file.is_file():
+        text = secret_file.read_text()
+    elif sys.stdin.isatty():
+        text = getpass.getpass("installation secret: ")
+    else:
+        text = sys.stdin.readline()
+    found = SECRET_RE.search(text.upper())
+    secret = found.group(0) if found else text.strip()
+    if not secret:
+        raise ConfigError("no installation secret given", str(path),
+                          hint="type the code printed with the ticket")
+    return ticket, secret
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -47,9 +81,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         host, port = _endpoint(args.gateway)
         creds = credentials.load(args.credentials)
         ctx = credentials.tls_context(creds)
+        ticket, secret = load_ticket(args.ticket) if args.ticket else (None, None)
         agent = DeviceAgent(creds["device_id"], kind=args.kind, interval=args.interval,
                             maker=creds.get("maker", ""), model=creds.get("model", ""),
-                            transport="ip")
+                            transport="ip", ticket=ticket, secret=secret)
         if args.once:
             sent = asyncio.run(run_session(agent, host, port, ctx, heartbeats=1))
             result = {"device": agent.device_id, "gateway": agent.gateway, "heartbeats": sent,

@@ -9,6 +9,7 @@ import time
 
 from firmware.core.errors import AuthError, MamoriError, StateError
 from firmware.device.portable.agent import DeviceAgent
+from firmware.gateway.lantls import gateway_id_of
 
 CONNECT_TIMEOUT = 5.0
 
@@ -32,6 +33,8 @@ async def run_session(agent: DeviceAgent, host: str, port: int,
         raise StateError("cannot reach gateway at %s:%d: %s" % (host, port, exc))
     except ssl.SSLError as exc:
         raise AuthError("TLS handshake with the gateway failed: %s" % exc.reason)
+    if ssl_context is not None:
+        _check_gateway(writer)
     agent.phase = "connecting"
     sent_before = agent.seq
     try:
@@ -68,6 +71,21 @@ async def run_session(agent: DeviceAgent, host: str, port: int,
         with contextlib.suppress(Exception):
             await asyncio.wait_for(writer.wait_closed(), 1)
     return agent.seq - sent_before
+
+
+def _check_gateway(writer: asyncio.StreamWriter) -> None:
+    # The site CA also issues the platform's server certificate: the CA check alone would let
+    # any site server pose as the gateway, so the peer must carry a gateway URI.
+    ssl_obj = writer.get_extra_info("ssl_object")
+    der = ssl_obj.getpeercert(binary_form=True) if ssl_obj is not None else None
+    try:
+        if der is None:
+            raise AuthError("no certificate")
+        gateway_id_of(der)
+    except (AuthError, ValueError):
+        writer.close()
+        raise AuthError("the TLS peer is not a Mamori gateway (no gateway URI in its "
+                        "certificate)", hint="check the gateway address")
 
 
 async def run_forever(agent: DeviceAgent, host: str, port: int,

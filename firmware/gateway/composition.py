@@ -8,17 +8,22 @@ from firmware.core.errors import ConfigError, MamoriError
 from firmware.core.events import Event
 from firmware.gateway.accesslog.service import AccessLogService
 from firmware.gateway.admin.service import AdminService
+from firmware.gateway.binding import DeviceBinding
+from firmware.gateway.control import ControlService
 from firmware.gateway.demo import DEMO_GATEWAY, DemoHouse, ensure_demo_house
+from firmware.gateway.devices import DeviceRouter
 from firmware.gateway.firewall.service import FirewallService
 from firmware.gateway.install import IDENTITY
 from firmware.gateway.lantls import client_context, load_credentials, secure_lan
 from firmware.gateway.monitor.wiring import monitor_services
 from firmware.gateway.owner.resale import ResaleHoldService, resale_pending
+from firmware.gateway.radios import radio_services
 from firmware.gateway.runtime import Gateway, Service
 from firmware.gateway.selftest.remote_service import RemoteSelftestService
 from firmware.gateway.services.broker import BrokerService, BrokerTls, mosquitto_binary
 from firmware.gateway.services.lan import LanService
 from firmware.gateway.services.simdevices import SimDevicesService
+from firmware.gateway.services.simradio import SimRadioDevicesService
 from firmware.gateway.update.service import OtaService
 from firmware.gateway.usbguard.wiring import usb_services
 from firmware.gateway.wan.from_install import installed_acl, wan_identity
@@ -58,7 +63,8 @@ def _demo(gw: Gateway) -> DemoHouse | None:
     if _installed_id(gw.state_dir) not in (None, DEMO_GATEWAY):
         return None
     count = DEFAULT_SIM_DEVICES if cfg.sim_devices is None else cfg.sim_devices
-    return ensure_demo_house(gw.state_dir, gw.board, count)
+    # The default demo also has a BLE and a Zigbee device; an explicit count keeps IP only.
+    return ensure_demo_house(gw.state_dir, gw.board, count, radios=cfg.sim_devices is None)
 
 
 def build_services(gw: Gateway) -> list[Service]:
@@ -69,6 +75,8 @@ def build_services(gw: Gateway) -> list[Service]:
     accesslog = AccessLogService(gw)
     services: list[Service] = [accesslog, FirewallService(gw), OtaService(gw)]
     services += usb_services(gw)  # default-deny USB before anything else listens
+    control = ControlService(gw)  # local control socket (root / gateway uid only)
+    services.append(control)
     if resale_pending(gw.state_dir):
         # Resold (R2-9): no device, LAN, admin or WAN service until the OTA agent has installed
         # the latest firmware and cleared the marker.
@@ -82,11 +90,16 @@ def build_services(gw: Gateway) -> list[Service]:
         return services
     ctx, authorizer, gateway_id = secure
     cfg.extra["gateway_id"] = gateway_id
-    lan = LanService(gw, cfg.lan_host, cfg.lan_port, ssl_context=ctx, authorizer=authorizer)
+    binding = DeviceBinding(gw.state_dir)  # one-time installation tickets (new devices)
+    lan = LanService(gw, cfg.lan_host, cfg.lan_port, ssl_context=ctx,
+                     authorizer=binding.wrap(authorizer))
     # The monitor before the LAN: its admission hook and bus subscription are in place first.
     services += monitor_services(gw, lan)
     services.append(lan)
     services.append(AdminService(gw))  # LAN-only HTTPS admin API
+    ble, zigbee = radio_services(gw, control, binding)
+    services += [s for s in (ble, zigbee) if s is not None]
+    router = DeviceRouter(gw, {"ip": lan, "ble": ble, "zigbee": zigbee})
     broker_url = cfg.broker
     if demo is not None and broker_url is None and _have_mosquitto(gw):
         p = demo.site_dir / "platform"
@@ -98,10 +111,12 @@ def build_services(gw: Gateway) -> list[Service]:
         cfg.extra["demo_site"] = str(demo.site_dir)
     if broker_url is not None:
         wan = build_wan_service(gw, broker_url, wan_identity(gw.state_dir, gw.board, broker_url),
-                                lan.execute, installed_acl(gw.state_dir))
+                                router.execute, installed_acl(gw.state_dir))
         services += [wan, LogUplinkService(gw, wan, accesslog), RemoteSelftestService(gw, wan)]
     if demo is not None and demo.identities:
         contexts = {dev_id: client_context(load_credentials(path))
                     for dev_id, path in demo.credentials.items()}
         services.append(SimDevicesService(gw, lan, demo.identities, contexts))
+    if demo is not None and demo.radio:
+        services.append(SimRadioDevicesService(gw, ble, zigbee, demo.radio))
     return services

@@ -65,7 +65,8 @@ class DeviceAgent:
     def __init__(self, device_id: str, kind: str = "sensor", interval: float = 10.0,
                  maker: str = "", model: str = "", fw: str = "1.0.0",
                  transport: str = "ip", actuator: "Any" = None,
-                 state: "dict | None" = None) -> None:
+                 state: "dict | None" = None, ticket: "dict | None" = None,
+                 secret: "str | None" = None) -> None:
         self.device_id = device_id
         self.kind = kind
         self.interval = interval
@@ -80,13 +81,20 @@ class DeviceAgent:
         self.next_hb = 0.0
         self.gateway = ""
         self.results: list = []
+        # One-time installation ticket + secret: sent in the hello until a gateway welcomes us.
+        self.ticket = ticket
+        self.secret = secret
         self._dec = frames.FrameDecoder()
 
     def hello(self, now: float) -> bytes:
-        """The first frame to send after connecting."""
-        return frames.encode({"type": "hello", "id": self.device_id, "transport": self.transport,
-                              "kind": self.kind, "maker": self.maker, "model": self.model,
-                              "fw": self.fw, "interval": self.interval})
+        """The first frame to send after connecting (with the installation ticket, if any)."""
+        msg = {"type": "hello", "id": self.device_id, "transport": self.transport,
+               "kind": self.kind, "maker": self.maker, "model": self.model, "fw": self.fw,
+               "interval": self.interval}
+        if self.ticket is not None and self.secret:
+            msg["ticket"] = self.ticket
+            msg["secret"] = self.secret
+        return frames.encode(msg)
 
     def receive(self, data: bytes, now: float) -> bytes:
         """Feed bytes from the gateway; return bytes to send back."""
@@ -105,6 +113,8 @@ class DeviceAgent:
                 raise ProtocolError("expected welcome, got " + kind)
             self.phase = READY
             self.gateway = str(msg.get("gateway", ""))
+            self.ticket = None  # redeemed: never sent again
+            self.secret = None
             self.next_hb = now
             return self.poll(now)
         if kind == "cmd":

@@ -204,7 +204,8 @@ class GatewayBle:
         self.revocation.check(int(p["serial"]))
         self.policy.check_model(str(p["maker"]), str(p["model"]), "ble")
         return {"id": p["device_id"], "maker": p["maker"], "model": p["model"],
-                "transport": "ble", "serial": p["serial"], "level": self.policy.level}
+                "transport": "ble", "serial": p["serial"], "level": self.policy.level,
+                "binding": str(p.get("binding", ""))}
 
     async def accept(self, transport: BleTransport,
                      timeout: float = HANDSHAKE_TIMEOUT) -> BleSession | None:

@@ -20,6 +20,19 @@ SIM_DEVICES: list[tuple[str, str, str, str, str, float, int]] = [
     ("garden-sensor", "sensor", "ip", "Mamori Labs", "SimSensor 1", 3.0, 2),
 ]
 
+# Radio devices of the default demo (BLE Noise IK, Zigbee install code); same fields.
+SIM_RADIO_DEVICES: list[tuple[str, str, str, str, str, float, int]] = [
+    ("bedroom-window", "sensor", "ble", "Mamori Labs", "SimWindow 1", 2.0, 2),
+    ("porch-motion", "sensor", "zigbee", "Mamori Labs", "SimMotion 1", 2.0, 2),
+]
+
+
+def sim_radio_identities() -> dict[str, dict[str, Any]]:
+    """The identities of the simulated BLE and Zigbee devices."""
+    return {dev_id: {"id": dev_id, "kind": kind, "transport": transport, "maker": maker,
+                     "model": model, "interval": interval, "level": level}
+            for dev_id, kind, transport, maker, model, interval, level in SIM_RADIO_DEVICES}
+
 
 def sim_identities(count: int) -> dict[str, dict[str, Any]]:
     """The identities of the first `count` simulated devices."""
