@@ -38,6 +38,7 @@ from provisioning.files import read_json, write_file, write_json
 LEVELS = (2, 3)
 TRANSPORTS = ("ip", "ble", "zigbee")
 ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
+RESERVED_PREFIX = "mamori-platform"
 PLATFORM_HOSTS = ["localhost"]
 PLATFORM_IPS = ["127.0.0.1", "::1"]
 
@@ -47,6 +48,10 @@ def check_id(value: str, what: str = "id") -> str:
     if not ID_RE.match(value or ""):
         raise ConfigError("%s %r is not valid" % (what, value),
                           hint="use 1-63 letters, digits, '.', '_' or '-'")
+    if value.lower().startswith(RESERVED_PREFIX):
+        # an id becomes a certificate CN, which brokers map to the MQTT user name
+        raise ConfigError("%s %r is reserved for the platform's own identities" % (what, value),
+                          hint="choose a name that does not start with " + RESERVED_PREFIX)
     return value
 
 

@@ -7,21 +7,23 @@ An envelope is a JSON object sent by the platform::
      "requested_by": "operator-7", "approved_by": "supervisor-2", "sig": "<base64 Ed25519>"}
 
 ★★★ actions (``HIGH_RISK_ACTIONS``) must carry the platform's signature over
-``signing_payload(env)``: gateway, device, action, nonce, expiry plus the command id and who asked
-and who approved. A signature on any other action is verified too. The signature check itself is
-passed in (``verify(payload, sig) -> bool``; Ed25519 via ``cryptography`` on CPython) so this
-module stays portable. Each refusal raises ``CommandRefused`` whose ``reason`` is one stable code
-of ``REASONS``. Local manual operation has priority: a remote command that differs from a recent
-local operation on the same device is refused (``local-priority``).
+``signing_payload(env)``: gateway, device, action, nonce, expiry plus the command id, who asked,
+who approved and the parameters (canonical JSON, last line). A signature on any other action
+is verified too. The signature check itself is passed in (``verify(payload, sig) -> bool``;
+Ed25519 via ``cryptography`` on CPython) so this module stays portable. Each refusal raises
+``CommandRefused`` whose ``reason`` is one stable code of ``REASONS``. Local manual operation
+has priority: a remote command that differs from a recent local operation on the same device
+is refused (``local-priority``).
 """
 
 import binascii
 
+from firmware.core.accesslog.encoding import canonical
 from firmware.core.acl import AclRefused
 from firmware.core.errors import AuthError
 
 HIGH_RISK_ACTIONS = ("unlock", "disarm")
-SIGNING_CONTEXT = b"mamori-command/v1\n"
+SIGNING_CONTEXT = b"mamori-command/v2\n"  # v2: the parameters are signed too
 ENVELOPE_VERSION = 1
 
 REASONS = (
@@ -59,6 +61,8 @@ def signing_payload(env: dict) -> bytes:
     parts.append(str(int(env["expires"])))
     parts.append(env.get("requested_by", ""))
     parts.append(env.get("approved_by", ""))
+    # canonical JSON escapes newlines in strings, so this last line cannot forge another field
+    parts.append(canonical(env.get("params") or {}).decode())
     return SIGNING_CONTEXT + "\n".join(parts).encode()
 
 

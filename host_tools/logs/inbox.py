@@ -4,6 +4,10 @@
 it receives the way the platform does: ``platform-keys.json`` (log id, signing public key, seal
 key_0, data key), ``heads.jsonl`` (every checkpoint head, as received) and ``seg-*.log``
 (the longest prefix of each segment received). `mamori logs` reads that folder.
+
+What is held is never rewritten: the first key escrow is pinned (a later, possibly compromised
+gateway cannot re-key its log to re-seal the past), heads are append-only, and a segment upload
+is kept only when it extends the bytes already held.
 """
 
 from __future__ import annotations
@@ -29,7 +33,14 @@ class PlatformInbox:
         kind = item.get("type")
         if kind == "keys":
             path = self.dir / "platform-keys.json"
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            if path.exists():
+                try:
+                    held = json.loads(path.read_text())
+                except ValueError:
+                    return False
+                # a re-delivery of the same escrow is fine; a different one is refused
+                return bool(held == item["bundle"])
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "w") as f:
                 json.dump(item["bundle"], f, indent=1)
         elif kind == "head":
@@ -41,8 +52,12 @@ class PlatformInbox:
                 return False
             path = self.dir / name
             data: bytes = item["data"]
-            if path.exists() and path.stat().st_size >= len(data):
-                return True  # never shorten what the platform already holds
+            if path.exists():
+                held = path.read_bytes()
+                if held.startswith(data):
+                    return True  # nothing new (never shorten what the platform holds)
+                if not data.startswith(held):
+                    return False  # the held bytes would be rewritten: refused
             path.write_bytes(data)
         else:
             return False

@@ -17,6 +17,12 @@ from firmware.core.accesslog.writer import (
 from firmware.core.errors import IntegrityError
 
 MAX_PROBLEMS = 50
+# Epochs are forged input: key_e costs e HMAC steps from key_0, so derivation is bounded by what
+# the log can have reached (heads, the sealing key's epoch) plus this margin, and keys are kept
+# every LADDER epochs so going back never restarts from key_0.
+MAX_UNANCHORED_EPOCHS = 1 << 20
+MAX_KEY_EPOCH = 1 << 24
+LADDER = 4096
 CP_FIELDS = ("t", "log", "epoch", "seq", "head", "seal", "sig", "ts", "base")
 
 
@@ -42,6 +48,16 @@ class Verifier:
         self.epoch = 0
         self._kepoch = -1
         self._kval = b""
+        self._ladder: dict = {}
+        bound = 0
+        for hd in self.heads:
+            e = hd.get("epoch") if isinstance(hd, dict) else None
+            if isinstance(e, int) and 0 <= e <= MAX_KEY_EPOCH and e > bound:
+                bound = e
+        if isinstance(key_epoch, int) and bound < key_epoch <= MAX_KEY_EPOCH:
+            bound = key_epoch
+        self.epoch_bound = bound + MAX_UNANCHORED_EPOCHS
+        self._unreachable = False
         self.cps: "dict[int, tuple]" = {}
         self.first_seg = -1
         self.first_header: dict = {}
@@ -62,15 +78,27 @@ class Verifier:
                 p[k] = extra[k]
             self.problems.append(p)
 
-    def _key(self, epoch: int) -> "bytes | None":
+    def _key(self, epoch: int, where: str = "log") -> "bytes | None":
         if self.key0 is None:
             return None
+        if not isinstance(epoch, int) or epoch < 0 or epoch > self.epoch_bound:
+            if not self._unreachable:
+                self._unreachable = True
+                self._problem("epoch %s is beyond any epoch this log can have reached (limit "
+                              "%d): forged; its seals are not checked" % (epoch, self.epoch_bound),
+                              where, epoch=epoch)
+            return None
         if self._kepoch < 0 or self._kepoch > epoch:
-            self._kepoch = 0
-            self._kval = bytes(self.key0)
+            start = epoch - epoch % LADDER
+            while start > 0 and start not in self._ladder:
+                start -= LADDER
+            self._kepoch = start
+            self._kval = self._ladder[start] if start else bytes(self.key0)
         k = self._kval
-        for _ in range(epoch - self._kepoch):
+        for e in range(self._kepoch + 1, epoch + 1):
             k = chain.evolve(k)
+            if e % LADDER == 0:
+                self._ladder[e] = k
         self._kepoch = epoch
         self._kval = k
         return k
@@ -155,7 +183,7 @@ class Verifier:
                 self._problem("record seq %d where seq %d was expected (inserted, duplicated or "
                               "reordered)" % (seq, self.seq), where, segment=name, seq=seq)
         h = chain.step(h, framing.RECORD, body[:-chain.TAG_LEN])
-        key = self._key(self.epoch)
+        key = self._key(self.epoch, where)
         if key is not None and not chain.equal(chain.record_tag(key, h), body[-chain.TAG_LEN:]):
             self._problem("record fails its epoch-%d tag (edited, inserted or re-sealed)"
                           % self.epoch, where, segment=name, seq=seq)
@@ -198,7 +226,7 @@ class Verifier:
         if cp["seq"] != self.seq - 1:
             self._problem("checkpoint covers seq %s but the last record is seq %d"
                           % (cp["seq"], self.seq - 1), where, segment=name, epoch=epoch)
-        key = self._key(epoch)
+        key = self._key(epoch, where)
         if key is not None and not chain.equal(
                 chain.seal(key, canonical(checkpoint_unsigned(cp))), seal):
             self._problem("checkpoint seal invalid (replaced or re-sealed with another key)",
@@ -251,7 +279,8 @@ class Verifier:
                 self._problem("oldest segment does not match the declared retention base",
                               "start of log")
         if self.key0 is not None and self.key_epoch is not None and self.key_now is not None \
-                and not chain.equal(chain.derive(self.key0, self.key_epoch), self.key_now):
+                and not chain.equal(self._key(self.key_epoch, "sealing key") or b"",
+                                    self.key_now):
             self._problem("the gateway's sealing key does not belong to epoch %d (key file "
                           "rolled back or replaced)" % self.key_epoch, "sealing key")
         if self.last_cp.get("rotate") is True and self.last_cp.get("seg") == self.last_seg \

@@ -11,6 +11,8 @@ import os
 import ssl
 import tempfile
 
+from cryptography.hazmat.primitives import serialization
+
 from firmware.core.errors import ConfigError
 from firmware.gateway.wan.identity import WanIdentity
 
@@ -41,7 +43,7 @@ def client_context(identity: WanIdentity) -> ssl.SSLContext:
             ctx.load_cert_chain(str(identity.client_cert_path), str(identity.client_key_path))
         else:
             _load_key_bytes(ctx, identity)
-    except (OSError, ssl.SSLError) as exc:
+    except (OSError, ssl.SSLError, ValueError, TypeError) as exc:
         raise ConfigError(f"cannot load the gateway certificate/key: {exc.__class__.__name__}",
                           str(identity.client_cert_path),
                           hint="check that the key matches the certificate")
@@ -49,13 +51,18 @@ def client_context(identity: WanIdentity) -> ssl.SSLContext:
 
 
 def _load_key_bytes(ctx: ssl.SSLContext, identity: WanIdentity) -> None:
-    # ssl can only read keys from files: a private 0600 file in a 0700 directory, removed at once
+    # ssl can only read keys from files: the key is re-encrypted under a one-time password held
+    # only in memory, so the 0600 file (removed at once, but left behind by a crash) is no secret
     assert identity.client_key_pem is not None
+    key = serialization.load_pem_private_key(identity.client_key_pem, None)
+    password = os.urandom(24).hex().encode()
+    enc = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                            serialization.BestAvailableEncryption(password))
     with tempfile.TemporaryDirectory(prefix="mamori-key-") as d:
         path = os.path.join(d, "k.pem")
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
-            os.write(fd, identity.client_key_pem)
+            os.write(fd, enc)
         finally:
             os.close(fd)
-        ctx.load_cert_chain(str(identity.client_cert_path), path)
+        ctx.load_cert_chain(str(identity.client_cert_path), path, password=lambda: password)
