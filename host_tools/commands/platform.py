@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import secrets
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -112,7 +113,11 @@ def _watch(args: argparse.Namespace) -> int:
             return
         _check_ids(gw_id)
         inbox = inboxes.setdefault(gw_id, PlatformInbox(args.log_inbox / gw_id))
-        inbox(decode_item(body, site.escrow_key(), gw_id))
+        if not inbox(decode_item(body, site.escrow_key(), gw_id)):
+            # e.g. a second, different key escrow or a rewritten segment: possible tampering
+            print("ALERT: %s log upload refused by the platform inbox (%s %s)"
+                  % (gw_id, body.get("type"), body.get("name", body.get("log_id", ""))),
+                  file=sys.stderr, flush=True)
 
     def show(m: dict[str, Any]) -> None:
         if args.gateway and m.get("gateway") != args.gateway:

@@ -33,21 +33,31 @@ def hpke_suite() -> Any:
     return hpke.Suite(hpke.KEM.X25519, hpke.KDF.HKDF_SHA256, hpke.AEAD.AES_256_GCM)
 
 
-def seal_escrow(bundle: dict[str, Any], recipient: X25519PublicKey, gateway_id: str) -> str:
+def _info(gateway_id: str, log_id: str) -> bytes:
+    # Binds the ciphertext to this gateway and this log: it cannot be replayed for another.
+    return ESCROW_INFO + b"\x00" + gateway_id.encode() + b"\x00" + log_id.encode()
+
+
+def seal_escrow(bundle: dict[str, Any], recipient: X25519PublicKey, gateway_id: str,
+                log_id: str) -> str:
     """Encrypt the escrow bundle to the platform (base64 of the HPKE ciphertext)."""
     plaintext = json.dumps(bundle, sort_keys=True).encode()
-    ct = hpke_suite().encrypt(plaintext, recipient, info=ESCROW_INFO + gateway_id.encode())
+    ct = hpke_suite().encrypt(plaintext, recipient, info=_info(gateway_id, log_id))
     return base64.b64encode(ct).decode()
 
 
-def open_escrow(sealed: str, private_key: Any, gateway_id: str) -> dict[str, Any]:
-    """Platform side: decrypt an escrow bundle."""
+def open_escrow(sealed: str, private_key: Any, gateway_id: str, log_id: str) -> dict[str, Any]:
+    """Platform side: decrypt an escrow bundle and check it is for that log."""
     try:
         pt = hpke_suite().decrypt(base64.b64decode(sealed), private_key,
-                                  info=ESCROW_INFO + gateway_id.encode())
+                                  info=_info(gateway_id, log_id))
+        bundle = dict(json.loads(pt))
     except Exception:
-        raise MamoriError("log key escrow does not decrypt with this site's escrow key")
-    return dict(json.loads(pt))
+        raise MamoriError("log key escrow does not decrypt with this site's escrow key "
+                          "for gateway %s, log %s" % (gateway_id[:64], log_id[:64]))
+    if bundle.get("log_id") != log_id:
+        raise MamoriError("log key escrow is for another log")
+    return bundle
 
 
 def encode_item(item: dict[str, Any], recipient: X25519PublicKey | None,
@@ -58,7 +68,7 @@ def encode_item(item: dict[str, Any], recipient: X25519PublicKey | None,
         if recipient is None:
             return None
         return {"type": "keys", "log_id": item["log_id"],
-                "sealed": seal_escrow(item["bundle"], recipient, gateway_id)}
+                "sealed": seal_escrow(item["bundle"], recipient, gateway_id, item["log_id"])}
     if kind == "head":
         return {"type": "head", "log_id": item["log_id"], "checkpoint": item["checkpoint"]}
     if kind == "segment":
@@ -73,7 +83,8 @@ def decode_item(body: dict[str, Any], escrow_key: Any, gateway_id: str) -> dict[
     kind = body.get("type")
     if kind == "keys":
         return {"type": "keys", "log_id": body["log_id"],
-                "bundle": open_escrow(body["sealed"], escrow_key, gateway_id)}
+                "bundle": open_escrow(body["sealed"], escrow_key, gateway_id,
+                                      str(body["log_id"]))}
     if kind == "segment":
         return dict(body, data=base64.b64decode(body["data"]))
     if kind == "head":

@@ -1,0 +1,340 @@
+"""OTA checks: the running image matches its signed metadata, tampering is refused, floors and
+history are sane (SR2-H-6, UK7, C11, R2-7, UK3, R2-8).
+
+The signed metadata is the update agent's trusted TUF metadata (``update/tuf``): root →
+targets → the board family's delegated role, verified with python-tuf. The running slot's
+files are checked against its manifest (``verify_slot``), and on directory slots the bundle is
+re-assembled deterministically and must hash to the signed bundle hash and chunk hashes.
+Tampered copies (bundle, slot, metadata) live in the check's temp dir only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import shutil
+import tarfile
+import time
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from tuf.api.metadata import Metadata, Root, TargetFile, Targets
+
+from firmware.core.errors import ConfigError, IntegrityError, MamoriError
+from firmware.core.update.chunks import verify_chunk
+from firmware.core.update.version import compare, parse_version
+from firmware.gateway.selftest.context import CheckContext
+from firmware.gateway.selftest.registry import (
+    Outcome,
+    check,
+    failed,
+    inconclusive,
+    not_applicable,
+    passed,
+)
+from firmware.gateway.update.blockslot import DirSlots, slot_store
+from firmware.gateway.update.slots import verify_slot
+from firmware.gateway.update.store import Paths, read_json
+
+NOT_INSTALLED = "no update was ever installed on this gateway (factory image, no signed release " \
+                "record to compare against)"
+
+
+class Installed:
+    """The running release as the update agent recorded it."""
+
+    def __init__(self, ctx: CheckContext) -> None:
+        self.board = ctx.board()
+        self.paths = Paths(ctx.live_state_dir, self.board)
+        selector = read_json(self.paths.selector, {"booted": "a"})
+        self.slot = str(selector.get("booted") or selector.get("default") or "a")
+        self.store = slot_store(self.paths, self.board)
+        self.info: dict[str, Any] | None = self.store.info(self.slot)
+        self.slot_dir = self.paths.slot(self.slot)
+
+    @property
+    def version(self) -> str:
+        """Running version ('' when nothing was installed)."""
+        return str(self.info.get("version", "")) if self.info else ""
+
+    @property
+    def target(self) -> dict[str, Any]:
+        """The signed target the slot was written from (as recorded at install)."""
+        return dict((self.info or {}).get("target") or {})
+
+
+def family_of(board: str) -> str:
+    """The delegated role that signs this board's releases."""
+    from host_tools.release.families import family_of as fam
+
+    return fam(board)
+
+
+def verify_metadata(tuf_dir: Path, board: str,
+                    family_bytes: bytes | None = None) -> TargetFile | None:
+    """The board's bundle target from the trusted metadata, every signature verified."""
+    try:
+        root = Metadata[Root].from_bytes((tuf_dir / "root.json").read_bytes())
+        targets = Metadata[Targets].from_bytes((tuf_dir / "targets.json").read_bytes())
+        fam = family_of(board)
+        raw = family_bytes if family_bytes is not None else (tuf_dir / (fam + ".json")).read_bytes()
+        delegated = Metadata[Targets].from_bytes(raw)
+        root.verify_delegate("root", root)
+        root.verify_delegate("targets", targets)
+        targets.verify_delegate(fam, delegated)
+    except FileNotFoundError as exc:
+        raise IntegrityError(f"trusted metadata missing: {Path(str(exc.filename)).name}")
+    except Exception as exc:  # noqa: BLE001 - every python-tuf refusal is an integrity failure
+        raise IntegrityError(f"metadata signature check failed: {type(exc).__name__}: {exc}")
+    return delegated.signed.targets.get(board + "/firmware.bundle")
+
+
+def rebuild_bundle(slot_dir: Path, out: Path) -> None:
+    """Re-assemble the bundle a directory slot was extracted from (the build is deterministic)."""
+    manifest = json.loads((slot_dir / "manifest.json").read_text())
+    files = manifest.get("files", {})
+
+    def add(tar: tarfile.TarFile, name: str, data: bytes) -> None:
+        info = tarfile.TarInfo(name)
+        info.size = len(data)
+        info.mode = 0o644
+        tar.addfile(info, io.BytesIO(data))
+
+    with tarfile.open(out, "w", format=tarfile.PAX_FORMAT) as tar:
+        add(tar, "manifest.json", json.dumps(manifest, indent=1, sort_keys=True).encode())
+        add(tar, "sbom.cdx.json", (slot_dir / "sbom.cdx.json").read_bytes())
+        for rel in sorted(files, key=PurePosixPath):
+            info = tarfile.TarInfo("payload/" + rel)
+            info.size = int(files[rel]["size"])
+            info.mode = int(files[rel]["mode"])
+            with open(slot_dir / "payload" / rel, "rb") as f:
+                tar.addfile(info, f)
+
+
+def _chunks(path: Path, size: int) -> tuple[int, str, list[str]]:
+    from host_tools.release.bundle import chunk_hashes
+
+    return chunk_hashes(path, size)
+
+
+def _tamper_bundle(bundle: Path, target: dict[str, Any], work: Path) -> str | None:
+    """Flip a byte in a copy of the bundle: the agent's chunk verifier must refuse it."""
+    data = bytearray(bundle.read_bytes())
+    pos = len(data) // 2
+    data[pos] ^= 0x01
+    size = int(target["chunk_size"])
+    index = pos // size
+    chunk = bytes(data[index * size:(index + 1) * size])
+    try:
+        verify_chunk(index, chunk, target["chunks"], int(target["length"]), size)
+    except (IntegrityError, MamoriError):
+        return None
+    return f"a bundle copy with byte {pos} flipped passed the chunk verifier"
+
+
+def _tamper_slot(slot_dir: Path, work: Path) -> str | None:
+    copy = work / "slot-copy"
+    shutil.copytree(slot_dir, copy, symlinks=True)
+    manifest = json.loads((copy / "manifest.json").read_text())
+    rel = sorted(manifest.get("files", {}))[0]
+    p = copy / "payload" / rel
+    p.write_bytes(p.read_bytes() + b"\n# tampered by the self-test\n")
+    try:
+        verify_slot(copy)
+    except IntegrityError:
+        return None
+    return f"a slot copy with {rel} modified passed verify_slot"
+
+
+def _tamper_metadata(tuf_dir: Path, board: str) -> str | None:
+    raw = json.loads((tuf_dir / (family_of(board) + ".json")).read_bytes())
+    tf = raw["signed"]["targets"].get(board + "/firmware.bundle")
+    if tf is None:
+        return None
+    tf["hashes"]["sha256"] = hashlib.sha256(b"evil").hexdigest()
+    try:
+        verify_metadata(tuf_dir, board, json.dumps(raw).encode())
+    except IntegrityError:
+        return None
+    return "metadata with a substituted bundle hash verified"
+
+
+def scratch_repo_exercise(work: Path) -> tuple[list[str], list[str]]:
+    """Publish a release to a scratch signed repo; the TUF client must accept it and refuse a
+    tampered copy of its metadata."""
+    from firmware.gateway.update.tufclient import TufClient
+    from host_tools.release.repo import ReleaseRepo
+
+    repo = ReleaseRepo.init(work / "repo", root_keys=1, root_threshold=1)
+    payload = work / "payload" / "app"
+    payload.mkdir(parents=True)
+    (payload / "main.py").write_text("print('selftest')\n")
+    repo.publish("sim", "0.0.1", work / "payload", chunk_size=1024)
+    problems, evidence = [], []
+
+    def client(name: str) -> TufClient:
+        d = work / name
+        d.mkdir()
+        (d / "root.json").write_bytes(repo.trusted_root())
+        return TufClient(d, (work / "repo" / "metadata").as_uri() + "/", clock=time.time)
+
+    c = client("good")
+    c.refresh()
+    if c.target("sim/firmware.bundle") is None:
+        problems.append("the TUF client did not find the release in an untampered repo")
+    else:
+        evidence.append("scratch signed repo: release 0.0.1 verified by the gateway's TUF client")
+    fam = sorted((work / "repo" / "metadata").glob("*.sim.json"))[-1]
+    doc = json.loads(fam.read_bytes())
+    doc["signed"]["targets"]["sim/firmware.bundle"]["hashes"]["sha256"] = "0" * 64
+    fam.write_text(json.dumps(doc))
+    try:
+        c2 = client("tampered")
+        c2.refresh()
+        c2.target("sim/firmware.bundle")
+        problems.append("the TUF client accepted metadata whose bundle hash was altered")
+    except MamoriError as exc:
+        evidence.append(f"tampered metadata refused: {exc.message[:120]}")
+    return problems, evidence
+
+
+@check("ota.image-integrity", "Running image matches its signed metadata; tampering refused",
+       requirements=["SR2-H-6", "UK7", "C11"],
+       remediation="reinstall the current release with `mamori-gateway update`; if the slot "
+                   "or the trusted metadata was altered, treat the gateway as compromised")
+def image_integrity(ctx: CheckContext) -> Outcome:
+    """Verify the running slot against the signed target; tampered copies must be refused."""
+    try:
+        inst = Installed(ctx)
+    except ConfigError as exc:
+        return not_applicable(f"no A/B update mechanism on this board: {exc}")
+    if not inst.version:
+        try:
+            issues, shown = scratch_repo_exercise(ctx.tempdir())
+        except MamoriError as exc:
+            return inconclusive(f"cannot exercise the verifier on a scratch repo: {exc}")
+        if issues:
+            return failed(*issues, *shown)
+        return not_applicable(NOT_INSTALLED, *shown)
+    problems: list[str] = []
+    evidence = [f"running {inst.version} from slot {inst.slot}"]
+    target = inst.target
+    try:
+        signed = verify_metadata(inst.paths.tuf, inst.board["name"])
+    except IntegrityError as exc:
+        return failed(str(exc), *evidence)
+    if signed is None:
+        problems.append("the trusted metadata lists no release for this board")
+    else:
+        rel = (signed.unrecognized_fields.get("custom") or {}).get("mamori") or {}
+        if rel.get("version") == inst.version:
+            if signed.hashes.get("sha256") != target.get("sha256") or \
+                    rel.get("chunks") != target.get("chunks"):
+                problems.append("the slot's release record differs from the signed target")
+            else:
+                evidence.append("slot record equals the signed target (root → targets → "
+                                f"{family_of(inst.board['name'])} signatures verified)")
+        else:
+            evidence.append(f"trusted metadata now lists {rel.get('version')}; the slot record "
+                            "of its signed target is used")
+    if isinstance(inst.store, DirSlots):
+        try:
+            verify_slot(inst.slot_dir)
+            evidence.append("every payload file matches the slot manifest")
+        except IntegrityError as exc:
+            problems.append(str(exc))
+        work = ctx.tempdir()
+        bundle = work / "running.bundle"
+        try:
+            rebuild_bundle(inst.slot_dir, bundle)
+            length, sha, chunks = _chunks(bundle, int(target.get("chunk_size") or 1))
+        except (OSError, ValueError, KeyError) as exc:
+            problems.append(f"the running image cannot be re-assembled: {exc}")
+        else:
+            if sha != target.get("sha256") or chunks != target.get("chunks"):
+                problems.append("the running image does not hash to its signed bundle hash")
+            else:
+                evidence.append(f"re-assembled image: {length} bytes, sha256 {sha[:16]}…, "
+                                f"{len(chunks)} chunk hash(es) equal the signed ones")
+                for why in (_tamper_bundle(bundle, target, work),
+                            _tamper_slot(inst.slot_dir, work)):
+                    if why:
+                        problems.append(why)
+    else:
+        evidence.append("block slots: the slot record was written after a read-back compare")
+    why = _tamper_metadata(inst.paths.tuf, inst.board["name"])
+    if why:
+        problems.append(why)
+    if problems:
+        return failed(*problems, *evidence)
+    return passed(*evidence, "tampered copies (bundle chunk, slot file, metadata hash) refused")
+
+
+@check("ota.floors", "Anti-rollback version and time floors present and sane",
+       requirements=["R2-7", "UK3"],
+       remediation="restore update/floors.json from the agent (run `mamori-gateway update`); "
+                   "a floor above the running version or in the future means tampering")
+def floors_sane(ctx: CheckContext) -> Outcome:
+    """update/floors.json: version floor ≤ running version, time floor set and not future."""
+    try:
+        inst = Installed(ctx)
+    except ConfigError as exc:
+        return not_applicable(f"no A/B update mechanism on this board: {exc}")
+    if not inst.version:
+        return not_applicable(NOT_INSTALLED)
+    try:
+        floors = read_json(inst.paths.floors, None)
+    except ConfigError as exc:
+        return failed(str(exc))
+    if not isinstance(floors, dict):
+        return failed("update/floors.json is missing: downgrades would not be refused")
+    problems = []
+    vfloor = str(floors.get("version") or "")
+    try:
+        if not vfloor:
+            problems.append("no version floor recorded")
+        else:
+            parse_version(vfloor)
+            if compare(vfloor, inst.version) > 0:
+                problems.append(f"version floor {vfloor} is above the running {inst.version}")
+    except MamoriError as exc:
+        problems.append(f"version floor {vfloor!r} is not a version: {exc}")
+    tfloor = floors.get("time")
+    if not isinstance(tfloor, (int, float)) or tfloor <= 0:
+        problems.append("no time floor recorded: a reset clock could replay expired metadata")
+    elif tfloor > time.time() + 86400:
+        problems.append("time floor is more than a day in the future")
+    evidence = [f"running {inst.version}; version floor {vfloor or '-'}; time floor "
+                f"{tfloor}; failed releases {floors.get('failed') or []}"]
+    return failed(*problems, *evidence) if problems else passed(*evidence)
+
+
+@check("ota.history", "On-device install history readable and consistent",
+       requirements=["R2-8"],
+       remediation="restore update/history.json (the agent appends every install and "
+                   "rollback); investigate who removed it")
+def history_readable(ctx: CheckContext) -> Outcome:
+    """update/history.json is a list of dated entries naming the running version."""
+    try:
+        inst = Installed(ctx)
+    except ConfigError as exc:
+        return not_applicable(f"no A/B update mechanism on this board: {exc}")
+    if not inst.version:
+        return not_applicable(NOT_INSTALLED)
+    try:
+        rows = read_json(inst.paths.history, None)
+    except ConfigError as exc:
+        return failed(str(exc))
+    if not isinstance(rows, list) or not rows:
+        return failed("update/history.json is missing or empty")
+    bad = [i for i, r in enumerate(rows) if not isinstance(r, dict) or
+           not {"action", "version", "time"} <= set(r)]
+    if bad:
+        return failed(f"{len(bad)} history entr(y/ies) lack action, version or time "
+                      f"(first: #{bad[0]})")
+    if not any(r["action"] == "installed" and r["version"] == inst.version for r in rows):
+        return failed(f"the running version {inst.version} has no 'installed' entry")
+    last = rows[-1]
+    return passed(f"{len(rows)} entr(y/ies); last: {last['action']} {last['version']} at "
+                  f"{last['time']}")
