@@ -196,14 +196,19 @@ class Gateway:
 
     def write_status(self) -> None:
         """Write the status view atomically for `mamori-gateway status`."""
+        _write_status_doc(self.state_dir / STATUS_FILE, self.status())
+
+    async def write_status_async(self) -> None:
+        """Same, with the file write and its fsync off the event loop (large sites)."""
+        # Serialised here: services' status() may share live objects with the loop.
         data = json.dumps(self.status(), default=str, sort_keys=True).encode()
-        _atomic_write(self.state_dir / STATUS_FILE, data)
+        await asyncio.to_thread(_atomic_write, self.state_dir / STATUS_FILE, data)
 
     async def _housekeeping(self) -> None:
         while not self._stop.is_set():
             for move in self.liveness.tick(time.monotonic()):
                 self._liveness_event(move)
-            self.write_status()
+            await self.write_status_async()
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), self.config.status_interval)
 
@@ -254,3 +259,7 @@ class Gateway:
 
 def _atomic_write(path: Path, data: bytes) -> None:
     atomic_write(path, data)
+
+
+def _write_status_doc(path: Path, doc: dict[str, Any]) -> None:
+    _atomic_write(path, json.dumps(doc, default=str, sort_keys=True).encode())
