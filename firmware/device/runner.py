@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl
-import time
 
-from firmware.core.errors import AuthError, MamoriError, StateError
+from firmware.core.errors import AuthError, StateError
+from firmware.device.agentloop import drive, reconnect
 from firmware.device.portable.agent import DeviceAgent
 from firmware.gateway.lantls import gateway_id_of
 
@@ -35,42 +35,28 @@ async def run_session(agent: DeviceAgent, host: str, port: int,
         raise AuthError("TLS handshake with the gateway failed: %s" % exc.reason)
     if ssl_context is not None:
         _check_gateway(writer)
-    agent.phase = "connecting"
-    sent_before = agent.seq
-    try:
-        writer.write(agent.hello(time.monotonic()))
+
+    async def read(wait: float) -> bytes:
+        try:
+            data = await asyncio.wait_for(reader.read(4096), wait)
+        except (ConnectionError, ssl.SSLError) as exc:
+            raise StateError("connection to the gateway failed: %s" % exc)
+        if data == b"":
+            if not agent.ready:
+                raise AuthError("gateway closed the connection during authentication")
+            raise StateError("gateway closed the connection")
+        return data
+
+    async def write(data: bytes) -> None:
+        writer.write(data)
         await writer.drain()
-        while True:
-            if stop is not None and stop.is_set():
-                break
-            if heartbeats is not None and agent.seq - sent_before >= heartbeats:
-                break
-            now = time.monotonic()
-            wait = max(0.05, min(1.0, agent.next_hb - now)) if agent.ready else CONNECT_TIMEOUT
-            try:
-                data = await asyncio.wait_for(reader.read(4096), wait)
-            except TimeoutError:
-                data = None
-                if not agent.ready:
-                    raise StateError("gateway did not welcome us within %.0f s" % wait)
-            except (ConnectionError, ssl.SSLError) as exc:
-                raise StateError("connection to the gateway failed: %s" % exc)
-            if data == b"":
-                if not agent.ready:
-                    raise AuthError("gateway closed the connection during authentication")
-                raise StateError("gateway closed the connection")
-            out = agent.receive(data, time.monotonic()) if data else b""
-            out += agent.poll(time.monotonic())
-            if out:
-                writer.write(out)
-                await writer.drain()
-    except MamoriError:
-        raise
+
+    try:
+        return await drive(agent, read, write, CONNECT_TIMEOUT, heartbeats, stop)
     finally:
         writer.close()
         with contextlib.suppress(Exception):
             await asyncio.wait_for(writer.wait_closed(), 1)
-    return agent.seq - sent_before
 
 
 def _check_gateway(writer: asyncio.StreamWriter) -> None:
@@ -93,17 +79,5 @@ async def run_forever(agent: DeviceAgent, host: str, port: int,
                       server_hostname: str | None = None,
                       stop: asyncio.Event | None = None, backoff_max: float = 30.0) -> None:
     """Keep a session up, reconnecting with exponential back-off until `stop` is set."""
-    delay = 0.5
-    while stop is None or not stop.is_set():
-        try:
-            await run_session(agent, host, port, ssl_context, server_hostname, stop=stop)
-            delay = 0.5
-        except AuthError:
-            delay = backoff_max
-        except MamoriError:
-            delay = min(delay * 2, backoff_max)
-        if stop is not None:
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(stop.wait(), delay)
-        else:
-            await asyncio.sleep(delay)
+    await reconnect(lambda: run_session(agent, host, port, ssl_context, server_hostname,
+                                        stop=stop), stop, backoff_max)

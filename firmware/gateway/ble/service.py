@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import time
 from collections.abc import Callable, Coroutine
 from typing import Any, Protocol
@@ -20,7 +19,8 @@ from firmware.core import blelink, frames
 from firmware.core.errors import AuthError, MamoriError, ProtocolError, StateError
 from firmware.core.events import Event
 from firmware.gateway.ble.channel import BleSession, BleTransport, GatewayBle, LoopbackTransport
-from firmware.gateway.runtime import Gateway, Service
+from firmware.gateway.runtime import Gateway
+from firmware.gateway.services.devicesession import REFUSED, DeviceSession, DeviceSessionService
 
 # hello(dict), identity(dict) -> anything, or AuthError (installation-ticket binding)
 HelloCheck = Callable[[dict[str, Any], dict[str, Any]], Any]
@@ -102,30 +102,33 @@ class LoopbackBleRadio:
                 "links": self.links}
 
 
-class BleLink:
+class BleLink(DeviceSession):
     """One authenticated, welcomed BLE device."""
 
     def __init__(self, session: BleSession, identity: dict[str, Any],
                  dec: frames.FrameDecoder) -> None:
+        super().__init__(identity)
         self.session = session
-        self.identity = identity
-        self.device_id: str = identity["id"]
         self.dec = dec
-        self.pending: dict[str, asyncio.Future[dict[str, Any]]] = {}
         self.lock = asyncio.Lock()
-        self.connected_at = time.time()
-        self.task: asyncio.Task[None] | None = None
+        self.task: asyncio.Task[Any] | None = None
 
     async def send(self, msg: dict[str, Any]) -> None:
         """Send one message (frames of one link are never interleaved)."""
         async with self.lock:
             await send_frames(self.session, frames.encode(msg))
 
+    def close(self) -> None:
+        """Stop serving the link."""
+        if self.task is not None:
+            self.task.cancel()
 
-class BleService(Service):
+
+class BleService(DeviceSessionService[BleLink]):
     """Accepts BLE device sessions, tracks heartbeats, executes commands on BLE devices."""
 
     name = "ble"
+    not_connected = "BLE device %s is not connected"
 
     def __init__(self, gw: Gateway, radio: BleRadio, hello_check: HelloCheck | None = None,
                  handshake_timeout: float = 10.0) -> None:
@@ -134,12 +137,13 @@ class BleService(Service):
         self.hello_check = hello_check
         self.handshake_timeout = handshake_timeout
         self.ble: GatewayBle | None = None
-        self.links: dict[str, BleLink] = {}
-        self.local_ops: dict[str, tuple[float, dict[str, Any]]] = {}
         self.refused = 0
         self.error = ""
-        self._cids = itertools.count(1)
-        self._tasks: set[asyncio.Task[None]] = set()
+
+    @property
+    def links(self) -> dict[str, BleLink]:
+        """The welcomed BLE devices (the sessions) by device id."""
+        return self.sessions
 
     async def start(self) -> None:
         """Load the gateway's BLE identity and start the radio."""
@@ -154,10 +158,7 @@ class BleService(Service):
     async def stop(self) -> None:
         """Stop the radio and close every session."""
         await self.radio.stop()
-        for t in list(self._tasks):
-            t.cancel()
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._cancel_tasks()
 
     def status(self) -> dict[str, Any]:
         """Radio, sessions, refusals and the link protection every session has."""
@@ -172,9 +173,7 @@ class BleService(Service):
     # -- sessions ------------------------------------------------------------------------
     async def serve_link(self, transport: BleTransport) -> None:
         """Authenticate one GATT link and serve its device until it goes quiet."""
-        task = asyncio.current_task()
-        if task is not None:
-            self._tasks.add(task)
+        task = self._track()
         try:
             assert self.ble is not None
             session = await self.ble.accept(transport, self.handshake_timeout)
@@ -238,28 +237,19 @@ class BleService(Service):
         except MamoriError as exc:
             self._refuse(exc.message, dev_id)
             with contextlib.suppress(Exception):
-                await send_frames(session, frames.encode({"type": "refused",
-                                                          "reason": "authentication failed"}))
+                await send_frames(session, frames.encode(REFUSED))
             return None
         link = BleLink(session, ident, dec)
-        old = self.links.get(dev_id)
-        self.links[dev_id] = link
-        if old is not None and old.task is not None:
-            old.task.cancel()  # the device reconnected: the new link replaces the old one
-        interval = min(max(float(hello.get("interval") or 10.0), 0.5), 3600.0)
-        self.gw.register_device(
-            dev_id, "ble", interval, int(ident.get("level", 2)), maker=ident["maker"],
-            model=ident["model"], fw=str(hello.get("fw", ""))[:32], peer="ble",
-            authenticated=True, encrypted=True, mode=LINK_MODE,
-            pairing=transport.pairing_mode, cipher="ChaChaPoly/SHA256")
-        await link.send({"type": "welcome",
-                         "gateway": self.gw.config.extra.get("gateway_id", "gateway"),
-                         "interval": interval})
-        self.gw.device_seen(dev_id)
+        await self._register(
+            link, float(hello.get("interval") or 10.0), "ble",
+            {"maker": ident["maker"], "model": ident["model"],
+             "fw": str(hello.get("fw", ""))[:32], "peer": "ble", "authenticated": True,
+             "encrypted": True, "mode": LINK_MODE, "pairing": transport.pairing_mode,
+             "cipher": "ChaChaPoly/SHA256"})
         return link
 
     async def _session_loop(self, link: BleLink) -> None:
-        idle = max(60.0, 10 * float(self.gw.liveness.devices[link.device_id].interval))
+        idle = self._idle_timeout(link)
         bad = 0
         try:
             while True:
@@ -286,61 +276,8 @@ class BleService(Service):
                 for msg in msgs:
                     self._dispatch(link, msg)
         finally:
-            if self.links.get(link.device_id) is link:
-                del self.links[link.device_id]
-                self.gw.emit(Event("device.disconnected", "info", "ble",
-                                   principal=link.device_id, action="disconnect",
-                                   target=link.device_id, result="closed"))
-            for fut in link.pending.values():
-                if not fut.done():
-                    fut.set_exception(StateError("device disconnected"))
+            self._end(link)
 
-    def _dispatch(self, link: BleLink, msg: dict[str, Any]) -> None:
-        kind = msg.get("type")
-        self.gw.device_seen(link.device_id)
-        if kind == "hb":
-            state = msg.get("state")
-            if isinstance(state, dict):
-                self.gw.device_info[link.device_id]["reported"] = state
-        elif kind == "result":
-            fut = link.pending.pop(str(msg.get("cid")), None)
-            if fut is not None and not fut.done():
-                fut.set_result(msg)
-        elif kind == "local":
-            self.local_ops[link.device_id] = (time.monotonic(), msg)
-            self.gw.emit(Event("device.local_operation", "notice", "device",
-                               principal=link.device_id, action=str(msg.get("action")),
-                               target=link.device_id, result="done",
-                               params={"state": msg.get("state")}))
-        else:
-            self.gw.emit(Event("ble.protocol", "warning", "ble", principal=link.device_id,
-                               target=link.device_id, result="ignored",
-                               reason="unknown message type %r" % str(kind)[:40]))
-
-    # -- commands ------------------------------------------------------------------------
-    async def execute(self, device_id: str, action: str, params: dict[str, Any] | None = None,
-                      timeout: float = 5.0) -> dict[str, Any]:
-        """Send a command to a connected BLE device; return its real result."""
-        link = self.links.get(device_id)
-        if link is None:
-            raise StateError("BLE device %s is not connected" % device_id)
-        cid = str(next(self._cids))
-        fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-        link.pending[cid] = fut
-        await link.send({"type": "cmd", "cid": cid, "action": action, "params": params or {}})
-        try:
-            res = await asyncio.wait_for(fut, timeout)
-        except TimeoutError:
-            link.pending.pop(cid, None)
-            return {"ok": False, "device": device_id, "action": action,
-                    "reason": "no answer within %.0f s" % timeout, "actual": None}
-        return {"ok": bool(res.get("ok")), "device": device_id, "action": action,
-                "commanded": res.get("commanded"), "actual": res.get("actual"),
-                "reason": str(res.get("reason", ""))[:200]}
-
-    def recent_local_operation(self, device_id: str, within: float) -> dict[str, Any] | None:
-        """The device's manual operation if it happened within the last `within` seconds."""
-        op = self.local_ops.get(device_id)
-        if op and time.monotonic() - op[0] <= within:
-            return op[1]
-        return None
+    def _unknown_message(self, link: BleLink, reason: str) -> None:
+        self.gw.emit(Event("ble.protocol", "warning", "ble", principal=link.device_id,
+                           target=link.device_id, result="ignored", reason=reason))

@@ -2,9 +2,7 @@
 
 Protocol (``firmware/core/frames.py`` frames):
 device → ``hello`` {id, transport, maker, model, fw, interval}; gateway → ``welcome`` {gateway};
-device → ``hb`` {seq, state}; gateway → ``cmd`` {cid, action, params};
-device → ``result`` {cid, ok, commanded, actual, reason}; device → ``local`` {action, state}
-(a manual operation at the device, which has priority over remote commands).
+then the session messages of ``devicesession.py`` (``hb``, ``cmd``/``result``, ``local``).
 Authentication is done by the ``authorizer`` hook (peer certificate + hello → identity); a
 refusal is an ``auth.refused`` alert with the reason, and the connection is closed.
 """
@@ -13,9 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import ssl
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -23,7 +19,8 @@ from firmware.core import frames
 from firmware.core.errors import AuthError, MamoriError, ProtocolError, StateError
 from firmware.core.events import Event
 from firmware.gateway.lantls import tls_failure_reason
-from firmware.gateway.runtime import Gateway, Service
+from firmware.gateway.runtime import Gateway
+from firmware.gateway.services.devicesession import REFUSED, DeviceSession, DeviceSessionService
 
 # authorizer(hello, peer_cert_der or None) -> identity dict with at least id, transport.
 Authorizer = Callable[[dict[str, Any], bytes | None], Awaitable[dict[str, Any]]]
@@ -32,23 +29,23 @@ HELLO_TIMEOUT = 5.0
 READ_CHUNK = 4096
 
 
-class Session:
+class Session(DeviceSession):
     """One authenticated device connection."""
 
     def __init__(self, identity: dict[str, Any], writer: asyncio.StreamWriter) -> None:
-        self.identity = identity
-        self.device_id: str = identity["id"]
+        super().__init__(identity)
         self.writer = writer
-        self.pending: dict[str, asyncio.Future[dict[str, Any]]] = {}
-        self.connected_at = time.time()
-        self.last_state: dict[str, Any] = {}
 
-    def send(self, msg: dict[str, Any]) -> None:
+    async def send(self, msg: dict[str, Any]) -> None:
         """Queue one frame to the device."""
         self.writer.write(frames.encode(msg))
 
+    def close(self) -> None:
+        """Close the connection."""
+        self.writer.close()
 
-class LanService(Service):
+
+class LanService(DeviceSessionService[Session]):
     """Accepts device sessions, tracks heartbeats, executes commands on devices."""
 
     name = "lan"
@@ -64,12 +61,8 @@ class LanService(Service):
         self.authorizer = authorizer
         self.max_sessions = max_sessions
         self.max_frame = max_frame
-        self.sessions: dict[str, Session] = {}
         self.refused = 0
         self._server: asyncio.AbstractServer | None = None
-        self._cids = itertools.count(1)
-        self._tasks: set[asyncio.Task[None]] = set()
-        self.local_ops: dict[str, tuple[float, dict[str, Any]]] = {}
         # admission(peer_ip) -> refusal reason for a blocked peer (set by the monitor service)
         self.admission: Callable[[str], str | None] | None = None
         self.blocked = 0
@@ -89,11 +82,8 @@ class LanService(Service):
         if self._server:
             self._server.close()
         for s in list(self.sessions.values()):
-            s.writer.close()
-        for t in list(self._tasks):
-            t.cancel()
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+            s.close()
+        await self._cancel_tasks()
         if self._server:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._server.wait_closed(), 2)
@@ -106,9 +96,7 @@ class LanService(Service):
     # -- sessions ------------------------------------------------------------------------
     async def _on_connect(self, reader: asyncio.StreamReader,
                           writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        if task is not None:
-            self._tasks.add(task)
+        task = self._track()
         peer = writer.get_extra_info("peername")
         peer_s = "%s:%s" % (peer[0], peer[1]) if peer else "?"
         try:
@@ -172,43 +160,25 @@ class LanService(Service):
             identity = await self.authorizer(hello, cert)
         except MamoriError as exc:
             self._refuse(peer, str(exc), principal=hello["id"][:64])
-            writer.write(frames.encode({"type": "refused", "reason": "authentication failed"}))
+            writer.write(frames.encode(REFUSED))
             return
         session = Session(identity, writer)
         await self._admit(session, hello, peer)
         try:
             await self._session_loop(reader, dec, session)
         finally:
-            if self.sessions.get(session.device_id) is session:
-                del self.sessions[session.device_id]
-                self.gw.emit(Event("device.disconnected", "info", "lan",
-                                   principal=session.device_id, action="disconnect",
-                                   target=session.device_id, result="closed"))
-            for fut in session.pending.values():
-                if not fut.done():
-                    fut.set_exception(StateError("device disconnected"))
+            self._end(session)
 
     async def _admit(self, session: Session, hello: dict[str, Any], peer: str) -> None:
         ident = session.identity
-        old = self.sessions.get(session.device_id)
-        if old is not None:
-            old.writer.close()
-        self.sessions[session.device_id] = session
-        interval = float(ident.get("interval") or hello.get("interval") or 10.0)
-        interval = min(max(interval, 0.5), 3600.0)
-        self.gw.register_device(
-            session.device_id, ident.get("transport", "ip"), interval,
-            int(ident.get("level", 2)), maker=ident.get("maker", ""),
-            model=ident.get("model", ""), fw=str(hello.get("fw", ""))[:32], peer=peer,
-            encrypted=self.ssl_context is not None, authenticated=True)
-        session.send({"type": "welcome", "gateway": self.gw.config.extra.get("gateway_id",
-                                                                              "gateway"),
-                      "interval": interval})
-        self.gw.emit(Event("device.connected", "info", "lan", principal=session.device_id,
-                           action="connect", target=session.device_id, result="admitted",
-                           params={"peer": peer, "model": ident.get("model", ""),
-                                   "tls": self.ssl_context is not None}))
-        self.gw.device_seen(session.device_id)
+        tls = self.ssl_context is not None
+        await self._register(
+            session, float(ident.get("interval") or hello.get("interval") or 10.0),
+            ident.get("transport", "ip"),
+            {"maker": ident.get("maker", ""), "model": ident.get("model", ""),
+             "fw": str(hello.get("fw", ""))[:32], "peer": peer, "encrypted": tls,
+             "authenticated": True},
+            connected={"peer": peer, "model": ident.get("model", ""), "tls": tls})
 
     async def _read_one(self, reader: asyncio.StreamReader,
                         dec: frames.FrameDecoder) -> dict[str, Any] | None:
@@ -224,7 +194,7 @@ class LanService(Service):
 
     async def _session_loop(self, reader: asyncio.StreamReader, dec: frames.FrameDecoder,
                             session: Session) -> None:
-        idle = max(60.0, 10 * float(self.gw.liveness.devices[session.device_id].interval))
+        idle = self._idle_timeout(session)
         while True:
             try:
                 data = await asyncio.wait_for(reader.read(READ_CHUNK), idle)
@@ -242,54 +212,8 @@ class LanService(Service):
             for msg in msgs:
                 self._dispatch(session, msg)
 
-    def _dispatch(self, session: Session, msg: dict[str, Any]) -> None:
-        kind = msg["type"]
-        self.gw.device_seen(session.device_id)
-        if kind == "hb":
-            state = msg.get("state")
-            if isinstance(state, dict):
-                session.last_state = state
-                self.gw.device_info[session.device_id]["reported"] = state
-        elif kind == "result":
-            fut = session.pending.pop(str(msg.get("cid")), None)
-            if fut is not None and not fut.done():
-                fut.set_result(msg)
-        elif kind == "local":
-            self.local_ops[session.device_id] = (time.monotonic(), msg)
-            self.gw.emit(Event("device.local_operation", "notice", "device",
-                               principal=session.device_id, action=str(msg.get("action")),
-                               target=session.device_id, result="done",
-                               params={"state": msg.get("state")}))
-        else:
-            raise ProtocolError("unknown message type %r" % kind[:40])
-
-    # -- commands ------------------------------------------------------------------------
-    async def execute(self, device_id: str, action: str, params: dict[str, Any] | None = None,
-                      timeout: float = 5.0) -> dict[str, Any]:
-        """Send a command to a connected device; return its real result (commanded vs actual)."""
-        session = self.sessions.get(device_id)
-        if session is None:
-            raise StateError("device %s is not connected" % device_id)
-        cid = str(next(self._cids))
-        fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-        session.pending[cid] = fut
-        session.send({"type": "cmd", "cid": cid, "action": action, "params": params or {}})
-        try:
-            res = await asyncio.wait_for(fut, timeout)
-        except TimeoutError:
-            session.pending.pop(cid, None)
-            return {"ok": False, "device": device_id, "action": action,
-                    "reason": "no answer within %.0f s" % timeout, "actual": None}
-        return {"ok": bool(res.get("ok")), "device": device_id, "action": action,
-                "commanded": res.get("commanded"), "actual": res.get("actual"),
-                "reason": str(res.get("reason", ""))[:200]}
-
-    def recent_local_operation(self, device_id: str, within: float) -> dict[str, Any] | None:
-        """The device's manual operation if it happened within the last `within` seconds."""
-        op = self.local_ops.get(device_id)
-        if op and time.monotonic() - op[0] <= within:
-            return op[1]
-        return None
+    def _unknown_message(self, session: Session, reason: str) -> None:
+        raise ProtocolError(reason)  # ends the LAN session (a lan.error event)
 
 
 def registry_authorizer(gw: Gateway, expected: dict[str, dict[str, Any]]) -> Authorizer:

@@ -13,19 +13,19 @@ import secrets
 from typing import Any
 
 from firmware.core.errors import MamoriError
-from firmware.core.events import Event
 from firmware.device.blerunner import run_ble_forever
 from firmware.device.portable.agent import DeviceAgent
 from firmware.gateway.ble.service import BleService, LoopbackBleRadio
 from firmware.gateway.lantls import load_credentials
-from firmware.gateway.runtime import Gateway, Service
+from firmware.gateway.runtime import Gateway
+from firmware.gateway.services.simdevices import SimTasksService
 from firmware.gateway.zigbee.installcode import link_key
 from firmware.gateway.zigbee.service import SimZigbeeRadio, ZigbeeService
 
 JOIN_WINDOW = 60
 
 
-class SimRadioDevicesService(Service):
+class SimRadioDevicesService(SimTasksService):
     """Runs the demo's BLE agents and Zigbee devices against the gateway's sim radios."""
 
     name = "simradio"
@@ -36,10 +36,7 @@ class SimRadioDevicesService(Service):
         self.ble = ble
         self.zigbee = zigbee
         self.devices = devices
-        self.agents: dict[str, DeviceAgent] = {}
         self.zigbee_state: dict[str, dict[str, Any]] = {}
-        self._stop = asyncio.Event()
-        self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
         """Start one task per simulated radio device."""
@@ -50,13 +47,12 @@ class SimRadioDevicesService(Service):
                 agent = DeviceAgent(dev_id, kind=ident["kind"], interval=ident["interval"],
                                     maker=ident["maker"], model=ident["model"], transport="ble")
                 self.agents[dev_id] = agent
-                self._tasks.append(asyncio.create_task(run_ble_forever(
-                    agent, creds, self.ble.radio.connect, stop=self._stop)))
+                self._spawn(run_ble_forever(agent, creds, self.ble.radio.connect,
+                                            stop=self._stop))
             elif ident["transport"] == "zigbee" and self.zigbee is not None:
                 self.zigbee_state[dev_id] = {"joined": False, "reports": 0}
-                self._tasks.append(asyncio.create_task(self._zigbee_device(ident, creds)))
-        self.gw.emit(Event("sim.devices", "info", "gateway", action="simulate",
-                           result="started", params={"devices": sorted(self.devices)}))
+                self._spawn(self._zigbee_device(ident, creds))
+        self._started(sorted(self.devices))
 
     async def _zigbee_device(self, ident: dict[str, Any], creds: dict[str, Any]) -> None:
         assert self.zigbee is not None
@@ -79,15 +75,6 @@ class SimRadioDevicesService(Service):
                 state["reports"] += 1
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), float(ident["interval"]))
-
-    async def stop(self) -> None:
-        """Stop every simulated device."""
-        self._stop.set()
-        for t in self._tasks:
-            t.cancel()
-        for t in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await t
 
     def status(self) -> dict[str, Any]:
         """Which simulated radio devices run and whether they are in."""
