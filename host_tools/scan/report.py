@@ -3,25 +3,30 @@
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import html
-import json
 from typing import Any
 
+from firmware.gateway.selftest.htmlreport import (
+    base_css,
+    canonical,
+    evidence_list,
+    failure_details,
+    page_foot,
+    page_head,
+    report_digest,
+)
 from host_tools.scan.findings import FAIL, PASS, SKIPPED, VERDICTS
+
+__all__ = ["EXIT_ERROR", "EXIT_FINDINGS", "EXIT_PASS", "SCHEMA", "build_report", "canonical",
+           "passed", "render_html", "render_table", "report_hash", "summarise"]
 
 SCHEMA = "mamori-scan/1"
 EXIT_PASS, EXIT_ERROR, EXIT_FINDINGS = 0, 1, 2
 
 
-def canonical(doc: dict[str, Any]) -> bytes:
-    """Canonical JSON bytes (sorted keys, no spaces, UTF-8): what the hash covers."""
-    return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
-
-
 def report_hash(report: dict[str, Any]) -> str:
     """SHA-256 (hex) of the report's canonical JSON: the release metadata records this."""
-    return hashlib.sha256(canonical(report)).hexdigest()
+    return report_digest(report)
 
 
 def summarise(findings: list[dict[str, Any]]) -> dict[str, Any]:
@@ -60,20 +65,15 @@ def render_table(report: dict[str, Any]) -> str:
     lines += [f"{f['id']:<{w}}  {f['verdict'].upper():<8}  {f['title']}" for f in rows]
     for f in rows:
         if f["verdict"] == FAIL:
-            lines += ["", f"{f['id']}: FAIL ({f['severity']})"]
-            lines += ["  - " + e for e in f["evidence"][:10]]
-            lines.append("  fix: " + f["remediation"])
+            lines += failure_details(f"{f['id']}: FAIL ({f['severity']})", f["evidence"],
+                                     f["remediation"])
     c = report["summary"]["counts"]
     lines += ["", f"{c[PASS]} pass, {c[FAIL]} fail, {c[SKIPPED]} skipped: "
                   f"{report['summary']['verdict'].upper()}  (report sha256 {report_hash(report)})"]
     return "\n".join(lines)
 
 
-_CSS = """
-body{font-family:system-ui,sans-serif;margin:2em;color:#1b1b1b;max-width:72em}
-h1{font-size:1.5em}h2{font-size:1.2em;border-bottom:1px solid #ccc;margin-top:2em}
-table{border-collapse:collapse;width:100%}th,td{border:1px solid #ccc;padding:.35em .5em;
-text-align:left;vertical-align:top}th{background:#f0f0f0}
+_CSS = base_css("72em") + """\
 .v{font-weight:bold}.pass{color:#0a6b21}.fail{color:#b00020}.skipped{color:#555}
 ul{margin:.2em 0;padding-left:1.2em}code{font-size:.9em}
 """
@@ -83,10 +83,9 @@ def render_html(report: dict[str, Any]) -> str:
     """A self-contained HTML report (no external resources)."""
     e = html.escape
     s = report["summary"]
-    parts = ["<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
-             "<title>Mamori release scan</title>", f"<style>{_CSS}</style></head><body>",
-             f"<h1>Release vulnerability scan and penetration test: {e(report['board'])}</h1>",
-             "<table>"]
+    parts = page_head("Mamori release scan", _CSS) + [
+        f"<h1>Release vulnerability scan and penetration test: {e(report['board'])}</h1>",
+        "<table>"]
     meta = [("Generated", report["generated_at"]),
             ("Staging gateway", str(report["staging"].get("gateway", ""))),
             ("Tools", ", ".join(f"{k} {v}" for k, v in sorted(report["tools"].items()))),
@@ -102,13 +101,12 @@ def render_html(report: dict[str, Any]) -> str:
         for f in report["findings"]:
             if f["category"] != cat:
                 continue
-            ev = "".join(f"<li>{e(x)}</li>" for x in f["evidence"]) or "<li>-</li>"
+            ev = evidence_list(f["evidence"])
             sev = f" ({e(f['severity'])})" if f["verdict"] == FAIL else ""
             parts.append(f"<tr id='{e(f['id'])}'><td><code>{e(f['id'])}</code><br>"
                          f"{e(f['title'])}</td><td><span class='v {e(f['verdict'])}'>"
                          f"{e(f['verdict'].upper())}</span>{sev}</td><td><ul>{ev}</ul></td>"
                          f"<td>{e(f['remediation'])}</td></tr>")
         parts.append("</table>")
-    parts.append(f"<p><small>Report SHA-256 (canonical JSON): <code>{report_hash(report)}"
-                 "</code></small></p></body></html>")
+    parts.append(page_foot(report_hash(report)))
     return "\n".join(parts)

@@ -6,7 +6,9 @@ import datetime as dt
 import hashlib
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from firmware.core import selftest as model
 from firmware.core.events import Event
@@ -15,6 +17,7 @@ from firmware.gateway.accesslog.service import AccessLogService
 from firmware.gateway.install import change_admin_credential
 from firmware.gateway.keystore import KeyStore
 from firmware.gateway.runtime import Gateway, GatewayConfig
+from firmware.gateway.selftest.runner import run_checks
 from host_tools.logs.inbox import PlatformInbox
 from tests.provisioning.sitekit import Kit
 
@@ -57,6 +60,37 @@ def provisioned(root: Path) -> Path:
 def by_id(results: list[model.Result]) -> dict[str, model.Result]:
     """Results keyed by check ID."""
     return {r.check_id: r for r in results}
+
+
+Results = dict[str, model.Result]
+
+
+def run_area(state: Path, only: str | None = None, level: int = 3, board: str | None = "sim",
+             **kw: Any) -> Results:
+    """Run the checks ``only`` selects (an ID, a feature prefix, or all) on TODAY, keyed by ID."""
+    return by_id(run_checks(state, level, board, only, today=TODAY, **kw))
+
+
+def assert_fail(res: Results, check_id: str, reqs: list[str], needle: str) -> None:
+    """The check failed, evidences exactly ``reqs``, says ``needle`` and tells how to fix it."""
+    r = res[check_id]
+    assert r.verdict == "fail", (check_id, r.evidence)
+    assert r.requirements == reqs
+    assert any(needle in e for e in r.evidence), r.evidence
+    assert r.remediation
+
+
+def single_check(only: str, check_id: str, reqs: list[str]) -> tuple[
+        Callable[..., Results], Callable[[Results, str], None]]:
+    """``run(state, level=3)`` for one area and ``assert_fail(res, needle)`` for its check."""
+
+    def run(state: Path, level: int = 3) -> Results:
+        return run_area(state, only, level)
+
+    def fail(res: Results, needle: str) -> None:
+        assert_fail(res, check_id, reqs, needle)
+
+    return run, fail
 
 
 def snapshot(root: Path) -> dict[str, tuple[int, str]]:

@@ -16,21 +16,9 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
 from firmware.boards import boards_dir
 from firmware.gateway import deviceinfo, tlspolicy
-from firmware.gateway.selftest.runner import run_checks
-from tests.selftest.helpers import TODAY, by_id, provisioned, snapshot
+from tests.selftest.helpers import TODAY, assert_fail, provisioned, run_area, snapshot
 
-
-def run(state: Path, level: int = 3, board: str | None = "sim", only: str | None = None,
-        **kw: object) -> dict:
-    return by_id(run_checks(state, level, board, only, today=TODAY, **kw))  # type: ignore[arg-type]
-
-
-def assert_fail(res: dict, check_id: str, reqs: list[str], needle: str) -> None:
-    r = res[check_id]
-    assert r.verdict == "fail", (check_id, r.evidence)
-    assert r.requirements == reqs
-    assert any(needle in e for e in r.evidence), r.evidence
-    assert r.remediation
+run = run_area
 
 
 def test_provisioned_gateway_passes_everything(tmp_path: Path) -> None:

@@ -12,24 +12,21 @@ import pytest
 from firmware.core.accesslog import framing
 from firmware.gateway.accesslog import store as store_mod
 from firmware.gateway.accesslog.store import AccessLogStore
-from firmware.gateway.selftest.runner import run_checks
 from tests.accesslog.helpers import frames_of, rewrite, segments
-from tests.selftest.helpers import TODAY, by_id, provisioned, snapshot
+from tests.selftest import helpers
+from tests.selftest.helpers import provisioned, run_area, snapshot
 
 LOG_REQS = ["SR3-H-8", "R3-5", "UK10"]
 REST_REQS = ["SR3-H-6", "SR3-H-8", "UK4", "UK8"]
 
 
 def run(state: Path, only: str = "accesslog", **options: object) -> dict:
-    return by_id(run_checks(state, 3, "sim", only, today=TODAY, options=options))
+    return run_area(state, only, options=options)
 
 
 def assert_fail(res: dict, check_id: str, needle: str) -> None:
-    r = res[check_id]
-    assert r.verdict == "fail", (check_id, r.evidence)
-    assert r.requirements == (REST_REQS if check_id.endswith("at-rest") else LOG_REQS)
-    assert any(needle in e for e in r.evidence), r.evidence
-    assert r.remediation
+    helpers.assert_fail(res, check_id,
+                        REST_REQS if check_id.endswith("at-rest") else LOG_REQS, needle)
 
 
 def test_healthy_log_passes_and_is_left_untouched(tmp_path: Path) -> None:

@@ -8,23 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from firmware.gateway.selftest.runner import run_checks
-from tests.selftest.helpers import TODAY, by_id, provisioned
+from tests.selftest.helpers import provisioned, single_check
 
 CID = "acl.default-deny"
 REQS = ["R2-3", "R2-2"]
 
 
-def run(state: Path) -> dict:
-    return by_id(run_checks(state, 3, "sim", "acl", today=TODAY))
-
-
-def assert_fail(res: dict, needle: str) -> None:
-    r = res[CID]
-    assert r.verdict == "fail", r.evidence
-    assert r.requirements == REQS
-    assert any(needle in e for e in r.evidence), r.evidence
-    assert r.remediation
+run, assert_fail = single_check("acl", CID, REQS)
 
 
 def set_acl(state: Path, rules: list[dict]) -> None:

@@ -16,22 +16,19 @@ from firmware.gateway.firewall import nft, posture
 from firmware.gateway.firewall.policy import policy_for_board
 from firmware.gateway.firewall.ruleset import build
 from firmware.gateway.selftest.checks import firewall as fw_check
-from firmware.gateway.selftest.runner import run_checks
 from tests.conftest import require
-from tests.selftest.helpers import TODAY, by_id, provisioned
+from tests.selftest import helpers
+from tests.selftest.helpers import provisioned, run_area
 
 REQS = ["SR3-H-2", "C4", "UK6"]
 
 
 def run(state: Path, **options: object) -> dict:
-    return by_id(run_checks(state, 3, "sim", "firewall", today=TODAY, options=options))
+    return run_area(state, "firewall", options=options)
 
 
 def assert_fail(res: dict, check_id: str, needle: str) -> None:
-    r = res[check_id]
-    assert r.verdict == "fail", (check_id, r.evidence)
-    assert r.requirements == REQS
-    assert any(needle in e for e in r.evidence), r.evidence
+    helpers.assert_fail(res, check_id, REQS, needle)
 
 
 @pytest.fixture

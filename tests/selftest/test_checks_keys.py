@@ -15,23 +15,20 @@ from cryptography.x509.oid import NameOID
 from firmware.gateway import devicekey
 from firmware.gateway.keystore import KeyStore
 from firmware.gateway.selftest.checks.keys import strength_bits
-from firmware.gateway.selftest.runner import run_checks
-from tests.selftest.helpers import TODAY, by_id, provisioned
+from tests.selftest import helpers
+from tests.selftest.helpers import TODAY, provisioned, run_area
 
 KEY_REQS = ["SR3-H-7", "UK4"]
 STORAGE_REQS = ["SR2-H-3", "SR3-H-7", "UK4"]
 
 
 def run(state: Path) -> dict:
-    return by_id(run_checks(state, 3, "sim", "keys", today=TODAY))
+    return run_area(state, "keys")
 
 
 def assert_fail(res: dict, check_id: str, needle: str) -> None:
-    r = res[check_id]
-    assert r.verdict == "fail", (check_id, r.evidence)
-    assert r.requirements == (STORAGE_REQS if check_id == "keys.storage" else KEY_REQS)
-    assert any(needle in e for e in r.evidence), r.evidence
-    assert r.remediation
+    helpers.assert_fail(res, check_id,
+                        STORAGE_REQS if check_id == "keys.storage" else KEY_REQS, needle)
 
 
 def _rsa_der(bits: int) -> bytes:

@@ -11,23 +11,13 @@ import pytest
 
 from firmware.gateway import lantls
 from firmware.gateway.selftest.checks.lan import ProbeSite
-from firmware.gateway.selftest.runner import run_checks
-from tests.selftest.helpers import TODAY, by_id, provisioned, snapshot
+from tests.selftest.helpers import provisioned, single_check, snapshot
 
 REQS = ["SR2-H-2", "SR3-H-5", "C5", "UK5"]
 REAL = lantls.server_context
 
 
-def run(state: Path, level: int = 3) -> dict:
-    return by_id(run_checks(state, level, "sim", "lan", today=TODAY))
-
-
-def assert_fail(res: dict, needle: str) -> None:
-    r = res["lan.mutual-auth"]
-    assert r.verdict == "fail", r.evidence
-    assert r.requirements == REQS
-    assert any(needle in e for e in r.evidence), r.evidence
-    assert r.remediation
+run, assert_fail = single_check("lan", "lan.mutual-auth", REQS)
 
 
 def test_installed_gateway_refuses_bad_devices(tmp_path: Path) -> None:

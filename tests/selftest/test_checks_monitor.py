@@ -10,23 +10,13 @@ import pytest
 from firmware.core import liveness
 from firmware.gateway.monitor.service import MonitorService
 from firmware.gateway.selftest.checks import monitor as monitor_check
-from firmware.gateway.selftest.runner import run_checks
-from tests.selftest.helpers import TODAY, by_id, provisioned, snapshot
+from tests.selftest.helpers import provisioned, single_check, snapshot
 
 CID = "monitor.rogue-and-liveness"
 REQS = ["SR2-H-4", "UK10"]
 
 
-def run(state: Path) -> dict:
-    return by_id(run_checks(state, 3, "sim", "monitor", today=TODAY))
-
-
-def assert_fail(res: dict, needle: str) -> None:
-    r = res[CID]
-    assert r.verdict == "fail", r.evidence
-    assert r.requirements == REQS
-    assert any(needle in e for e in r.evidence), r.evidence
-    assert r.remediation
+run, assert_fail = single_check("monitor", CID, REQS)
 
 
 def test_alerts_reach_log_and_wan(tmp_path: Path) -> None:

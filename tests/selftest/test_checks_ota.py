@@ -8,10 +8,9 @@ from pathlib import Path
 import pytest
 
 from firmware.boards import load_board
-from firmware.gateway.selftest.runner import run_checks
 from firmware.gateway.update.agent import UpdateAgent
 from host_tools.release.repo import ReleaseRepo
-from tests.selftest.helpers import TODAY, by_id, provisioned, snapshot
+from tests.selftest.helpers import assert_fail, provisioned, run_area, snapshot
 
 IMG = ["SR2-H-6", "UK7", "C11"]
 
@@ -35,15 +34,7 @@ def install_release(tmp: Path, state: Path, scan_report: bool = True) -> Path:
 
 
 def run(state: Path, only: str = "ota") -> dict:
-    return by_id(run_checks(state, 3, "sim", only, today=TODAY))
-
-
-def assert_fail(res: dict, cid: str, reqs: list[str], needle: str) -> None:
-    r = res[cid]
-    assert r.verdict == "fail", (cid, r.evidence)
-    assert r.requirements == reqs
-    assert any(needle in e for e in r.evidence), r.evidence
-    assert r.remediation
+    return run_area(state, only)
 
 
 def test_fresh_gateway_is_not_applicable_but_verifier_exercised(tmp_path: Path) -> None:

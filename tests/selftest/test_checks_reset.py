@@ -7,23 +7,13 @@ from pathlib import Path
 import pytest
 
 from firmware.gateway.owner import resale
-from firmware.gateway.selftest.runner import run_checks
-from tests.selftest.helpers import TODAY, by_id, provisioned, snapshot
+from tests.selftest.helpers import provisioned, single_check, snapshot
 
 CID = "reset.keeps-firmware"
 REQS = ["C7", "UK11", "R2-5", "R2-9"]
 
 
-def run(state: Path) -> dict:
-    return by_id(run_checks(state, 3, "sim", "reset", today=TODAY))
-
-
-def assert_fail(res: dict, needle: str) -> None:
-    r = res[CID]
-    assert r.verdict == "fail", r.evidence
-    assert r.requirements == REQS
-    assert any(needle in e for e in r.evidence), r.evidence
-    assert r.remediation
+run, assert_fail = single_check("reset", CID, REQS)
 
 
 def test_reset_on_scratch_passes_and_live_state_survives(tmp_path: Path) -> None:

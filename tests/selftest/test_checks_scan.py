@@ -9,24 +9,14 @@ from pathlib import Path
 import pytest
 
 from firmware.gateway import tlspolicy
-from firmware.gateway.selftest.runner import run_checks
-from tests.selftest.helpers import TODAY, by_id, provisioned, snapshot
+from tests.selftest.helpers import provisioned, single_check, snapshot
 from tests.selftest.test_checks_ota import install_release
 
 CID = "scan.attestation"
 REQS = ["SR3-H-9", "R3-6"]
 
 
-def run(state: Path) -> dict:
-    return by_id(run_checks(state, 3, "sim", "scan", today=TODAY))
-
-
-def assert_fail(res: dict, needle: str) -> None:
-    r = res[CID]
-    assert r.verdict == "fail", r.evidence
-    assert r.requirements == REQS
-    assert any(needle in e for e in r.evidence), r.evidence
-    assert r.remediation
+run, assert_fail = single_check("scan", CID, REQS)
 
 
 def advisories(state: Path, name: str, introduced: str = "0") -> None:

@@ -8,20 +8,11 @@ from pathlib import Path
 import pytest
 
 from firmware.core import usbpolicy
-from firmware.gateway.selftest.runner import run_checks
-from tests.selftest.helpers import TODAY, by_id, provisioned, snapshot
+from tests.selftest.helpers import assert_fail, provisioned, run_area, snapshot
 
 
 def run(state: Path) -> dict:
-    return by_id(run_checks(state, 3, "sim", "usb", today=TODAY))
-
-
-def assert_fail(res: dict, check_id: str, reqs: list[str], needle: str) -> None:
-    r = res[check_id]
-    assert r.verdict == "fail", (check_id, r.evidence)
-    assert r.requirements == reqs
-    assert any(needle in e for e in r.evidence), r.evidence
-    assert r.remediation
+    return run_area(state, "usb")
 
 
 def rules(state: Path, text: str) -> None:

@@ -7,25 +7,21 @@ from pathlib import Path
 
 import pytest
 
-from firmware.gateway.selftest.runner import run_checks
 from firmware.gateway.wan import client as wan_client
 from firmware.gateway.wan import tls as wan_tls
 from firmware.gateway.wan.identity import WanIdentity
-from tests.selftest.helpers import TODAY, by_id, provisioned
+from tests.selftest import helpers
+from tests.selftest.helpers import provisioned, run_area
 
 REQS = ["SR3-H-4", "UK5"]
 
 
 def run(state: Path) -> dict:
-    return by_id(run_checks(state, 3, "sim", "wan", today=TODAY))
+    return run_area(state, "wan")
 
 
 def assert_fail(res: dict, check_id: str, needle: str) -> None:
-    r = res[check_id]
-    assert r.verdict == "fail", (check_id, r.evidence)
-    assert r.requirements == REQS
-    assert any(needle in e for e in r.evidence), r.evidence
-    assert r.remediation
+    helpers.assert_fail(res, check_id, REQS, needle)
 
 
 def test_wan_client_context_passes(tmp_path: Path) -> None:

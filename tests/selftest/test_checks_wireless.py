@@ -9,23 +9,13 @@ import pytest
 
 from firmware.core import blelink
 from firmware.gateway.ble import channel
-from firmware.gateway.selftest.runner import run_checks
-from tests.selftest.helpers import TODAY, by_id, provisioned
+from tests.selftest.helpers import provisioned, single_check
 
 CID = "wireless.links-encrypted"
 REQS = ["SR3-H-5", "C9", "UK5"]
 
 
-def run(state: Path) -> dict:
-    return by_id(run_checks(state, 3, "sim", "wireless", today=TODAY))
-
-
-def assert_fail(res: dict, needle: str) -> None:
-    r = res[CID]
-    assert r.verdict == "fail", r.evidence
-    assert r.requirements == REQS
-    assert any(needle in e for e in r.evidence), r.evidence
-    assert r.remediation
+run, assert_fail = single_check("wireless", CID, REQS)
 
 
 def status(state: Path, devices: list[dict]) -> None:

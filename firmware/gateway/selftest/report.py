@@ -7,15 +7,24 @@ supplier's claims per requirement (ICS), then per-test evidence and verdicts.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import html
-import json
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from firmware.core import selftest as model
+from firmware.gateway.selftest.htmlreport import (
+    base_css,
+    canonical,
+    evidence_list,
+    failure_details,
+    page_foot,
+    page_head,
+    report_digest,
+)
 from firmware.gateway.selftest.requirements import CLAIMS
+
+__all__ = ["SCHEMA", "STARS", "build_report", "canonical", "render_html", "render_table"]
 
 SCHEMA = "mamori-selftest/1"
 STARS = {2: "★★", 3: "★★★"}
@@ -56,11 +65,6 @@ def build_report(results: list[model.Result], level: int, state_dir: Path,
     }
 
 
-def canonical(doc: dict[str, Any]) -> bytes:
-    """Canonical JSON bytes (what signatures and digests cover)."""
-    return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
-
-
 def render_table(report: dict[str, Any]) -> str:
     """A terminal table, one line per check, then the summary."""
     rows = [(r["id"], r["verdict"].upper().replace("_", " "), ",".join(r["requirements"]),
@@ -74,22 +78,15 @@ def render_table(report: dict[str, Any]) -> str:
         lines.append(f"{cid:<{w_id}}  {verdict:<14}  {reqs:<{w_req}}  {title}")
     for r in report["results"]:
         if r["verdict"] in (model.FAIL, model.INCONCLUSIVE):
-            lines.append("")
-            lines.append(f"{r['id']}: {r['verdict']}")
-            lines += ["  - " + e for e in r["evidence"][:10]]
-            if r["remediation"]:
-                lines.append("  fix: " + r["remediation"])
+            lines += failure_details(f"{r['id']}: {r['verdict']}", r["evidence"],
+                                     r["remediation"] or None)
     c = report["summary"]["counts"]
     lines += ["", f"{c['pass']} pass, {c['fail']} fail, {c['not_applicable']} not applicable, "
                   f"{c['inconclusive']} inconclusive: {report['summary']['verdict'].upper()}"]
     return "\n".join(lines)
 
 
-_CSS = """
-body{font-family:system-ui,sans-serif;margin:2em;color:#1b1b1b;max-width:70em}
-h1{font-size:1.5em}h2{font-size:1.2em;border-bottom:1px solid #ccc;margin-top:2em}
-table{border-collapse:collapse;width:100%}th,td{border:1px solid #ccc;padding:.35em .5em;
-text-align:left;vertical-align:top}th{background:#f0f0f0}
+_CSS = base_css("70em") + """\
 .v{font-weight:bold;white-space:nowrap}.pass{color:#0a6b21}.fail{color:#b00020}
 .not_applicable{color:#555}.inconclusive{color:#a05a00}
 ul{margin:.2em 0;padding-left:1.2em}code{font-size:.9em}.meta td:first-child{width:14em}
@@ -106,20 +103,17 @@ def render_html(report: dict[str, Any]) -> str:
     e = html.escape
     d = report["device"]
     s = report["summary"]
-    digest = hashlib.sha256(canonical(report)).hexdigest()
     meta = [("Product", f"{d['manufacturer']} {d['model']}".strip() or "-"),
             ("Board", d["board"] or "-"), ("Software version", d["software_version"]),
             ("Service level", STARS[report["service_level"]]),
             ("Assessment date", report["generated_at"]),
             ("Overall verdict", None)]
-    parts = ["<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
-             "<title>Mamori self-test assessment record</title>",
-             f"<style>{_CSS}</style></head><body>",
-             "<h1>Assessment record: Mamori gateway self-test</h1>",
-             "<p>Structured after ETSI TS 103 701 (conformance assessment of EN 303 645): "
-             "the device under test, the supplier's claims per requirement, and a verdict "
-             "with evidence per test case.</p>",
-             "<h2>1. Device under test</h2><table class='meta'>"]
+    parts = page_head("Mamori self-test assessment record", _CSS) + [
+        "<h1>Assessment record: Mamori gateway self-test</h1>",
+        "<p>Structured after ETSI TS 103 701 (conformance assessment of EN 303 645): "
+        "the device under test, the supplier's claims per requirement, and a verdict "
+        "with evidence per test case.</p>",
+        "<h2>1. Device under test</h2><table class='meta'>"]
     for k, v in meta:
         cell = _v(s["verdict"]) if v is None else e(v)
         parts.append(f"<tr><td>{e(k)}</td><td>{cell}</td></tr>")
@@ -138,11 +132,10 @@ def render_html(report: dict[str, Any]) -> str:
                  "<tr><th>Test case</th><th>Requirements</th><th>Verdict</th>"
                  "<th>Evidence</th><th>Remediation / reason</th></tr>")
     for r in report["results"]:
-        ev = "".join(f"<li>{e(x)}</li>" for x in r["evidence"]) or "<li>-</li>"
+        ev = evidence_list(r["evidence"])
         note = r["reason"] or r["remediation"]
         parts.append(f"<tr id='{e(r['id'])}'><td><code>{e(r['id'])}</code><br>{e(r['title'])}"
                      f"</td><td>{e(', '.join(r['requirements']))}</td><td>{_v(r['verdict'])}"
                      f"</td><td><ul>{ev}</ul></td><td>{e(note)}</td></tr>")
-    parts.append(f"</table><p><small>Report SHA-256 (canonical JSON): <code>{digest}</code>"
-                 "</small></p></body></html>")
+    parts.append("</table>" + page_foot(report_digest(report)))
     return "\n".join(parts)

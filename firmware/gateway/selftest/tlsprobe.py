@@ -7,6 +7,7 @@ import socket
 import ssl
 import threading
 import warnings
+from collections.abc import Iterable
 from pathlib import Path
 
 from cryptography import x509
@@ -113,3 +114,24 @@ def handshake(server_ctx: ssl.SSLContext, client_ctx: ssl.SSLContext,
     if ok and "error" in server_result:
         return False, "server: " + server_result["error"]
     return ok, detail
+
+
+Probe = tuple[str, ssl.SSLContext, ssl.SSLContext, str | None]
+
+
+def expect_refused(probes: Iterable[Probe], accepted: str) -> tuple[list[str], list[str]]:
+    """Run handshakes that must fail, each ``(label, server, client, server_hostname)``.
+
+    Returns (problems, evidence): ``"<accepted> <label> (<detail>)"`` for every handshake that
+    succeeded, ``"refused <label>: <detail>"`` for every one refused. Probes are consumed in
+    order, so a generator may build each client just before its handshake.
+    """
+    problems: list[str] = []
+    evidence: list[str] = []
+    for label, server, client, host in probes:
+        ok, detail = handshake(server, client, host)
+        if ok:
+            problems.append(f"{accepted} {label} ({detail})")
+        else:
+            evidence.append(f"refused {label}: {detail[:120]}")
+    return problems, evidence

@@ -1,8 +1,8 @@
 """A scratch sysfs-shaped USB tree and fixture devices for the USB self-test checks.
 
-Minimal copy of the test suite's builder: root hubs, devices with descriptors, interface
-directories instantiated once a device is authorised (as the kernel does), ``bus/usb/devices``
-links. Nothing here touches the real ``/sys``.
+Root hubs, devices with descriptors, interface directories instantiated once a device is
+authorised (as the kernel does), ``bus/usb/devices`` links. Nothing here touches the real
+``/sys``. The test suite's builder (``tests/usb/sysfs_tree.py``) extends this one.
 """
 
 from __future__ import annotations
@@ -68,8 +68,14 @@ class FixtureTree:
         """Whether a device or interface is present."""
         return name in self.dirs
 
-    def insert(self, port: str, spec: tuple[Any, ...]) -> str:
-        """Plug a device into a port (``1-4``, ``1-1.3``); returns its sysfs name."""
+    def insert(self, port: str, spec: tuple[Any, ...], descriptors: bytes | None = None,
+               with_interfaces: bool | None = None) -> str:
+        """Plug a device into a port (``1-4``, ``1-1.3``); returns its sysfs name.
+
+        ``descriptors`` replaces the ones built from the spec (malformed-descriptor probes);
+        ``with_interfaces`` overrides whether interface directories appear at once (by default
+        they do when the bus authorises new devices).
+        """
         vid, pid, dclass, ifaces, product, serial = spec
         bus = port.split("-")[0]
         parent = port.rsplit(".", 1)[0] if "." in port else "usb" + bus
@@ -82,9 +88,11 @@ class FixtureTree:
         if serial:
             attrs["serial"] = serial
         self._write(d, **attrs)
-        (d / "descriptors").write_bytes(build_descriptors(vid, pid, dclass, ifaces))
+        if descriptors is None:
+            descriptors = build_descriptors(vid, pid, dclass, ifaces)
+        (d / "descriptors").write_bytes(descriptors)
         self._link(port, d)
-        if authorized == "1":
+        if with_interfaces if with_interfaces is not None else authorized == "1":
             self.add_interfaces(port, ifaces)
         return port
 

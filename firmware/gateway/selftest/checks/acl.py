@@ -14,8 +14,9 @@ from firmware.core.acl import ANY, DeviceAcl
 from firmware.core.errors import MamoriError
 from firmware.gateway.install import installed_identity
 from firmware.gateway.lantls import DeviceAuthorizer
+from firmware.gateway.selftest.checks._common import verdict
 from firmware.gateway.selftest.context import CheckContext
-from firmware.gateway.selftest.registry import Outcome, check, failed, passed
+from firmware.gateway.selftest.registry import Outcome, check, failed
 from firmware.gateway.wan.from_install import installed_acl
 
 # Life-and-property actions: never granted on every device at once.
@@ -76,6 +77,4 @@ def default_deny(ctx: CheckContext) -> Outcome:
             problems.append("a model outside the allowlist was accepted")
         except MamoriError:
             evidence.append("a model outside the allowlist is refused")
-    if problems:
-        return failed(*problems, *evidence)
-    return passed(*evidence)
+    return verdict(problems, evidence)

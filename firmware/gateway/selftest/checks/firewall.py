@@ -26,20 +26,13 @@ from firmware.gateway.firewall.policy import policy_for_board
 from firmware.gateway.firewall.ruleset import FAMILY, TABLE, Ruleset, build
 from firmware.gateway.ports import ADMIN_HTTPS_PORT, LAN_DEVICE_PORT
 from firmware.gateway.selftest import scan
+from firmware.gateway.selftest.checks._common import live_status
 from firmware.gateway.selftest.context import CheckContext
 from firmware.gateway.selftest.registry import Outcome, check, failed, inconclusive, passed
 
-STATUS_FILE = "run/status.json"
+FW_REQS = ["SR3-H-2", "C4", "UK6"]
 PID_FILE = "run/gateway.pid"
 PROBE_RULE = "tcp dport 4444 accept"
-
-
-def _live_status(ctx: CheckContext) -> dict[str, Any]:
-    try:
-        data = json.loads((ctx.live_state_dir / STATUS_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
 
 
 def _ports(fw_status: dict[str, Any]) -> tuple[int, int]:
@@ -56,7 +49,7 @@ def _ports(fw_status: dict[str, Any]) -> tuple[int, int]:
 def _setup(ctx: CheckContext) -> tuple[Ruleset, str | None, bool]:
     """(expected ruleset, namespace the live firewall runs in or None, is the sim board)."""
     board = ctx.board()
-    fw = _live_status(ctx).get("firewall") or {}
+    fw = live_status(ctx).get("firewall") or {}
     device_port, admin_port = _ports(fw)
     ruleset = build(policy_for_board(board, device_port=device_port, admin_port=admin_port))
     netns = ctx.options.get("firewall_netns") or fw.get("netns") or None
@@ -124,7 +117,7 @@ def _exercise_in_scratch(ruleset: Ruleset) -> Outcome:
 
 
 @check("firewall.ruleset", "Firewall ruleset loaded and equal to the baseline (default drop)",
-       requirements=["SR3-H-2", "C4", "UK6"],
+       requirements=FW_REQS,
        remediation="restart the firewall service (it applies table inet mamori atomically) or "
                    "run `mamori-gateway firewall apply`; find who changed the ruleset")
 def ruleset_matches(ctx: CheckContext) -> Outcome:
@@ -199,7 +192,7 @@ def _gateway_pid(ctx: CheckContext) -> int | None:
 
 
 @check("firewall.listeners", "Listening sockets are all declared (no undeclared open port)",
-       requirements=["SR3-H-2", "C4", "UK6"],
+       requirements=FW_REQS,
        remediation="stop the service behind the undeclared listener, bind it to loopback, or "
                    "declare its port in firmware/gateway/firewall/policy.py")
 def listeners_declared(ctx: CheckContext) -> Outcome:

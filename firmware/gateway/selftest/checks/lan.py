@@ -30,9 +30,16 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from firmware.core.errors import MamoriError
 from firmware.gateway import lantls
 from firmware.gateway.install import IDENTITY
+from firmware.gateway.selftest.checks._common import verdict
 from firmware.gateway.selftest.context import CheckContext
-from firmware.gateway.selftest.registry import Outcome, check, failed, inconclusive, passed
-from firmware.gateway.selftest.tlsprobe import ProbePKI, handshake
+from firmware.gateway.selftest.registry import Outcome, check, failed, inconclusive
+from firmware.gateway.selftest.tlsprobe import (
+    Probe,
+    ProbePKI,
+    expect_refused,
+    handshake,
+    weak_context,
+)
 
 LAN_REQS = ["SR2-H-2", "SR3-H-5", "C5", "UK5"]
 _KU_LEAF = x509.KeyUsage(digital_signature=True, content_commitment=False,
@@ -116,9 +123,7 @@ class ProbeSite:
 
 def _device_client(cert: tuple[Path, Path] | None = None) -> ssl.SSLContext:
     """A device-side client; it does not judge the gateway (the server is under test)."""
-    c = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    c.check_hostname = False
-    c.verify_mode = ssl.CERT_NONE
+    c = weak_context("client")
     if cert is not None:
         c.load_cert_chain(cert[0], cert[1])
     return c
@@ -157,10 +162,10 @@ def mutual_auth(ctx: CheckContext) -> Outcome:
         return failed(f"the LAN server context cannot be built from the installed identity: "
                       f"{exc}", *bad)
     rogue = ProbePKI(tmp, "rogue-device")
-    probes: list[tuple[str, ssl.SSLContext, ssl.SSLContext]] = [
-        ("a device without a client certificate", live_server, _device_client()),
+    probes: list[Probe] = [
+        ("a device without a client certificate", live_server, _device_client(), None),
         ("a device certificate from another CA", live_server,
-         _device_client((rogue.cert_file, rogue.key_file))),
+         _device_client((rogue.cert_file, rogue.key_file)), None),
     ]
     site = ProbeSite(tmp)
     good = site.device("selftest-good")
@@ -173,13 +178,6 @@ def mutual_auth(ctx: CheckContext) -> Outcome:
                             *evidence)
     evidence.append(f"control: valid device certificate accepted ({detail})")
     probes.append(("a revoked device certificate", probe_server,
-                   _device_client(revoked[:2])))
-    for label, server, client in probes:
-        ok, detail = handshake(server, client, None)
-        if ok:
-            bad.append(f"accepted {label} ({detail})")
-        else:
-            evidence.append(f"refused {label}: {detail[:120]}")
-    if bad:
-        return failed(*bad, *evidence)
-    return passed(*evidence)
+                   _device_client(revoked[:2]), None))
+    accepted, refused = expect_refused(probes, "accepted")
+    return verdict(bad + accepted, evidence + refused)

@@ -16,6 +16,7 @@ import json
 import shutil
 import tarfile
 import time
+from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -24,6 +25,12 @@ from tuf.api.metadata import Metadata, Root, TargetFile, Targets
 from firmware.core.errors import ConfigError, IntegrityError, MamoriError
 from firmware.core.update.chunks import verify_chunk
 from firmware.core.update.version import compare, parse_version
+from firmware.gateway.selftest.checks._common import (
+    NOT_INSTALLED,
+    Installed,
+    installed_release,
+    verdict,
+)
 from firmware.gateway.selftest.context import CheckContext
 from firmware.gateway.selftest.registry import (
     Outcome,
@@ -33,35 +40,9 @@ from firmware.gateway.selftest.registry import (
     not_applicable,
     passed,
 )
-from firmware.gateway.update.blockslot import DirSlots, slot_store
+from firmware.gateway.update.blockslot import DirSlots
 from firmware.gateway.update.slots import verify_slot
 from firmware.gateway.update.store import Paths, read_json
-
-NOT_INSTALLED = "no update was ever installed on this gateway (factory image, no signed release " \
-                "record to compare against)"
-
-
-class Installed:
-    """The running release as the update agent recorded it."""
-
-    def __init__(self, ctx: CheckContext) -> None:
-        self.board = ctx.board()
-        self.paths = Paths(ctx.live_state_dir, self.board)
-        selector = read_json(self.paths.selector, {"booted": "a"})
-        self.slot = str(selector.get("booted") or selector.get("default") or "a")
-        self.store = slot_store(self.paths, self.board)
-        self.info: dict[str, Any] | None = self.store.info(self.slot)
-        self.slot_dir = self.paths.slot(self.slot)
-
-    @property
-    def version(self) -> str:
-        """Running version ('' when nothing was installed)."""
-        return str(self.info.get("version", "")) if self.info else ""
-
-    @property
-    def target(self) -> dict[str, Any]:
-        """The signed target the slot was written from (as recorded at install)."""
-        return dict((self.info or {}).get("target") or {})
 
 
 def family_of(board: str) -> str:
@@ -88,6 +69,14 @@ def verify_metadata(tuf_dir: Path, board: str,
     except Exception as exc:  # noqa: BLE001 - every python-tuf refusal is an integrity failure
         raise IntegrityError(f"metadata signature check failed: {type(exc).__name__}: {exc}")
     return delegated.signed.targets.get(board + "/firmware.bundle")
+
+
+def release_record(signed: TargetFile | None) -> dict[str, Any]:
+    """The Mamori release record (``custom.mamori``) of a signed target ({} when none)."""
+    if signed is None:
+        return {}
+    rel: dict[str, Any] = (signed.unrecognized_fields.get("custom") or {}).get("mamori") or {}
+    return rel
 
 
 def rebuild_bundle(slot_dir: Path, out: Path) -> None:
@@ -205,10 +194,9 @@ def scratch_repo_exercise(work: Path) -> tuple[list[str], list[str]]:
                    "or the trusted metadata was altered, treat the gateway as compromised")
 def image_integrity(ctx: CheckContext) -> Outcome:
     """Verify the running slot against the signed target; tampered copies must be refused."""
-    try:
-        inst = Installed(ctx)
-    except ConfigError as exc:
-        return not_applicable(f"no A/B update mechanism on this board: {exc}")
+    inst = installed_release(ctx, require_version=False)
+    if isinstance(inst, Outcome):
+        return inst
     if not inst.version:
         try:
             issues, shown = scratch_repo_exercise(ctx.tempdir())
@@ -227,7 +215,7 @@ def image_integrity(ctx: CheckContext) -> Outcome:
     if signed is None:
         problems.append("the trusted metadata lists no release for this board")
     else:
-        rel = (signed.unrecognized_fields.get("custom") or {}).get("mamori") or {}
+        rel = release_record(signed)
         if rel.get("version") == inst.version:
             if signed.hashes.get("sha256") != target.get("sha256") or \
                     rel.get("chunks") != target.get("chunks"):
@@ -266,9 +254,21 @@ def image_integrity(ctx: CheckContext) -> Outcome:
     why = _tamper_metadata(inst.paths.tuf, inst.board["name"])
     if why:
         problems.append(why)
-    if problems:
-        return failed(*problems, *evidence)
-    return passed(*evidence, "tampered copies (bundle chunk, slot file, metadata hash) refused")
+    return verdict(problems, evidence,
+                   "tampered copies (bundle chunk, slot file, metadata hash) refused")
+
+
+def _installed_record(ctx: CheckContext,
+                      record: Callable[[Paths], Path]) -> tuple[Installed, Any] | Outcome:
+    """The running release and one of the agent's JSON records (None when missing), or the
+    outcome that ends the check (not applicable, or an unreadable record)."""
+    inst = installed_release(ctx)
+    if isinstance(inst, Outcome):
+        return inst
+    try:
+        return inst, read_json(record(inst.paths), None)
+    except ConfigError as exc:
+        return failed(str(exc))
 
 
 @check("ota.floors", "Anti-rollback version and time floors present and sane",
@@ -277,16 +277,10 @@ def image_integrity(ctx: CheckContext) -> Outcome:
                    "a floor above the running version or in the future means tampering")
 def floors_sane(ctx: CheckContext) -> Outcome:
     """update/floors.json: version floor ≤ running version, time floor set and not future."""
-    try:
-        inst = Installed(ctx)
-    except ConfigError as exc:
-        return not_applicable(f"no A/B update mechanism on this board: {exc}")
-    if not inst.version:
-        return not_applicable(NOT_INSTALLED)
-    try:
-        floors = read_json(inst.paths.floors, None)
-    except ConfigError as exc:
-        return failed(str(exc))
+    got = _installed_record(ctx, lambda p: p.floors)
+    if isinstance(got, Outcome):
+        return got
+    inst, floors = got
     if not isinstance(floors, dict):
         return failed("update/floors.json is missing: downgrades would not be refused")
     problems = []
@@ -307,7 +301,7 @@ def floors_sane(ctx: CheckContext) -> Outcome:
         problems.append("time floor is more than a day in the future")
     evidence = [f"running {inst.version}; version floor {vfloor or '-'}; time floor "
                 f"{tfloor}; failed releases {floors.get('failed') or []}"]
-    return failed(*problems, *evidence) if problems else passed(*evidence)
+    return verdict(problems, evidence)
 
 
 @check("ota.history", "On-device install history readable and consistent",
@@ -316,16 +310,10 @@ def floors_sane(ctx: CheckContext) -> Outcome:
                    "rollback); investigate who removed it")
 def history_readable(ctx: CheckContext) -> Outcome:
     """update/history.json is a list of dated entries naming the running version."""
-    try:
-        inst = Installed(ctx)
-    except ConfigError as exc:
-        return not_applicable(f"no A/B update mechanism on this board: {exc}")
-    if not inst.version:
-        return not_applicable(NOT_INSTALLED)
-    try:
-        rows = read_json(inst.paths.history, None)
-    except ConfigError as exc:
-        return failed(str(exc))
+    got = _installed_record(ctx, lambda p: p.history)
+    if isinstance(got, Outcome):
+        return got
+    inst, rows = got
     if not isinstance(rows, list) or not rows:
         return failed("update/history.json is missing or empty")
     bad = [i for i, r in enumerate(rows) if not isinstance(r, dict) or

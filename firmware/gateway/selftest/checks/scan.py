@@ -13,12 +13,13 @@ from __future__ import annotations
 import hashlib
 import re
 
-from firmware.core.errors import ConfigError, IntegrityError, MamoriError
+from firmware.core.errors import IntegrityError, MamoriError
 from firmware.gateway import tlspolicy
 from firmware.gateway.selftest.checks import firewall
-from firmware.gateway.selftest.checks.ota import NOT_INSTALLED, Installed, verify_metadata
+from firmware.gateway.selftest.checks._common import installed_release, verdict
+from firmware.gateway.selftest.checks.ota import release_record, verify_metadata
 from firmware.gateway.selftest.context import CheckContext
-from firmware.gateway.selftest.registry import Outcome, check, failed, not_applicable, passed
+from firmware.gateway.selftest.registry import Outcome, check
 
 ADVISORY_FILE = "scan/advisories.json"
 HEX64 = re.compile(r"^[0-9a-f]{64}$")
@@ -31,19 +32,14 @@ HEX64 = re.compile(r"^[0-9a-f]{64}$")
                    "components named by the advisory match")
 def attestation(ctx: CheckContext) -> Outcome:
     """Signed scan-report hash present; listeners, TLS contexts and SBOM equal the baseline."""
-    try:
-        inst = Installed(ctx)
-    except ConfigError as exc:
-        return not_applicable(f"no A/B update mechanism on this board: {exc}")
-    if not inst.version:
-        return not_applicable(NOT_INSTALLED)
+    inst = installed_release(ctx)
+    if isinstance(inst, Outcome):
+        return inst
     problems: list[str] = []
     evidence = [f"running release {inst.version}"]
     rel: dict = {}
     try:
-        signed = verify_metadata(inst.paths.tuf, inst.board["name"])
-        rel = ((signed.unrecognized_fields.get("custom") or {}).get("mamori") or {}) \
-            if signed else {}
+        rel = release_record(verify_metadata(inst.paths.tuf, inst.board["name"]))
     except IntegrityError as exc:
         problems.append(str(exc))
     if rel and rel.get("version") != inst.version:
@@ -91,6 +87,4 @@ def attestation(ctx: CheckContext) -> Outcome:
         else:
             evidence.append(f"SBOM present (sha256 {digest[:16]}…); no local advisory file "
                             f"({ADVISORY_FILE})")
-    if problems:
-        return failed(*problems, *evidence)
-    return passed(*evidence)
+    return verdict(problems, evidence)

@@ -8,7 +8,6 @@ written to ``/sys`` or to the live state directory. Requirements: SR2-H-5, C10, 
 
 from __future__ import annotations
 
-import json
 import re
 import time
 from typing import Any
@@ -18,6 +17,7 @@ from firmware.core.events import Event
 from firmware.core.usbpolicy import restricted_class
 from firmware.core.usbrules import port_locked
 from firmware.gateway.selftest import scan
+from firmware.gateway.selftest.checks._common import live_status, verdict
 from firmware.gateway.selftest.context import CheckContext
 from firmware.gateway.selftest.registry import (
     Outcome,
@@ -34,7 +34,6 @@ from firmware.gateway.usbguard.store import RULES_FILE
 from firmware.gateway.usbguard.sysfs import DEVICE
 from firmware.gateway.wan.service import event_route
 
-STATUS_FILE = "run/status.json"
 PROBE_RULE = "allow id *:*"
 
 
@@ -186,17 +185,12 @@ def fixture_insertion(ctx: CheckContext) -> Outcome:
     for bus in [n for n in scene.tree.dirs if re.match(r"^usb\d+$", n)]:
         if scene.tree.read(bus) != "1":
             problems.append(f"root hub {bus} was de-authorised")
-    if problems:
-        return failed(*problems, *evidence)
-    return passed(*evidence, "root hubs untouched; scratch sysfs tree only (/sys not written)")
+    return verdict(problems, evidence,
+                   "root hubs untouched; scratch sysfs tree only (/sys not written)")
 
 
 def _status_usb(ctx: CheckContext) -> dict[str, Any]:
-    try:
-        data = json.loads((ctx.live_state_dir / STATUS_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    usb = data.get("usb") if isinstance(data, dict) else None
+    usb = live_status(ctx).get("usb")
     return usb if isinstance(usb, dict) else {}
 
 

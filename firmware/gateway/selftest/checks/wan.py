@@ -16,9 +16,16 @@ from pathlib import Path
 from cryptography import x509
 
 from firmware.gateway import tlspolicy
+from firmware.gateway.selftest.checks._common import verdict
 from firmware.gateway.selftest.context import CheckContext
 from firmware.gateway.selftest.registry import Outcome, check, failed, inconclusive, passed
-from firmware.gateway.selftest.tlsprobe import HOST, ProbePKI, handshake, weak_context
+from firmware.gateway.selftest.tlsprobe import (
+    HOST,
+    ProbePKI,
+    expect_refused,
+    handshake,
+    weak_context,
+)
 from firmware.gateway.wan import client as wan_client
 from firmware.gateway.wan.identity import WanIdentity
 from firmware.gateway.wan.queue import OutboundQueue
@@ -138,15 +145,9 @@ def untrusted_server(ctx: CheckContext) -> Outcome:
         else:
             evidence.append("this OpenSSL cannot speak TLS 1.1 even at SECLEVEL=0: that probe "
                             "is skipped (the version floor is audited by wan.tls-policy)")
-        bad = []
-        for label, srv, host in probes:
-            ok, detail = handshake(srv, probe.client_context(), host)
-            if ok:
-                bad.append(f"connected to {label} ({detail})")
-            else:
-                evidence.append(f"refused {label}: {detail[:120]}")
-        if bad:
-            return failed(*bad, *evidence)
-        return passed(*evidence)
+        bad, refused = expect_refused(
+            ((label, srv, probe.client_context(), host) for label, srv, host in probes),
+            "connected to")
+        return verdict(bad, evidence + refused)
     finally:
         probe.close()
