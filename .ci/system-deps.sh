@@ -21,6 +21,7 @@ declare -A probe=(
   [mtools]="command -v mcopy"
   [e2fsprogs]="command -v mkfs.ext4"
   [util-linux]="command -v losetup"
+  [curl]="command -v curl"
 )
 missing=()
 for pkg in "${want[@]}"; do

@@ -33,6 +33,7 @@ CHECKS: dict[str, Callable[[], bool]] = {
     and (ROOT / "tests/micropython/node_modules/@micropython").is_dir(),
     "socat": lambda: shutil.which("socat") is not None,
     "openssl": lambda: shutil.which("openssl") is not None,
+    "curl": lambda: shutil.which("curl") is not None,
     "mpy-cross": lambda: shutil.which("mpy-cross") is not None,
     "chromium": lambda: shutil.which("chromium") is not None,
     "losetup": lambda: shutil.which("losetup") is not None and os.geteuid() == 0
