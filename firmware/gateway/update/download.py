@@ -24,7 +24,7 @@ def download(fetcher: Fetcher, target: dict[str, Any], staging: Path, done: int,
              progress: Callable[[int], None],
              clock: Callable[[], float] = time.monotonic) -> None:
     """Fetch chunks done..n of target["url"] into staging; progress(k) once chunks < k are
-    verified and synced. Memory: one chunk buffer whatever the bundle size."""
+    verified and synced. Memory: two chunk buffers whatever the bundle size."""
     length, size, hashes = target["length"], target["chunk_size"], target["chunks"]
     n = chunk_count(length, size)
     staging.parent.mkdir(parents=True, exist_ok=True)

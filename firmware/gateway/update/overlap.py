@@ -95,6 +95,14 @@ def copy_hashed(src: int, offset: int, size: int, dst: int, block: int, sync_eve
     """Copy size bytes at offset of src to dst, hashing them on the helper thread meanwhile
     (SHA-256 hex); dst is synced before returning. Memory: two blocks."""
     h = hashlib.sha256()
+    if size <= block:  # small files (most of a tree): no helper thread
+        view = memoryview(bytearray(size))
+        if os.preadv(src, [view], offset) != size:
+            raise IntegrityError("bundle ends inside a member", "the bundle is truncated")
+        h.update(view)
+        write_all(dst, view)
+        os.fsync(dst)
+        return h.hexdigest()
     bufs = (memoryview(bytearray(block)), memoryview(bytearray(block)))
     worker = Worker()
     syncer = Syncer(dst, lambda mark: None)
