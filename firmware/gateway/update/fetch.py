@@ -141,7 +141,7 @@ class RangeBody:
 
     def skip(self, n: int) -> None:
         """Discard n bytes (a server that ignored Range sends the file from its start)."""
-        scratch = memoryview(bytearray(min(n, BLOCK) or 1))
+        scratch = memoryview(bytearray(min(n, 1 << 20) or 1))
         while n > 0:
             got = self._read(scratch[:min(n, len(scratch))])
             if not got:
