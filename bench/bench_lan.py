@@ -23,18 +23,17 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import pick, row
-from firmware.boards import load_board
+from firmware.common.boards import load_board
+from firmware.common.certs import load_key_pair
 from firmware.core import frames
-from firmware.gateway.install import IDENTITY, install_bundle, tls_key_passphrase
-from firmware.gateway.lantls import (
-    DeviceAuthorizer,
-    client_context,
-    load_credentials,
-    load_key_pair,
-)
-from firmware.gateway.lantls import server_context as mamori_server_context
-from firmware.gateway.runtime import Gateway, GatewayConfig
-from firmware.gateway.services.lan import LanService
+from firmware.device.credentials import load as load_credentials
+from firmware.device.credentials import tls_context as client_context
+from firmware.gateway.identity.admission import DeviceAuthorizer
+from firmware.gateway.identity.install import IDENTITY, install_bundle, tls_key_passphrase
+from firmware.gateway.lan.service import LanService
+from firmware.gateway.lan.tls import server_context as mamori_server_context
+from firmware.gateway.runtime.config import GatewayConfig
+from firmware.gateway.runtime.gateway import Gateway
 from provisioning.devices import issue_device
 from provisioning.gateway import issue_gateway
 from provisioning.site import Site

@@ -59,7 +59,7 @@ def _ids() -> list[str]:
 
 def _setup(root: Path) -> Path:
     """A site, an installed gateway identity (root/state) and DEVICES ip device credentials."""
-    from firmware.gateway.install import install_bundle
+    from firmware.gateway.identity.install import install_bundle
     from provisioning.devices import issue_device
     from provisioning.gateway import issue_gateway
     from provisioning.site import Site
@@ -76,11 +76,13 @@ def _setup(root: Path) -> Path:
 
 # -- servers (run in a child process) ------------------------------------------------------
 async def _gateway_server(root: Path, out: Path) -> None:
-    from firmware.boards import load_board
-    from firmware.gateway.lantls import DeviceAuthorizer, server_context
+    from firmware.common.boards import load_board
+    from firmware.gateway.identity.admission import DeviceAuthorizer
+    from firmware.gateway.lan.service import LanService
+    from firmware.gateway.lan.tls import server_context
     from firmware.gateway.monitor.service import MonitorService
-    from firmware.gateway.runtime import Gateway, GatewayConfig
-    from firmware.gateway.services.lan import LanService
+    from firmware.gateway.runtime.config import GatewayConfig
+    from firmware.gateway.runtime.gateway import Gateway
 
     state = root / "state"
     gw = Gateway(GatewayConfig("sim", state), load_board("sim"))
@@ -112,7 +114,7 @@ async def _gateway_server(root: Path, out: Path) -> None:
 
 def _bare_context(state: Path) -> ssl.SSLContext:
     """Plain ssl: same certificate, key and CA as the gateway; mutual TLS 1.3, no tickets."""
-    from firmware.gateway.install import IDENTITY, tls_key_passphrase
+    from firmware.gateway.identity.install import IDENTITY, tls_key_passphrase
 
     ident = state / IDENTITY
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -164,7 +166,8 @@ async def _bare_server(root: Path, out: Path) -> None:
 # -- client (a child process too) -----------------------------------------------------------
 async def _client(root: Path, port: int) -> None:
     from firmware.core import frames
-    from firmware.gateway.lantls import client_context, load_credentials
+    from firmware.device.credentials import load as load_credentials
+    from firmware.device.credentials import tls_context as client_context
 
     ctxs = {d: client_context(load_credentials(root / "devices" / (d + ".json")))
             for d in _ids()}

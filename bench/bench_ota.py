@@ -23,8 +23,9 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import child_env, need, pick, row
+from firmware.common.chunks import chunk_hashes
 from firmware.core.update.chunks import chunk_count, chunk_span, verify_chunk
-from host_tools.release.bundle import DEFAULT_CHUNK, chunk_hashes
+from host_tools.release.bundle import DEFAULT_CHUNK
 
 MiB = 1024 * 1024
 BIG = pick(256, 16)
@@ -114,7 +115,7 @@ class _Release:
 
     def install_in_process(self) -> float:
         """The same install by an UpdateAgent in this process: no interpreter start or imports."""
-        from firmware.boards import load_board
+        from firmware.common.boards import load_board
         from firmware.gateway.update.agent import UpdateAgent
 
         state = self.tmp / "gw-inproc"
