@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -66,20 +67,37 @@ def bench_verify(tmp: Path) -> dict[str, Any]:
                BIG / ossl, bytes=length, rounds=ROUNDS)
 
 
+# Forks the command from a fresh small interpreter: a child forked from this (large) bench
+# process would report this process's RSS as its own peak (ru_maxrss survives fork and exec).
+_MEASURE = """
+import json, os, sys, time
+t0 = time.perf_counter()
+pid = os.fork()
+if pid == 0:
+    try:
+        os.execvp(sys.argv[2], sys.argv[2:])
+    finally:
+        os._exit(127)
+_, status, usage = os.wait4(pid, 0)
+with open(sys.argv[1], "w") as f:
+    json.dump({"s": time.perf_counter() - t0, "rss": usage.ru_maxrss,
+               "rc": os.waitstatus_to_exitcode(status)}, f)
+"""
+
+
 def _timed(cmd: list[str]) -> tuple[float, int]:
-    """Wall seconds and peak RSS (KiB) of a child process; raises with its stderr on failure."""
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, env=child_env(), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
-    dt = time.perf_counter() - t0
-    err = proc.stderr.read().decode() if proc.stderr else ""
-    if proc.stderr:
-        proc.stderr.close()
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode != 0:
-        raise RuntimeError("%s failed: %s" % (" ".join(cmd[:3]), err[-600:]))
-    return dt, int(usage.ru_maxrss)
+    """Wall seconds and peak RSS (KiB) of a command; raises with its stderr on failure."""
+    fd, out = tempfile.mkstemp(prefix="mamori-bench-ota-")
+    os.close(fd)
+    try:
+        proc = subprocess.run([sys.executable, "-c", _MEASURE, out, *cmd], env=child_env(),
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        got = json.loads(Path(out).read_text() or "{}")
+    finally:
+        os.unlink(out)
+    if proc.returncode != 0 or got.get("rc") != 0:
+        raise RuntimeError("%s failed: %s" % (" ".join(cmd[:3]), proc.stderr[-600:]))
+    return float(got["s"]), int(got["rss"])
 
 
 class _Release:
@@ -196,7 +214,5 @@ def run() -> list[dict[str, Any]]:
 
 
 if __name__ == "__main__":
-    import json
-
     for r in run():
         print(json.dumps(r))
