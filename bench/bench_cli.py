@@ -55,7 +55,8 @@ def _ran_gateway(state: Path) -> None:
 
 def run() -> list[dict[str, Any]]:
     """Best-of wall times of the three commands and the bare interpreter start."""
-    state = Path(tempfile.mkdtemp(prefix="mamori-bench-cli-"))
+    root = Path(tempfile.mkdtemp(prefix="mamori-bench-cli-"))
+    state = root / "state"  # the sim run puts its demo site beside the state dir: inside root
     try:
         _ran_gateway(state)
         cases = {
@@ -75,7 +76,7 @@ def run() -> list[dict[str, Any]]:
             for name, cmd in cases.items():
                 best[name] = min(best[name], _wall(cmd))
     finally:
-        shutil.rmtree(state, ignore_errors=True)
+        shutil.rmtree(root, ignore_errors=True)
     return [row(name, "s", best[name], "python3 -c 'import json' (same interpreter)", base,
                 higher_is_better=False, rounds=ROUNDS, command=" ".join(
                     Path(c).name if i == 0 else c for i, c in enumerate(cases[name][:3])),
