@@ -81,6 +81,8 @@ def test_encrypted_pem_is_not_plaintext(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("rel", "make", "needle"), [
     ("keys/ble.key", lambda kek: os.urandom(32), "raw key material"),
+    # Raw bytes that happen to begin and end with whitespace values (the old check stripped them).
+    ("keys/ble.key", lambda kek: b"\n" + os.urandom(30) + b" ", "raw key material"),
     ("keys/zigbee.key", lambda kek: binascii.hexlify(os.urandom(16)), "raw key material"),
     ("data/gw.der", lambda kek: ec.generate_private_key(ec.SECP256R1()).private_bytes(
         serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,

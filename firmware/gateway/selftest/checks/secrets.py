@@ -84,12 +84,11 @@ def _looks_raw_key(rel: str, content: bytes) -> bool:
         return False
     if content.startswith(b"MKW1"):  # wrapped under the device KEK: not plaintext
         return False
-    data = content.strip()
-    try:
-        if re.fullmatch(rb"[0-9a-fA-F]+", data):
-            data = binascii.unhexlify(data)
-    except binascii.Error:
-        pass
+    # Only a hex text form is stripped: raw bytes may begin or end with whitespace values.
+    data = content
+    text = content.strip()
+    if re.fullmatch(rb"(?:[0-9a-fA-F]{2})+", text):
+        data = binascii.unhexlify(text)
     return len(data) in _RAW_SIZES and len(set(data)) > len(data) // 3
 
 
@@ -121,7 +120,7 @@ def find_plaintext_keys(root: Any, known_secrets: list[bytes]) -> list[str]:
                 pass
         if rel not in RAW_KEY_ALLOWED:
             if _looks_raw_key(rel, content):
-                findings.append(f"{rel}: raw key material ({len(content.strip())} bytes)")
+                findings.append(f"{rel}: raw key material")
             elif any(n and n in content for n in needles):
                 findings.append(f"{rel}: contains a copy of the device key")
     return findings
