@@ -56,3 +56,13 @@ def test_failed_version_not_retried() -> None:
     assert f["failed"] == ["1.2"]
     raises(PolicyError, decide, "1.1", f, "1.2")
     assert decide("1.1", f, "1.3") == "install"
+
+
+def test_failed_list_forgets_only_versions_below_the_floor() -> None:
+    f = raise_floors(new_floors(), committed="1.4")
+    for v in ("1.1", "1.5", "1.6"):
+        f = mark_failed(f, v, limit=2)
+    assert f["failed"] == ["1.5", "1.6"]
+    f = mark_failed(raise_floors(f, committed="1.5"), "1.7", limit=2)
+    assert f["failed"] == ["1.6", "1.7"]
+    raises(PolicyError, decide, "1.5", f, "1.6")

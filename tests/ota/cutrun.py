@@ -10,7 +10,10 @@ many cut points a run has and in which state each cut fell.
 `CutServer` keeps one such process (``python -m tests.ota.cutrun``) that imports the agent once
 and forks a child per run: a cut then costs a fork, not an interpreter start, which keeps a few
 hundred cuts cheap on a busy machine. The child installs the hooks, runs the verb (parser, error
-mapping and exit codes exactly as `mamori-gateway update`) and dies by a real SIGKILL.
+mapping and exit codes exactly as `mamori-gateway update`) and dies by a real SIGKILL. The
+repository is plain http on loopback, so the server gets an empty default trust store
+(OpenSSL's SSL_CERT_FILE/SSL_CERT_DIR): parsing the system's CA bundle costs ~60 ms of CPU per
+agent and would verify nothing here.
 """
 
 from __future__ import annotations
@@ -111,8 +114,12 @@ def _child(req: dict[str, Any]) -> int:
 
 def serve() -> None:
     """Fork one child per request line; answer each with its exit status."""
+    import gc
+
     import firmware.gateway.commands.update  # noqa: F401 - imported once, before forking
     import firmware.gateway.update.agent  # noqa: F401
+
+    gc.freeze()  # the collector never walks (so never copies) the pages shared with children
 
     for line in sys.stdin:
         req = json.loads(line)
@@ -130,8 +137,10 @@ def serve() -> None:
                 sys.stdout.flush()
                 sys.stderr.flush()
                 os._exit(code)
-        _, status = os.waitpid(pid, 0)
-        print(json.dumps({"rc": os.waitstatus_to_exitcode(status)}), flush=True)
+        _, status, usage = os.wait4(pid, 0)
+        print(json.dumps({"rc": os.waitstatus_to_exitcode(status),
+                          "cpu": usage.ru_utime + usage.ru_stime}),
+              flush=True)
 
 
 class CutServer:
@@ -140,9 +149,14 @@ class CutServer:
     def __init__(self, work: Path) -> None:
         self.work = work
         work.mkdir(parents=True, exist_ok=True)
+        empty = work / "no-ca.pem"
+        empty.write_text("")
+        env = dict(os.environ, SSL_CERT_FILE=str(empty), SSL_CERT_DIR=str(work / "no-ca"))
         self.proc = subprocess.Popen([sys.executable, "-m", "tests.ota.cutrun"], cwd=ROOT,
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+                                     env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     text=True)
         self.runs = 0
+        self.cpu = 0.0  # CPU seconds used by the runs (children and their own children)
 
     def run(self, argv: list[str], cut_at: int = 0, cut_state: str = "",
             timeout: float = 120.0) -> tuple[int, list[list[str]], str]:
@@ -158,7 +172,9 @@ class CutServer:
         while not select.select([self.proc.stdout], [], [], 0.2)[0]:
             if time.monotonic() > deadline or self.proc.poll() is not None:
                 raise AssertionError("the update run did not finish in %ss" % timeout)
-        rc = int(json.loads(self.proc.stdout.readline())["rc"])
+        answer = json.loads(self.proc.stdout.readline())
+        rc = int(answer["rc"])
+        self.cpu += float(answer["cpu"])
         rows = [ln.split() for ln in events.read_text().splitlines()] if events.exists() else []
         text = out.read_text(errors="replace")
         events.unlink(missing_ok=True)

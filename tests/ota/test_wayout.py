@@ -92,7 +92,11 @@ def test_defective_signed_bundle_is_refused_once_and_the_next_release_installs(
     hits: list[int] = []
     bundle = env.bundle_url_path({})
     data = (env.repo.path / bundle.lstrip("/")).read_bytes()
-    env.server.overrides[bundle] = lambda: hits.append(1) or data
+
+    def counted() -> bytes:
+        hits.append(1)
+        return data
+    env.server.overrides[bundle] = counted
     with pytest.raises(PolicyError, match="was refused"):
         env.agent().run()
     assert hits == [] and len(_history(env)) == 2 and len(_alerts(env)) == 1

@@ -59,8 +59,13 @@ def raise_floors(floors: dict, min_version: str = "", signed_at: float = 0.0,
 
 
 def mark_failed(floors: dict, version: str, limit: int = 20) -> dict:
-    """Remember a version whose trial boot failed so it is never retried automatically."""
+    """Remember a version whose trial boot failed so it is never retried automatically.
+
+    Versions at or below the version floor are dropped from the list first (the floor already
+    refuses them), so the bounded list only ever forgets versions it no longer needs."""
     out = raise_floors(floors)
+    floor = out["version"]
+    out["failed"] = [v for v in out["failed"] if not floor or compare(v, floor) > 0]
     if version not in out["failed"]:
         out["failed"].append(version)
     out["failed"] = out["failed"][-limit:]

@@ -324,8 +324,10 @@ class UpdateAgent:
         mode = "r+b" if self.paths.staging.exists() else "w+b"
         with open(self.paths.staging, mode) as f:
             # Bytes past the last recorded chunk are from before a power cut: drop them.
-            f.truncate(done * t["chunk_size"])
-            f.seek(done * t["chunk_size"])
+            # (All chunks may be done already: a cut just before the `verified` write.)
+            kept = min(done * t["chunk_size"], t["length"])
+            f.truncate(kept)
+            f.seek(kept)
             for i in range(done, n):
                 off, size = chunk_span(i, t["length"], t["chunk_size"])
                 data = self.fetcher.fetch_range(t["url"], off, size)
