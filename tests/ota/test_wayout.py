@@ -231,3 +231,52 @@ def test_tuf_client_downloads_every_target_and_fails_on_any(env: Env, tmp_path: 
                     "sim/firmware.bundle", "download")
     assert r.returncode == 0, r.stderr
     assert len([p for p in tg.rglob("*") if p.is_file()]) == 2
+
+
+def test_refusal_reaches_the_alert_uplink_once_through_the_ota_service(env: Env) -> None:
+    from types import SimpleNamespace
+
+    from firmware.core.events import Event
+    from firmware.gateway.update.service import OtaService
+
+    _installed(env, "1.0")
+    env.publish("1.1")
+    _set_release(env, board="rpi4")  # a wrong-board release, validly signed
+    got: list[Event] = []
+    gw: Any = SimpleNamespace(board=env.board, state_dir=env.state, emit=got.append)
+    svc = OtaService(gw)
+    for _ in range(2):
+        svc._run(env.url, "")
+        assert svc.last_result["result"] == "refused"
+    alerts = [(e.kind, e.severity, e.target) for e in got if e.kind.startswith("ota.")]
+    assert alerts == [("ota.refused", "alert", "1.1")]
+    assert "wrong-board" in got[0].reason and got[0].event_id
+    assert not (env.state / "update" / "reports.jsonl").exists()  # delivered, not pending
+
+
+def test_interrupted_download_of_a_superseded_release_is_abandoned(env: Env) -> None:
+    from firmware.core.errors import ProtocolError
+
+    _installed(env, "1.0")
+    env.publish("1.1")
+    path = env.bundle_url_path({})
+    real = (env.repo.path / path.lstrip("/")).read_bytes()
+    calls: list[int] = []
+
+    def flaky() -> bytes:
+        calls.append(1)
+        if len(calls) == 3:
+            raise ConnectionAbortedError("network drop")
+        return real
+    env.server.overrides[path] = flaky
+    with pytest.raises(ProtocolError):
+        env.agent().run()
+    assert env.agent().record()["chunks_done"] == 2
+    # While the gateway was offline the repository moved on and pruned the old bundle.
+    del env.server.overrides[path]
+    (env.repo.path / path.lstrip("/")).unlink()
+    env.publish("1.2")
+    res = env.agent().run()
+    assert res["result"] == "installed" and res["version"] == "1.2", res
+    assert [(h["action"], h["version"]) for h in _history(env)] == [
+        ("installed", "1.0"), ("installed", "1.2")]

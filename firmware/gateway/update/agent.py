@@ -218,6 +218,8 @@ class UpdateAgent:
             settled = self._settle(record)
             if record["state"] != m.REFUSED:
                 return settled
+        if action == m.A_DOWNLOAD and self.source:
+            action = m.A_CHECK  # resume only while the repository still offers that release
         for _ in range(12):
             if action == m.A_CHECK:
                 result = self._check()
@@ -269,6 +271,12 @@ class UpdateAgent:
         version = str(rel.get("version", ""))
         sha = info.hashes.get("sha256", "")
         self._candidate = {"path": path, "version": version, "sha256": sha}
+        record = self.record()
+        if record.get("state") == m.DOWNLOADING:
+            if (record.get("target") or {}).get("sha256") == sha:
+                return None  # an interrupted download of the release still offered: resume
+            self._save(m.advance(record, m.IDLE, reason="superseded by release %s" % version))
+            staging.discard(self.paths, self.slots, record.get("slot", ""))
         if rel.get("board") != name:
             raise IntegrityError("release is for board %r, this gateway is %r" % (
                 rel.get("board"), name), "wrong-board image refused")
