@@ -150,6 +150,7 @@ def test_every_step_before_the_switch_can_be_refused() -> None:
         assert out["retry"] is False and m.needs_settling(out)
         assert m.after_boot(out, {"slot": "a", "in_trial": False}) == (out, m.A_CHECK)
         raises(StateError, m.start, out, TARGET, "a", "b", "1.0")  # follow-up steps owed
+        raises(StateError, m.refuse, out, "again")
         done = m.settle(out)
         assert not m.needs_settling(done)
         assert m.start(done, TARGET, "a", "b", "1.0")["state"] == m.DOWNLOADING

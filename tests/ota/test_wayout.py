@@ -280,3 +280,74 @@ def test_interrupted_download_of_a_superseded_release_is_abandoned(env: Env) -> 
     assert res["result"] == "installed" and res["version"] == "1.2", res
     assert [(h["action"], h["version"]) for h in _history(env)] == [
         ("installed", "1.0"), ("installed", "1.2")]
+
+
+def test_full_disk_while_staging_is_a_recorded_refusal_not_a_wedge(
+        env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    import errno
+    import os
+
+    from firmware.core.errors import StateError
+
+    _installed(env, "1.0")
+    env.publish("1.1")
+    real_fsync = os.fsync
+
+    def full(fd: int) -> None:
+        if os.readlink("/proc/self/fd/%d" % fd).endswith("bundle.part"):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        real_fsync(fd)
+    monkeypatch.setattr(os, "fsync", full)
+    with pytest.raises(StateError, match="No space left on device"):
+        env.agent().run()
+    assert _state(env) == "refused"
+    _staging_clean(env)  # the partial bundle is gone: the space is given back
+    assert [a["kind"] for a in _alerts(env)] == ["ota.refused"]
+    r = gateway_cli("update", "--state-dir", str(env.state), "--from", env.url)
+    assert r.returncode == 0 and "Traceback" not in r.stderr  # another process: disk is fine
+    assert status(env.state)["version"] == "1.1"
+
+
+def test_read_only_state_dir_fails_with_a_message(env: Env,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    import errno
+    import os
+
+    from firmware.core.errors import StateError
+
+    _installed(env, "1.0")
+    env.publish("1.1")
+    agent = env.agent()
+
+    def read_only(*args: Any, **kwargs: Any) -> None:
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS))
+    monkeypatch.setattr(os, "replace", read_only)
+    with pytest.raises(StateError, match="Read-only file system"):
+        agent.run()
+    monkeypatch.undo()
+    assert env.agent().run()["version"] == "1.1"
+
+
+def test_full_disk_after_the_commit_keeps_the_owed_steps(env: Env,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    import errno
+    import os
+
+    from firmware.core.errors import StateError
+    from firmware.gateway.update import agent as agent_mod
+
+    _installed(env, "1.0")
+    env.publish("1.1")
+    real = agent_mod.UpdateAgent._history
+
+    def full(self: Any, entry: dict[str, Any]) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    monkeypatch.setattr(agent_mod.UpdateAgent, "_history", full)
+    with pytest.raises(StateError, match="No space left"):
+        env.agent().run()
+    record = env.agent().record()
+    assert (record["state"], record["settled"]) == ("committed", False)
+    monkeypatch.setattr(agent_mod.UpdateAgent, "_history", real)
+    assert env.agent().run()["result"] == "installed"
+    assert [(h["action"], h["version"]) for h in _history(env)] == [
+        ("installed", "1.0"), ("installed", "1.1")]

@@ -102,6 +102,9 @@ def refuse(record: dict, reason: str, target: object = None, update_id: str = ""
     if state not in REFUSABLE:
         raise StateError("update state %s cannot be refused: it has switched slots" % state,
                          "a failing trial rolls back instead")
+    if needs_settling(record):
+        raise StateError("the previous update's final steps are still owed",
+                         "replay them before recording a refusal")
     if target is None and state not in TERMINAL:
         target = record.get("target")
     return advance(record, REFUSED, reason=reason, target=target, chunks_done=0,

@@ -154,8 +154,12 @@ class UpdateAgent:
 
     @contextmanager
     def _locked(self) -> Iterator[None]:
-        self.paths.root.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.paths.lock, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            self.paths.root.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.paths.lock, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise StateError("cannot open the update lock: %s" % (exc.strerror or exc),
+                             "the state directory must be writable") from exc
         try:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -199,12 +203,12 @@ class UpdateAgent:
             try:
                 return self._pass()
             except (IntegrityError, PolicyError) as exc:
-                self._refuse(exc)
+                self._record_refusal(exc)
                 raise
             except OSError as exc:
                 err = StateError("update storage failed: %s" % (exc.strerror or exc),
                                  "free space or repair the storage; the next run starts afresh")
-                self._refuse(err)
+                self._record_refusal(err)
                 raise err from exc
 
     def _pass(self) -> dict[str, Any]:
@@ -400,11 +404,20 @@ class UpdateAgent:
 
     # ---- refusals and the steps after a final write --------------------------------------
 
+    def _record_refusal(self, exc: MamoriError) -> None:
+        try:
+            self._refuse(exc)
+        except OSError as failed:
+            raise StateError("%s; recording the refusal failed too: %s" % (
+                exc.message, failed.strerror or failed),
+                "repair the update state storage (full or read-only?)") from exc
+
     def _refuse(self, exc: MamoriError) -> None:
         """Record a refusal (before the switch): final record, then its replayable steps."""
         record = self.record()
         state = record.get("state", m.IDLE)
-        if state not in m.REFUSABLE or isinstance(exc, AlreadyRefused):
+        if state not in m.REFUSABLE or isinstance(exc, AlreadyRefused) or \
+                m.needs_settling(record):  # owed steps are replayed next run, never dropped
             return
         target = record.get("target") if state not in m.TERMINAL else self._candidate
         reason = str(exc)
