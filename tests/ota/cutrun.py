@@ -2,10 +2,12 @@
 SIGKILLs itself immediately after its Nth persisted write.
 
 A persisted write is every call that changes what survives a crash: ``os.fsync`` of a file,
-``os.replace``/``os.rename``, ``os.unlink``/``os.remove`` and ``os.rmdir`` (directory fsyncs
-add nothing a SIGKILL could lose and are not counted). Each event is logged to an events file as
-``N CALL NAME STATE`` (STATE: the update record's state when it happened), so a test learns how
-many cut points a run has and in which state each cut fell.
+``os.replace``/``os.rename``, ``os.unlink``/``os.remove`` and ``os.rmdir``. Not counted: fsyncs
+of directories (nothing a SIGKILL could lose) and of the temporary files of atomic JSON writes
+(``.tmp-*``): those only become state at their rename, and a cut just before the rename equals
+the cut after the previous write plus an orphaned temporary file nothing reads. Each event is
+logged to an events file as ``N CALL NAME STATE`` (STATE: the update record's state when it
+happened), so a test learns how many cut points a run has and in which state each cut fell.
 
 `CutServer` keeps one such process (``python -m tests.ota.cutrun``) that imports the agent once
 and forks a child per run: a cut then costs a fork, not an interpreter start, which keeps a few
@@ -30,8 +32,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import ROOT
-
+ROOT = Path(__file__).resolve().parents[2]  # not tests.conftest: the server stays small
 HOOKED = ("fsync", "replace", "rename", "unlink", "remove", "rmdir")
 
 
@@ -73,7 +74,7 @@ class _Cutter:
                 target = os.readlink("/proc/self/fd/%d" % args[0])
             except OSError:
                 target = "?"
-            if os.path.isdir(target):
+            if os.path.isdir(target) or os.path.basename(target).startswith(".tmp-"):
                 return
         else:
             target = str(args[1] if name in ("replace", "rename") else args[0])
@@ -115,10 +116,16 @@ def _child(req: dict[str, Any]) -> int:
 def serve() -> None:
     """Fork one child per request line; answer each with its exit status."""
     import gc
+    import importlib
 
     import firmware.gateway.commands.update  # noqa: F401 - imported once, before forking
     import firmware.gateway.update.agent  # noqa: F401
 
+    # Modules a run imports lazily (date parsing, IDNA host names, JSON serialiser, ...):
+    # imported here once instead of in every child.
+    for name in ("_strptime", "encodings.idna", "decimal", "uuid", "platform", "glob", "html",
+                 "tuf.api.serialization.json", "firmware.gateway.owner.resale"):
+        importlib.import_module(name)
     gc.freeze()  # the collector never walks (so never copies) the pages shared with children
 
     for line in sys.stdin:
