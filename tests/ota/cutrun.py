@@ -39,12 +39,15 @@ HOOKED = ("fsync", "replace", "rename", "unlink", "remove", "rmdir")
 class _Cutter:
     """Counts persisted writes and kills this process at the chosen one."""
 
-    def __init__(self, events: Path, cut_at: int, cut_state: str, state_file: Path) -> None:
+    def __init__(self, events: Path, cut_at: int, cut_state: str, state_file: Path,
+                 cut_in: tuple[str, int] = ("", 0)) -> None:
         self.fd = os.open(events, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         self.cut_at = cut_at
         self.cut_state = cut_state
+        self.cut_in = cut_in
         self.state_file = state_file
         self.count = 0
+        self.in_state: dict[str, int] = {}
         self.state = self._read_state()
         self.real: dict[str, Callable[..., Any]] = {n: getattr(os, n) for n in HOOKED}
 
@@ -84,7 +87,9 @@ class _Cutter:
         self.count += 1
         line = "%d %s %s %s\n" % (self.count, name, os.path.basename(target) or "?", self.state)
         os.write(self.fd, line.encode())
-        if self.count == self.cut_at or (wrote_state and self.state == self.cut_state):
+        nth = self.in_state[self.state] = self.in_state.get(self.state, 0) + 1
+        if self.count == self.cut_at or (wrote_state and self.state == self.cut_state) or \
+                (self.state, nth) == self.cut_in:
             os.kill(os.getpid(), signal.SIGKILL)
 
 
@@ -107,8 +112,10 @@ def _child(req: dict[str, Any]) -> int:
     os.dup2(out, 1)
     os.dup2(out, 2)
     state_dir = Path(req["argv"][req["argv"].index("--state-dir") + 1])
+    cut_in = req.get("cut_in") or ("", 0)
     cutter = _Cutter(Path(req["events"]), int(req.get("cut_at", 0)),
-                     str(req.get("cut_state", "")), state_dir / "update" / "state.json")
+                     str(req.get("cut_state", "")), state_dir / "update" / "state.json",
+                     (str(cut_in[0]), int(cut_in[1])))
     cutter.install()
     return run_verb(list(req["argv"]))
 
@@ -166,14 +173,19 @@ class CutServer:
         self.cpu = 0.0  # CPU seconds used by the runs (children and their own children)
 
     def run(self, argv: list[str], cut_at: int = 0, cut_state: str = "",
+            cut_in: tuple[str, int] = ("", 0),
             timeout: float = 120.0) -> tuple[int, list[list[str]], str]:
-        """(exit code, events [[n, call, name, state]], output) of one run; -9 when cut."""
+        """(exit code, events [[n, call, name, state]], output) of one run; -9 when cut.
+
+        Cut after write number `cut_at`, or right after the record is written in `cut_state`,
+        or after the Nth write made while the record is in state S (`cut_in` = (S, N))."""
         assert self.proc.stdin is not None and self.proc.stdout is not None
         self.runs += 1
         events = self.work / ("events-%d" % self.runs)
         out = self.work / ("out-%d" % self.runs)
         self.proc.stdin.write(json.dumps({"argv": argv, "cut_at": cut_at, "cut_state": cut_state,
-                                          "events": str(events), "out": str(out)}) + "\n")
+                                          "cut_in": list(cut_in), "events": str(events),
+                                          "out": str(out)}) + "\n")
         self.proc.stdin.flush()
         deadline = time.monotonic() + timeout
         while not select.select([self.proc.stdout], [], [], 0.2)[0]:

@@ -85,12 +85,14 @@ class Gateway:
         targets = self.env.repo._load("sim", Targets)
         self.signed[version] = targets.signed.targets["sim/firmware.bundle"].hashes["sha256"]
 
-    def cut(self, cut_at: int) -> bool:
-        """One run killed after write number cut_at; False when it finished first."""
-        rc, events, out = self.cuts.run(self.args, cut_at=cut_at)
+    def cut(self, cut_at: int = 0, cut_in: tuple[str, int] = ("", 0)) -> bool:
+        """One run killed after write number cut_at (or the Nth write in a state);
+        False when it finished first."""
+        rc, events, out = self.cuts.run(self.args, cut_at=cut_at, cut_in=cut_in)
         if rc != -9:
             return False
-        assert events and int(events[-1][0]) == cut_at, (cut_at, events[-3:], out)
+        assert events and (int(events[-1][0]) == cut_at or events[-1][3] == cut_in[0]), (
+            cut_at, cut_in, events[-3:], out)
         self.hit[events[-1][3]] += 1
         self.check_bootable()
         return True
@@ -184,10 +186,11 @@ def _every_write(gw: Gateway, version: str, kind: str, base: Path) -> dict[str, 
     return by_state
 
 
-def _random_point(rng: random.Random, by_state: dict[str, list[int]]) -> int:
-    """A random write: first a state at random, then one of its writes (every state gets
-    cuts, however few writes it makes)."""
-    return rng.choice(by_state[rng.choice(sorted(by_state))])
+def _random_point(rng: random.Random, by_state: dict[str, list[int]]) -> tuple[str, int]:
+    """A random cut point: first a state at random, then one of the writes made in it (every
+    state gets cuts, however few writes it makes)."""
+    state = rng.choice(sorted(by_state))
+    return state, rng.randint(1, len(by_state[state]))
 
 
 @pytest.mark.slow
@@ -217,9 +220,9 @@ def test_power_cuts_at_every_write_and_at_random(fast_env: Env,
             kind = rng.choices((GOOD, BAD, DEFECTIVE), (5, 3, 2))[0]
             version = "1.%d" % n
             gw.publish(version, kind)
-            random_cuts += gw.cut(_random_point(rng, exhaustive[kind]))
+            random_cuts += gw.cut(cut_in=_random_point(rng, exhaustive[kind]))
             if rng.random() < 0.3:  # sometimes the power fails again during the retry
-                random_cuts += gw.cut(_random_point(rng, exhaustive[kind]))
+                random_cuts += gw.cut(cut_in=_random_point(rng, exhaustive[kind]))
             gw.retry(kind)
             gw.settle(version, kind)
             n += 1
