@@ -1,26 +1,26 @@
 """Power cuts at exact points: run the real `mamori-gateway update` verb in a light process that
 SIGKILLs itself immediately after its Nth persisted write.
 
-A persisted write is every call that changes what survives a crash: ``os.fsync`` of a file,
-``os.replace``/``os.rename``, ``os.unlink``/``os.remove`` and ``os.rmdir``. Not counted: fsyncs
-of directories (nothing a SIGKILL could lose) and of the temporary files of atomic JSON writes
-(``.tmp-*``): those only become state at their rename, and a cut just before the rename equals
-the cut after the previous write plus an orphaned temporary file nothing reads. Each event is
-logged to an events file as ``N CALL NAME STATE`` (STATE: the update record's state when it
-happened), so a test learns how many cut points a run has and in which state each cut fell.
+A persisted write is every call that changes what survives a crash: ``os.fsync`` and
+``os.fdatasync`` of a file, ``os.replace``/``os.rename``, ``os.unlink``/``os.remove`` and
+``os.rmdir``. Not counted: fsyncs of directories (nothing a SIGKILL could lose) and of the
+temporary files of atomic JSON writes (``.tmp-*``): those only become state at their rename, and a
+cut just before the rename equals the cut after the previous write plus an orphaned temporary
+file nothing reads. Each event is logged to an events file as ``N CALL NAME STATE`` (STATE: the
+update record's state when it happened), so a test learns how many cut points a run has and in
+which state each cut fell.
 
 `CutServer` keeps one such process (``python -m tests.ota.cutrun``) that imports the agent once
 and forks a child per run: a cut then costs a fork, not an interpreter start, which keeps a few
-hundred cuts cheap on a busy machine. The child installs the hooks, runs the verb (parser, error
-mapping and exit codes exactly as `mamori-gateway update`) and dies by a real SIGKILL. The
-repository is plain http on loopback, so the server gets an empty default trust store
-(OpenSSL's SSL_CERT_FILE/SSL_CERT_DIR): parsing the system's CA bundle costs ~60 ms of CPU per
-agent and would verify nothing here.
+hundred cuts cheap on a busy machine. The child installs the hooks, runs `mamori-gateway update`
+through the command's own entry point and dies by a real SIGKILL. The repository is plain http
+on loopback, so the server gets an empty default trust store (OpenSSL's SSL_CERT_FILE and
+SSL_CERT_DIR): parsing the system's CA bundle costs ~60 ms of CPU per agent and would verify
+nothing here.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import select
@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]  # not tests.conftest: the server stays small
-HOOKED = ("fsync", "replace", "rename", "unlink", "remove", "rmdir")
+HOOKED = ("fsync", "fdatasync", "replace", "rename", "unlink", "remove", "rmdir")
 
 
 class _Cutter:
@@ -72,7 +72,7 @@ class _Cutter:
         return hooked
 
     def _event(self, name: str, args: tuple[Any, ...]) -> None:
-        if name == "fsync":
+        if name in ("fsync", "fdatasync"):
             try:
                 target = os.readlink("/proc/self/fd/%d" % args[0])
             except OSError:
@@ -94,15 +94,10 @@ class _Cutter:
 
 
 def run_verb(argv: list[str]) -> int:
-    """`mamori-gateway update ARGV` through the verb's own parser and the shared error mapping."""
-    from firmware.cli_common import run
-    from firmware.gateway.commands import update
+    """`mamori-gateway update ARGV` through the command's own entry point."""
+    from firmware.gateway.cli.main import main
 
-    parser = argparse.ArgumentParser(prog="mamori-gateway")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    sub.required = True
-    update.register(sub)
-    return run(parser, ["update", *argv])
+    return main(["update", *argv])
 
 
 def _child(req: dict[str, Any]) -> int:
@@ -125,7 +120,8 @@ def serve() -> None:
     import gc
     import importlib
 
-    import firmware.gateway.commands.update  # noqa: F401 - imported once, before forking
+    import firmware.gateway.cli.main  # noqa: F401 - imported once, before forking
+    import firmware.gateway.cli.update  # noqa: F401
     import firmware.gateway.update.agent  # noqa: F401
 
     # Modules a run imports lazily (date parsing, IDNA host names, JSON serialiser, ...):

@@ -15,7 +15,7 @@ from firmware.core.errors import IntegrityError, PolicyError
 from firmware.gateway.update import status
 from host_tools.release import repo as repo_mod
 from tests.ota.cutrun import CutServer
-from tests.ota.helpers import Env, gateway_cli, tree_digest
+from tests.ota.helpers import CHUNK, Env, gateway_cli, tree_digest
 
 YEAR = 365 * 86400
 
@@ -254,26 +254,31 @@ def test_refusal_reaches_the_alert_uplink_once_through_the_ota_service(env: Env)
     assert not (env.state / "update" / "reports.jsonl").exists()  # delivered, not pending
 
 
-def test_interrupted_download_of_a_superseded_release_is_abandoned(env: Env) -> None:
+def test_interrupted_download_of_a_superseded_release_is_abandoned(
+        env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
     from firmware.core.errors import ProtocolError
+    from host_tools.release.serve import RepoHandler
 
     _installed(env, "1.0")
     env.publish("1.1")
     path = env.bundle_url_path({})
     real = (env.repo.path / path.lstrip("/")).read_bytes()
-    calls: list[int] = []
+    serve = RepoHandler.do_GET
 
-    def flaky() -> bytes:
-        calls.append(1)
-        if len(calls) == 3:
-            raise ConnectionAbortedError("network drop")
-        return real
-    env.server.overrides[path] = flaky
+    def drop(self: RepoHandler) -> None:
+        if self.path != path:
+            return serve(self)
+        self.send_response(200)  # promises the whole bundle, drops after two chunks
+        self.send_header("Content-Length", str(len(real)))
+        self.end_headers()
+        self.wfile.write(real[:2 * CHUNK + 100])
+        self.close_connection = True
+    monkeypatch.setattr(RepoHandler, "do_GET", drop)
     with pytest.raises(ProtocolError):
         env.agent().run()
     assert env.agent().record()["chunks_done"] == 2
+    monkeypatch.setattr(RepoHandler, "do_GET", serve)
     # While the gateway was offline the repository moved on and pruned the old bundle.
-    del env.server.overrides[path]
     (env.repo.path / path.lstrip("/")).unlink()
     env.publish("1.2")
     res = env.agent().run()
@@ -291,13 +296,14 @@ def test_full_disk_while_staging_is_a_recorded_refusal_not_a_wedge(
 
     _installed(env, "1.0")
     env.publish("1.1")
-    real_fsync = os.fsync
-
-    def full(fd: int) -> None:
-        if os.readlink("/proc/self/fd/%d" % fd).endswith("bundle.part"):
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-        real_fsync(fd)
-    monkeypatch.setattr(os, "fsync", full)
+    def full_disk(real: Any) -> Any:
+        def sync(fd: int) -> None:
+            if os.readlink("/proc/self/fd/%d" % fd).endswith("bundle.part"):
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            real(fd)
+        return sync
+    for name in ("fsync", "fdatasync"):  # the staging file is synced with one of them
+        monkeypatch.setattr(os, name, full_disk(getattr(os, name)))
     with pytest.raises(StateError, match="No space left on device"):
         env.agent().run()
     assert _state(env) == "refused"

@@ -15,12 +15,12 @@ import asyncio
 import concurrent.futures
 from typing import Any
 
+from firmware.common.update_requests import PRIORITY, REQUESTED, STREAM, result_body
 from firmware.core.errors import MamoriError
 from firmware.core.events import Event
 from firmware.core.update import machine
-from firmware.gateway.runtime import Service
+from firmware.gateway.runtime.gateway import Service
 from firmware.gateway.update import outbox, status
-from firmware.gateway.update.remote import PRIORITY, REQUESTED, STREAM, result_body
 from firmware.gateway.update.store import Paths, read_json, write_json
 
 PENDING = "request.json"  # the platform request whose final result is still owed
