@@ -36,6 +36,7 @@ from tuf.api.serialization.json import JSONSerializer
 from firmware.common.boards import load_board
 from firmware.common.families import FAMILIES, family_of, sbom_path, target_path
 from firmware.core.errors import ConfigError, PolicyError
+from firmware.core.update.floors import SIGNED_AT
 from firmware.core.update.version import compare, parse_version
 from host_tools.release import history
 from host_tools.release.bundle import DEFAULT_CHUNK, build_bundle, chunk_hashes, file_sha256
@@ -126,6 +127,9 @@ class ReleaseRepo:
 
     def _write(self, md: Metadata[Any], name: str, extra_signers: list[Any] | None = None) -> None:
         md.signatures.clear()
+        if name == "timestamp":
+            # The gateways' time floor comes from here (top-level, signed by the timestamp key).
+            md.signed.unrecognized_fields[SIGNED_AT] = int(self.clock())
         signers = self.keys.signers(name) + list(extra_signers or [])
         if not signers:
             raise ConfigError("no signing key for role %s" % name, str(self.keys.dir))

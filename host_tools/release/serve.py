@@ -19,6 +19,7 @@ class RepoHandler(http.server.BaseHTTPRequestHandler):
 
     server: RepoServer
     _raw = False
+    disable_nagle_algorithm = True  # headers and body go out as separate small writes
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
         return None

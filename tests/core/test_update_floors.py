@@ -36,8 +36,8 @@ def test_release_below_its_own_minimum_refused() -> None:
 
 
 def test_floors_only_rise() -> None:
-    f = raise_floors(new_floors(), min_version="2.0", released_at=500.0)
-    f = raise_floors(f, min_version="1.0", released_at=100.0)
+    f = raise_floors(new_floors(), min_version="2.0", signed_at=500.0)
+    f = raise_floors(f, min_version="1.0", signed_at=100.0)
     assert f["version"] == "2.0"
     assert f["time"] == 500.0
     f = raise_floors(f, committed="3.1")
@@ -45,7 +45,7 @@ def test_floors_only_rise() -> None:
 
 
 def test_reference_time_never_before_floor() -> None:
-    f = raise_floors(new_floors(), released_at=1000.0)
+    f = raise_floors(new_floors(), signed_at=1000.0)
     assert reference_time(5.0, f) == 1000.0
     assert reference_time(2000.0, f) == 2000.0
 
@@ -56,3 +56,13 @@ def test_failed_version_not_retried() -> None:
     assert f["failed"] == ["1.2"]
     raises(PolicyError, decide, "1.1", f, "1.2")
     assert decide("1.1", f, "1.3") == "install"
+
+
+def test_failed_list_forgets_only_versions_below_the_floor() -> None:
+    f = raise_floors(new_floors(), committed="1.4")
+    for v in ("1.1", "1.5", "1.6"):
+        f = mark_failed(f, v, limit=2)
+    assert f["failed"] == ["1.5", "1.6"]
+    f = mark_failed(raise_floors(f, committed="1.5"), "1.7", limit=2)
+    assert f["failed"] == ["1.6", "1.7"]
+    raises(PolicyError, decide, "1.5", f, "1.6")

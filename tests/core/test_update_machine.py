@@ -137,3 +137,35 @@ def test_one_shot_trial_pending_reboots_again() -> None:
     assert mm.after_boot(trial, boot) == (trial, mm.A_REBOOT)
     out, action = mm.after_boot(trial, dict(boot, pending_trial=False))
     assert out["state"] == mm.ROLLED_BACK and action == mm.A_CHECK
+
+
+def test_every_step_before_the_switch_can_be_refused() -> None:
+    rec = m.start(m.new_record(), TARGET, "a", "b", "1.0", update_id="u1")
+    for state in (m.DOWNLOADING, m.VERIFIED, m.WRITTEN):
+        if state != m.DOWNLOADING:
+            rec = m.advance(rec, state)
+        out = m.refuse(rec, "bad bundle", retry=False)
+        assert (out["state"], out["reason"], out["target"], out["id"]) == (
+            m.REFUSED, "bad bundle", TARGET, "u1")
+        assert out["retry"] is False and m.needs_settling(out)
+        assert m.after_boot(out, {"slot": "a", "in_trial": False}) == (out, m.A_CHECK)
+        raises(StateError, m.start, out, TARGET, "a", "b", "1.0")  # follow-up steps owed
+        raises(StateError, m.refuse, out, "again")
+        done = m.settle(out)
+        assert not m.needs_settling(done)
+        assert m.start(done, TARGET, "a", "b", "1.0")["state"] == m.DOWNLOADING
+    switched = m.advance(rec, m.SWITCHED)
+    raises(StateError, m.refuse, switched, "too late")  # after the switch: roll back instead
+    fresh = m.refuse(m.new_record(), "freeze attack", target={"version": "2.0"})
+    assert fresh["state"] == m.REFUSED and fresh["target"] == {"version": "2.0"}
+
+
+def test_final_records_owe_their_follow_up_steps() -> None:
+    rec = m.advance(m.advance(m.advance(m.start(m.new_record(), TARGET, "a", "b", "1.0"),
+                                        m.VERIFIED), m.WRITTEN), m.SWITCHED)
+    for final in (m.COMMITTED, m.ROLLED_BACK):
+        out = m.advance(rec, final)
+        assert m.needs_settling(out) and m.settle(out)["settled"] is True
+    assert not m.needs_settling(rec)
+    raises(StateError, m.settle, rec)
+    assert not m.needs_settling({"state": m.COMMITTED})  # records written before this field

@@ -63,7 +63,8 @@ class Env:
         """Publish `version` for sim with a payload derived from tag (default: version)."""
         health = kw.pop("health_rc", None)
         payload = make_payload(self.tmp, tag or version, health_rc=health)
-        return self.repo.publish("sim", version, payload, chunk_size=CHUNK, **kw)
+        kw.setdefault("chunk_size", CHUNK)
+        return self.repo.publish("sim", version, payload, **kw)
 
     def agent(self, **kw: Any) -> UpdateAgent:
         """An in-process agent trusting the repository's first root."""

@@ -11,6 +11,7 @@ from securesystemslib.signer import CryptoSigner
 from tuf.api.metadata import TargetFile
 
 from firmware.core.errors import IntegrityError, MamoriError, PolicyError, StateError
+from firmware.gateway.update.store import read_json
 from host_tools.release.repo import ReleaseRepo
 from tests.ota.helpers import Env, tree_digest
 
@@ -33,7 +34,12 @@ def _refused(env: Env, inactive: str, exc_type: type[MamoriError], *words: str) 
     for w in words:
         assert w in msg, msg
     assert tree_digest(env.slot(inactive)) == before, "the inactive slot was written"
-    assert env.agent().record()["state"] in ("committed", "rolled_back", "downloading")
+    record = env.agent().record()
+    assert record["state"] == "refused" and record["reason"] == msg, record
+    last = read_json(env.state / "update" / "history.json", [])[-1]
+    assert (last["action"], last["reason"]) == ("refused", msg)
+    staging = env.state / "update" / "staging"
+    assert not staging.exists() or not any(staging.iterdir()), "staging was kept"
     return msg
 
 

@@ -76,7 +76,8 @@ def test_offline_bundle_longer_than_signed_is_refused(env: Env, tmp_path: Path) 
     with pytest.raises(IntegrityError, match="more than the signed.*endless-data"):
         env.agent(source=str(stick)).run()
     assert tree_digest(env.slot(inactive)) == before
-    assert env.agent().record()["state"] == "downloading"
+    assert env.agent().record()["state"] == "refused"  # recorded; staging discarded
+    assert not (env.state / "update" / "staging").exists()
 
 
 def test_progress_is_recorded_in_batches_and_always_at_the_end(

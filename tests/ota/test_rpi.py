@@ -130,9 +130,10 @@ def test_corrupted_slot_write_is_caught_by_read_back(rig: RpiRig, monkeypatch: p
     with pytest.raises(IntegrityError, match="read back differs"):
         rig.agent().run()
     assert rig.autoboot() == {"all": 2, "tryboot": 3} and rig.requests == []
-    assert rig.agent().record()["state"] == "verified"
+    record = rig.agent().record()  # refused and recorded; the staging area is discarded
+    assert record["state"] == "refused" and "read back differs" in record["reason"]
     monkeypatch.setattr(BlockSlots, "_copy", staticmethod(real_copy))
-    assert rig.agent().run()["result"] == "rebooting"  # rewritten from the verified bundle
+    assert rig.agent().run()["result"] == "rebooting"  # checked afresh, downloaded, rewritten
 
 
 def test_refuses_to_write_a_mounted_slot(rig: RpiRig, tmp_path_factory: pytest.TempPathFactory

@@ -1,10 +1,15 @@
 """The persisted install state machine and the A/B boot-selector logic (portable, pure).
 
-States: idle -> downloading -> verified -> written -> switched -> trial -> committed | rolled_back.
-Every function takes plain dicts and returns new ones; the caller persists each result atomically
-before acting on it. Ordering rule: the boot selector is the truth about what boots; the record
-follows it. So after a crash between the two writes, `after_boot` reconciles the record with what
-actually booted, and every intermediate combination has exactly one safe continuation.
+States: idle -> downloading -> verified -> written -> switched -> trial -> committed | rolled_back,
+and `refused` from any step before the switch. Every function takes plain dicts and returns new
+ones; the caller persists each result atomically before acting on it. Ordering rule: the boot
+selector is the truth about what boots; the record follows it. So after a crash between the two
+writes, `after_boot` reconciles the record with what actually booted, and every intermediate
+combination has exactly one safe continuation.
+
+A final record (committed, rolled_back, refused) is written with ``settled: False``: the steps
+that follow it (history entry, floors, alert, discarding the staging area) are idempotent and
+the caller replays them until it writes the record again with ``settled: True``.
 """
 
 from firmware.core.errors import StateError
@@ -17,19 +22,24 @@ SWITCHED = "switched"
 TRIAL = "trial"
 COMMITTED = "committed"
 ROLLED_BACK = "rolled_back"
+REFUSED = "refused"
 
-STATES = (IDLE, DOWNLOADING, VERIFIED, WRITTEN, SWITCHED, TRIAL, COMMITTED, ROLLED_BACK)
-TERMINAL = (IDLE, COMMITTED, ROLLED_BACK)
+STATES = (IDLE, DOWNLOADING, VERIFIED, WRITTEN, SWITCHED, TRIAL, COMMITTED, ROLLED_BACK, REFUSED)
+TERMINAL = (IDLE, COMMITTED, ROLLED_BACK, REFUSED)
+FINAL = (COMMITTED, ROLLED_BACK, REFUSED)  # final writes owe replayable follow-up steps
+# Before the switch nothing boots the new slot, so a refusal only has to drop the staging area.
+REFUSABLE = (IDLE, DOWNLOADING, VERIFIED, WRITTEN, COMMITTED, ROLLED_BACK, REFUSED)
 
 TRANSITIONS = {
-    IDLE: (DOWNLOADING,),
-    DOWNLOADING: (DOWNLOADING, VERIFIED, IDLE),
-    VERIFIED: (WRITTEN,),
-    WRITTEN: (SWITCHED, TRIAL, ROLLED_BACK),
+    IDLE: (DOWNLOADING, REFUSED),
+    DOWNLOADING: (DOWNLOADING, VERIFIED, IDLE, REFUSED),
+    VERIFIED: (WRITTEN, REFUSED),
+    WRITTEN: (SWITCHED, TRIAL, ROLLED_BACK, REFUSED),
     SWITCHED: (TRIAL, COMMITTED, ROLLED_BACK),
     TRIAL: (TRIAL, COMMITTED, ROLLED_BACK),
-    COMMITTED: (DOWNLOADING,),
-    ROLLED_BACK: (DOWNLOADING,),
+    COMMITTED: (DOWNLOADING, REFUSED),
+    ROLLED_BACK: (DOWNLOADING, REFUSED),
+    REFUSED: (DOWNLOADING, REFUSED),
 }
 
 # Actions the caller performs next.
@@ -46,7 +56,7 @@ DEFAULT_ATTEMPTS = 3
 def new_record() -> dict:
     """The record of a gateway with no update in progress."""
     return {"state": IDLE, "target": None, "slot": "", "from_slot": "", "from_version": "",
-            "chunks_done": 0, "reason": ""}
+            "chunks_done": 0, "reason": "", "id": "", "settled": True}
 
 
 def advance(record: dict, state: str, **fields: object) -> dict:
@@ -59,21 +69,60 @@ def advance(record: dict, state: str, **fields: object) -> dict:
                          "the persisted update record is inconsistent")
     out = dict(record)
     out["state"] = state
+    out["settled"] = state not in FINAL
     for k in fields:
         out[k] = fields[k]
     return out
 
 
-def start(record: dict, target: dict, from_slot: str, to_slot: str, from_version: str) -> dict:
+def start(record: dict, target: dict, from_slot: str, to_slot: str, from_version: str,
+          update_id: str = "") -> dict:
     """Begin downloading `target` (verified release info) for the inactive slot."""
     if record.get("state", IDLE) not in TERMINAL:
         raise StateError("an update is already in progress (%s)" % record.get("state"))
+    if needs_settling(record):
+        raise StateError("the previous update's final steps are still owed",
+                         "replay them (history, floors, alert) before starting another")
     if to_slot == from_slot:
         raise StateError("the inactive slot cannot be the running slot")
     out = new_record()
-    out["state"] = IDLE
     return advance(out, DOWNLOADING, target=target, slot=to_slot, from_slot=from_slot,
-                   from_version=from_version, chunks_done=0, reason="")
+                   from_version=from_version, chunks_done=0, reason="", id=update_id)
+
+
+def refuse(record: dict, reason: str, target: object = None, update_id: str = "",
+           retry: bool = True) -> dict:
+    """The record after a refusal at a step before the switch (check, download, write).
+
+    `target` is the refused release (None: keep the record's own, or none at all when the
+    refusal came before any release was chosen); `retry` False marks a signed release whose
+    own content is defective, so the same release is not downloaded again.
+    """
+    state = record.get("state", IDLE)
+    if state not in REFUSABLE:
+        raise StateError("update state %s cannot be refused: it has switched slots" % state,
+                         "a failing trial rolls back instead")
+    if needs_settling(record):
+        raise StateError("the previous update's final steps are still owed",
+                         "replay them before recording a refusal")
+    if target is None and state not in TERMINAL:
+        target = record.get("target")
+    return advance(record, REFUSED, reason=reason, target=target, chunks_done=0,
+                   id=update_id or record.get("id", ""), retry=retry)
+
+
+def needs_settling(record: dict) -> bool:
+    """True when a final record was written but its follow-up steps are not all done."""
+    return record.get("state", IDLE) in FINAL and record.get("settled") is False
+
+
+def settle(record: dict) -> dict:
+    """The final record with its follow-up steps done."""
+    if record.get("state", IDLE) not in FINAL:
+        raise StateError("only a final update record is settled")
+    out = dict(record)
+    out["settled"] = True
+    return out
 
 
 def new_selector(slot: str) -> dict:

@@ -17,7 +17,8 @@ def register(sub: Any) -> None:
     p = sub.add_parser("tuf-client")
     p.add_argument("--metadata-dir", required=True, type=Path)
     p.add_argument("--metadata-url")
-    p.add_argument("--target-name")
+    p.add_argument("--target-name", action="append", default=[],
+                   help="target path to download (repeat for several)")
     p.add_argument("--target-base-url")
     p.add_argument("--target-dir", type=Path)
     p.add_argument("action", choices=("init", "refresh", "download"))
@@ -44,11 +45,17 @@ def _run(args: argparse.Namespace) -> int:
         client = TufClient(args.metadata_dir, args.metadata_url,
                            target_base_url=args.target_base_url, target_dir=args.target_dir)
         client.refresh()
-        info = client.target(args.target_name)
-        if info is None:
-            raise MamoriError("target %r is not in the trusted metadata" % args.target_name)
-        client.download(info)
-        return 0
+        failed = 0
+        for name in args.target_name:
+            try:
+                info = client.target(name)
+                if info is None:
+                    raise MamoriError("target %r is not in the trusted metadata" % name)
+                client.download(info)
+            except (MamoriError, OSError) as exc:
+                failed += 1
+                print("error: %s: %s" % (name, exc), file=sys.stderr)
+        return 1 if failed else 0
     except (MamoriError, OSError) as exc:
         print("error: %s" % exc, file=sys.stderr)
         return 1

@@ -1,9 +1,15 @@
 """The gateway update agent: check, download (resumable, verify-before-write), write, switch,
 trial boot, health-gated commit or automatic rollback. Every step persists before it acts.
+
+Every state has a way out: a refusal at any step before the switch (check, download, write)
+discards the staging area, is recorded with its reason in the history and on the alert outbox,
+and the next run checks the repository afresh. The steps after a final record write (floors,
+history, alert) are idempotent and replayed at the next run until the record says `settled`.
 """
 
 from __future__ import annotations
 
+import binascii
 import fcntl
 import json
 import os
@@ -16,22 +22,39 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from firmware.core.errors import ConfigError, IntegrityError, MamoriError, StateError
+from firmware.core.errors import (
+    ConfigError,
+    IntegrityError,
+    MamoriError,
+    PolicyError,
+    StateError,
+)
 from firmware.core.events import Event
 from firmware.core.update import machine as m
 from firmware.core.update.chunks import validate_plan
 from firmware.core.update.floors import decide, mark_failed, new_floors, raise_floors
+from firmware.gateway.update import outbox, staging
 from firmware.gateway.update.blockslot import BlockSlots, slot_store
 from firmware.gateway.update.boot import SimBoot, TrybootBoot
 from firmware.gateway.update.download import download
 from firmware.gateway.update.fetch import Fetcher
-from firmware.gateway.update.slots import default_health
+from firmware.gateway.update.slots import DefectiveBundle, default_health
 from firmware.gateway.update.store import Paths, read_json, write_json
 from firmware.gateway.update.tufclient import TufClient
 
 MAX_BUNDLE = 8 * 1024 * 1024 * 1024
 HISTORY_MAX = 200
 Health = Callable[[Path], tuple[bool, str]]
+
+
+class AlreadyRefused(PolicyError):
+    """The repository still offers a release this gateway already refused or rolled back
+    (recorded then; not recorded again)."""
+
+
+def new_update_id() -> str:
+    """A random id naming one update attempt in the record, the history and its alerts."""
+    return binascii.hexlify(os.urandom(6)).decode()
 
 
 def trace(step: str) -> None:
@@ -90,6 +113,7 @@ class UpdateAgent:
             self.boot = SimBoot(self.paths)
         self.max_bundle = max_bundle
         self.last_check: dict[str, Any] = {}
+        self._candidate: dict[str, Any] | None = None  # the release the current check saw
 
     def _slot_name(self, path: Path) -> str:
         for name in ("a", "b"):
@@ -120,15 +144,23 @@ class UpdateAgent:
         return str(info["version"]) if info else ""
 
     def _history(self, entry: dict[str, Any]) -> None:
+        """Append a history entry; one with the same update id and action is written once."""
         rows = read_json(self.paths.history, [])
+        if entry.get("id") and any(r.get("id") == entry["id"] and r.get("action") ==
+                                   entry["action"] for r in rows if isinstance(r, dict)):
+            return
         entry = dict(entry, time=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.clock())))
         rows.append(entry)
         write_json(self.paths.history, rows[-HISTORY_MAX:])
 
     @contextmanager
     def _locked(self) -> Iterator[None]:
-        self.paths.root.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.paths.lock, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            self.paths.root.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.paths.lock, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise StateError("cannot open the update lock: %s" % (exc.strerror or exc),
+                             "the state directory must be writable") from exc
         try:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -164,47 +196,65 @@ class UpdateAgent:
     # ---- the pass -------------------------------------------------------------------------
 
     def run(self) -> dict[str, Any]:
-        """Boot, reconcile, then check/download/write/switch/trial/commit as far as possible."""
+        """Boot, reconcile, then check/download/write/switch/trial/commit as far as possible.
+
+        A refusal (IntegrityError, PolicyError, or storage failing under the staging area) is
+        recorded before it is raised; transport failures leave the download resumable."""
         with self._locked():
-            info = self.boot.boot()
-            trace("boot")
-            before = self.record()
-            record, action = m.after_boot(before, info)
-            if record is not before:
-                self._save(record)
-                if record["state"] == m.ROLLED_BACK:
-                    return self._rolled_back(record)
-                if record["state"] == m.COMMITTED:
-                    return self._committed(record)
-            for _ in range(12):
-                if action == m.A_CHECK:
-                    result = self._check()
-                    if result is not None:
-                        return result
-                    action = m.A_DOWNLOAD
-                elif action == m.A_DOWNLOAD:
-                    self._download()
-                    action = m.A_WRITE
-                elif action == m.A_WRITE:
-                    self._write()
-                    action = m.A_SWITCH
-                elif action in (m.A_SWITCH, m.A_REBOOT):
-                    self._switch()
-                    info = self.boot.reboot(trial=True)
-                    if info is None:  # a real reboot: the next boot continues (after_boot)
-                        return self._rebooting(self.record())
-                    trace("rebooted")
-                    before = self.record()
-                    record, action = m.after_boot(before, info)
-                    if record is not before:
-                        self._save(record)
-                        if record["state"] == m.ROLLED_BACK:
-                            return self._rolled_back(record)
-                elif action == m.A_HEALTH:
-                    return self._trial()
-            raise StateError("update did not settle", "report this: the state machine looped")
+            try:
+                return self._pass()
+            except (IntegrityError, PolicyError) as exc:
+                self._record_refusal(exc)
+                raise
+            except OSError as exc:
+                err = StateError("update storage failed: %s" % (exc.strerror or exc),
+                                 "free space or repair the storage; the next run starts afresh")
+                self._record_refusal(err)
+                raise err from exc
+
+    def _pass(self) -> dict[str, Any]:
+        info = self.boot.boot()
+        trace("boot")
+        before = self.record()
+        record, action = m.after_boot(before, info)
+        if record is not before:
+            self._save(record)
+        if m.needs_settling(record):  # a final write whose follow-up steps were cut off
+            settled = self._settle(record)
+            if record["state"] != m.REFUSED:
+                return settled
+        if action == m.A_DOWNLOAD and self.source:
+            action = m.A_CHECK  # resume only while the repository still offers that release
+        for _ in range(12):
+            if action == m.A_CHECK:
+                result = self._check()
+                if result is not None:
+                    return result
+                action = m.A_DOWNLOAD
+            elif action == m.A_DOWNLOAD:
+                self._download()
+                action = m.A_WRITE
+            elif action == m.A_WRITE:
+                self._write()
+                action = m.A_SWITCH
+            elif action in (m.A_SWITCH, m.A_REBOOT):
+                self._switch()
+                info = self.boot.reboot(trial=True)
+                if info is None:  # a real reboot: the next boot continues (after_boot)
+                    return self._rebooting(self.record())
+                trace("rebooted")
+                before = self.record()
+                record, action = m.after_boot(before, info)
+                if record is not before:
+                    self._save(record)
+                    if m.needs_settling(record):
+                        return self._settle(record)
+            elif action == m.A_HEALTH:
+                return self._trial()
+        raise StateError("update did not settle", "report this: the state machine looped")
 
     def _check(self) -> dict[str, Any] | None:
+        self._candidate = None
         if not self.source:
             return {"result": "current", "version": self.current_version(),
                     "slot": self.boot.booted(), "reason": "no update source given"}
@@ -212,6 +262,7 @@ class UpdateAgent:
         client = TufClient(self.paths.tuf, meta_url, floors_path=self.paths.floors,
                            fetcher=self.fetcher, clock=self.clock)
         client.refresh()
+        signed_at, ts_expires = client.timestamp_times()
         name = self.board["name"]
         path = name + "/firmware.bundle"
         info = client.target(path)
@@ -222,14 +273,26 @@ class UpdateAgent:
         rel = custom.get("mamori") if isinstance(custom, dict) else None
         if not isinstance(rel, dict):
             raise IntegrityError("release metadata for %s lacks Mamori release fields" % path)
+        version = str(rel.get("version", ""))
+        sha = info.hashes.get("sha256", "")
+        self._candidate = {"path": path, "version": version, "sha256": sha}
+        record = self.record()
+        if record.get("state") == m.DOWNLOADING:
+            if (record.get("target") or {}).get("sha256") == sha:
+                return None  # an interrupted download of the release still offered: resume
+            self._save(m.advance(record, m.IDLE, reason="superseded by release %s" % version))
+            staging.discard(self.paths, self.slots, record.get("slot", ""))
         if rel.get("board") != name:
             raise IntegrityError("release is for board %r, this gateway is %r" % (
                 rel.get("board"), name), "wrong-board image refused")
-        floors = raise_floors(self.floors(), min_version=str(rel.get("min_version") or ""))
-        write_json(self.paths.floors, floors)
         current = self.current_version()
-        version = str(rel.get("version", ""))
-        if decide(current, floors, version, str(rel.get("min_version") or "")) == "current":
+        floors = self.floors()
+        self._not_refused_before(version, sha, current, floors)
+        min_version = str(rel.get("min_version") or "")
+        if decide(current, floors, version, min_version) == "current":
+            raised = raise_floors(floors, signed_at=signed_at, time_bound=ts_expires)
+            if raised != floors:
+                write_json(self.paths.floors, raised)
             out = {"result": "current", "version": current, "slot": self.boot.booted(),
                    "reason": "already running the latest release"}
             if self._clear_resale(current):
@@ -238,18 +301,32 @@ class UpdateAgent:
         chunks = rel.get("chunks")
         chunk_size = rel.get("chunk_size")
         validate_plan(info.length, chunk_size, chunks, self.max_bundle)  # type: ignore[arg-type]
-        sha = info.hashes.get("sha256", "")
         target = {"path": path, "length": info.length, "sha256": sha, "version": version,
-                  "min_version": rel.get("min_version") or "", "chunk_size": chunk_size,
+                  "min_version": min_version, "chunk_size": chunk_size,
                   "chunks": chunks, "changelog": rel.get("changelog", ""),
-                  "released_at": rel.get("released_at", 0),
+                  "released_at": rel.get("released_at", 0), "signed_at": signed_at,
+                  "timestamp_expires": ts_expires,
                   "url": targets_url + "%s/%s.firmware.bundle" % (name, sha)}
         booted = self.boot.booted()
         other = "b" if booted == "a" else "a"
-        if self.paths.staging.exists():
-            self.paths.staging.unlink()
-        self._save(m.start(self.record(), target, booted, other, current))
+        staging.discard(self.paths, self.slots, other)
+        self._save(m.start(self.record(), target, booted, other, current,
+                           update_id=new_update_id()))
         return None
+
+    def _not_refused_before(self, version: str, sha: str, current: str,
+                            floors: dict[str, Any]) -> None:
+        """A rolled-back release, or a signed release whose content was found defective, is
+        never fetched again automatically."""
+        if version != current and version in floors.get("failed", []):
+            raise AlreadyRefused("release %s already failed its trial boot on this gateway"
+                                 % version, "publish a fixed, newer release")
+        record = self.record()
+        target = record.get("target") or {}
+        if record.get("state") == m.REFUSED and record.get("retry") is False and \
+                target.get("sha256") == sha:
+            raise AlreadyRefused("release %s was refused: %s" % (version, record.get("reason")),
+                                 "publish a corrected, newer release")
 
     def _download(self) -> None:
         record = self.record()
@@ -265,10 +342,20 @@ class UpdateAgent:
     def _write(self) -> None:
         record = self.record()
         slot = record["slot"]
+        target = record["target"]
         if slot == self.boot.booted():
             raise StateError("refusing to write the running slot")
-        self.slots.write(slot, self.paths.staging, record["target"])
+        staging.verify_staged(self.paths.staging, target)
+        trace("staged-verified")
+        self.slots.write(slot, self.paths.staging, target)
         trace("slot-written")
+        # Fully accepted (signed, consistent, verified, written): only now do the floors move.
+        floors = self.floors()
+        raised = raise_floors(floors, min_version=target.get("min_version") or "",
+                              signed_at=float(target.get("signed_at") or 0),
+                              time_bound=float(target.get("timestamp_expires") or 0))
+        if raised != floors:
+            write_json(self.paths.floors, raised)
         self._save(m.advance(record, m.WRITTEN))
 
     def _switch(self) -> None:
@@ -287,15 +374,13 @@ class UpdateAgent:
         if ok:
             self.boot.save(m.commit_trial(self.boot.load()))
             trace("selector-committed")
-            record = self._save(m.advance(record, m.COMMITTED))
-            return self._committed(record)
+            return self._settle(self._save(m.advance(record, m.COMMITTED)))
         record = self._save(m.advance(record, m.TRIAL, reason="health check failed: " + reason))
         self.boot.save(m.cancel_trial(self.boot.load()))
         trace("selector-cancelled")
         if self.boot.reboot(trial=False) is None:  # the next boot records the rollback
             return dict(self._rebooting(record), result="rolling_back")
-        record = self._save(m.advance(record, m.ROLLED_BACK))
-        return self._rolled_back(record)
+        return self._settle(self._save(m.advance(record, m.ROLLED_BACK)))
 
     def _rebooting(self, record: dict[str, Any]) -> dict[str, Any]:
         t = record.get("target") or {}
@@ -304,19 +389,95 @@ class UpdateAgent:
                 "reason": record.get("reason") or "rebooting into slot %s for its trial boot"
                 % record.get("slot", "")}
 
-    def _committed(self, record: dict[str, Any]) -> dict[str, Any]:
-        t = record["target"]
-        write_json(self.paths.floors, raise_floors(self.floors(), committed=t["version"]))
-        self._history({"action": "installed", "version": t["version"],
-                       "from_version": record.get("from_version", ""), "slot": record["slot"],
-                       "changelog": t.get("changelog", ""), "sha256": t["sha256"]})
-        if self.paths.staging.exists():
-            self.paths.staging.unlink()
-        out = {"result": "installed", "version": t["version"], "slot": record["slot"],
-               "from_version": record.get("from_version", ""), "reason": ""}
-        if self._clear_resale(t["version"]):
-            out["resale_cleared"] = True
-        return out
+    # ---- refusals and the steps after a final write --------------------------------------
+
+    def _record_refusal(self, exc: MamoriError) -> None:
+        try:
+            self._refuse(exc)
+        except OSError as failed:
+            raise StateError("%s; recording the refusal failed too: %s" % (
+                exc.message, failed.strerror or failed),
+                "repair the update state storage (full or read-only?)") from exc
+
+    def _refuse(self, exc: MamoriError) -> None:
+        """Record a refusal (before the switch): final record, then its replayable steps."""
+        record = self.record()
+        state = record.get("state", m.IDLE)
+        if state not in m.REFUSABLE or isinstance(exc, AlreadyRefused) or \
+                m.needs_settling(record):  # owed steps are replayed next run, never dropped
+            return
+        target = record.get("target") if state not in m.TERMINAL else self._candidate
+        reason = str(exc)
+        if state == m.REFUSED and not m.needs_settling(record) and \
+                record.get("reason") == reason and \
+                (record.get("target") or {}).get("sha256") == (target or {}).get("sha256"):
+            return  # the same refusal as last time: recorded and alerted once
+        update_id = record.get("id", "") if state not in m.TERMINAL else new_update_id()
+        refused = m.refuse(record, reason, target=target, update_id=update_id or
+                           new_update_id(), retry=not isinstance(exc, DefectiveBundle))
+        self._settle(self._save(refused))
+
+    def _settle(self, record: dict[str, Any]) -> dict[str, Any]:
+        """The steps after a final record write, each idempotent; then mark it settled."""
+        state = record["state"]
+        t = record.get("target") or {}
+        version = str(t.get("version", ""))
+        staging.discard(self.paths, self.slots)
+        trace("staging-discarded")
+        base = {"version": version, "id": record.get("id", ""),
+                "from_version": record.get("from_version", "")}
+        if state == m.COMMITTED:
+            floors = self.floors()
+            raised = raise_floors(floors, min_version=t.get("min_version") or "",
+                                  signed_at=float(t.get("signed_at") or 0), committed=version,
+                                  time_bound=float(t.get("timestamp_expires") or 0))
+            if raised != floors:
+                write_json(self.paths.floors, raised)
+            self._history(dict(base, action="installed", slot=record["slot"],
+                               changelog=t.get("changelog", ""), sha256=t.get("sha256", "")))
+        elif state == m.ROLLED_BACK:
+            floors = self.floors()
+            if version not in floors.get("failed", []):
+                write_json(self.paths.floors, mark_failed(floors, version))
+            reason = record.get("reason") or "trial boot failed"
+            self._history(dict(base, action="rolled_back", slot=record.get("from_slot", ""),
+                               reason=reason))
+            self._alert(record, "ota.rollback", "rolled_back", reason)
+        else:
+            reason = record.get("reason") or "refused"
+            self._history(dict(base, action="refused", reason=reason,
+                               sha256=t.get("sha256", "")))
+            self._alert(record, "ota.refused", "refused", reason)
+        self._save(m.settle(record))
+        if self.emit is not None:
+            outbox.forward(self.paths.reports, self.emit)
+        return self._final_result(record)
+
+    def _alert(self, record: dict[str, Any], kind: str, result: str, reason: str) -> None:
+        t = record.get("target") or {}
+        event_id = "ota-%s-%s" % (record["id"], result) if record.get("id") else ""
+        outbox.append_once(self.paths.reports, Event(
+            kind, "alert", source="ota", action="update", target=str(t.get("version", "")),
+            result=result, reason=reason, ts=self.clock(), event_id=event_id,
+            params={"board": self.board["name"], "from_version": record.get("from_version", ""),
+                    "slot": record.get("from_slot", "")}))
+        trace("alerted")
+
+    def _final_result(self, record: dict[str, Any]) -> dict[str, Any]:
+        t = record.get("target") or {}
+        if record["state"] == m.COMMITTED:
+            out = {"result": "installed", "version": t["version"], "slot": record["slot"],
+                   "from_version": record.get("from_version", ""), "reason": ""}
+            if self._clear_resale(t["version"]):
+                out["resale_cleared"] = True
+            return out
+        if record["state"] == m.ROLLED_BACK:
+            return {"result": "rolled_back", "version": record.get("from_version", ""),
+                    "slot": self.boot.booted(), "failed_version": t.get("version", ""),
+                    "reason": record.get("reason") or "trial boot failed"}
+        return {"result": "refused", "version": self.current_version(),
+                "slot": self.boot.booted(), "refused_version": t.get("version", ""),
+                "reason": record.get("reason", "")}
 
     def _clear_resale(self, version: str) -> bool:
         """R2-9: the update to the latest release succeeded, so a resold gateway may serve."""
@@ -337,27 +498,6 @@ class UpdateAgent:
                             reason="latest release installed after the resale reset",
                             ts=self.clock()))
         return True
-
-    def _rolled_back(self, record: dict[str, Any]) -> dict[str, Any]:
-        t = record["target"]
-        reason = record.get("reason") or "trial boot failed"
-        write_json(self.paths.floors, mark_failed(self.floors(), t["version"]))
-        self._history({"action": "rolled_back", "version": t["version"],
-                       "from_version": record.get("from_version", ""),
-                       "slot": record.get("from_slot", ""), "reason": reason})
-        event = Event("ota.rollback", "alert", source="ota", action="update",
-                      target=t["version"], result="rolled_back", reason=reason,
-                      params={"board": self.board["name"], "from_version":
-                              record.get("from_version", ""), "slot": record.get("from_slot")},
-                      ts=self.clock())
-        with open(self.paths.reports, "a", encoding="utf-8") as f:
-            f.write(json.dumps(event.to_dict(), sort_keys=True) + "\n")
-        if self.emit is not None:
-            self.emit(event)
-        if self.paths.staging.exists():
-            self.paths.staging.unlink()
-        return {"result": "rolled_back", "version": record.get("from_version", ""),
-                "slot": self.boot.booted(), "failed_version": t["version"], "reason": reason}
 
 
 def default_boot_dir() -> Path:

@@ -205,6 +205,10 @@ class BlockSlots:
         finally:
             shutil.rmtree(work, ignore_errors=True)
 
+    def discard(self, name: str) -> None:
+        """Drop half-built slot work (the partition itself stays without a record)."""
+        shutil.rmtree(self.paths.root / "staging" / "slot", ignore_errors=True)
+
     @staticmethod
     def _copy(image: Path, dev: Path, size: int) -> str:
         h = hashlib.sha256()
@@ -270,6 +274,12 @@ class DirSlots:
     def write(self, name: str, bundle: Path, target: dict[str, Any]) -> dict[str, Any]:
         """Extract the verified bundle into the slot directory (temp dir + rename)."""
         return write_slot(bundle, self.paths.slot(name), target, self.board["name"])
+
+    def discard(self, name: str) -> None:
+        """Drop a half-extracted slot (its temp directory; the slot itself is untouched)."""
+        from firmware.gateway.update.slots import slot_work
+
+        shutil.rmtree(slot_work(self.paths.slot(name)), ignore_errors=True)
 
 
 def slot_store(paths: Paths, board: dict[str, Any]) -> BlockSlots | DirSlots:

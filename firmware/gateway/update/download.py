@@ -31,8 +31,10 @@ def download(fetcher: Fetcher, target: dict[str, Any], staging: Path, done: int,
     fd = os.open(staging, os.O_RDWR | os.O_CREAT, 0o600)
     try:
         # Bytes past the last recorded chunk are from before a power cut: drop them.
-        os.ftruncate(fd, done * size)
-        os.lseek(fd, done * size, os.SEEK_SET)
+        # (All chunks may be done already: a cut just before the `verified` write.)
+        kept = min(done * size, length)
+        os.ftruncate(fd, kept)
+        os.lseek(fd, kept, os.SEEK_SET)
         if done < n:
             _stream(fetcher, target["url"], fd, done, n, length, size, hashes, progress, clock)
         if os.fstat(fd).st_size != length:

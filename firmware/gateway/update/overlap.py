@@ -131,6 +131,11 @@ def copy_hashed(src: int, offset: int, size: int, dst: int, block: int, sync_eve
 def hash_fd(fd: int, block: int) -> str:
     """SHA-256 hex of the rest of fd, reading the next block while the last one is hashed."""
     h = hashlib.sha256()
+    left = os.fstat(fd).st_size - os.lseek(fd, 0, os.SEEK_CUR)
+    if left < block:  # small files (most of a tree): no block buffers, no helper thread
+        while data := os.read(fd, max(left, 0) + 1):
+            h.update(data)
+        return h.hexdigest()
     bufs = (memoryview(bytearray(block)), memoryview(bytearray(block)))
     worker = Worker()
     k = 0

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import json
-import os
 from typing import Any
 
 from firmware.common.update_requests import PRIORITY, REQUESTED, STREAM, result_body
@@ -22,7 +20,7 @@ from firmware.core.errors import MamoriError
 from firmware.core.events import Event
 from firmware.core.update import machine
 from firmware.gateway.runtime.gateway import Service
-from firmware.gateway.update import status
+from firmware.gateway.update import outbox, status
 from firmware.gateway.update.store import Paths, read_json, write_json
 
 PENDING = "request.json"  # the platform request whose final result is still owed
@@ -55,7 +53,8 @@ class OtaService(Service):
             bus.subscribe(self._on_event)
         record = read_json(paths.record, {"state": machine.IDLE}) if paths.record.exists() \
             else {"state": machine.IDLE}
-        if record.get("state") not in machine.TERMINAL or (paths.root / PENDING).exists():
+        if record.get("state") not in machine.TERMINAL or machine.needs_settling(record) or \
+                (paths.root / PENDING).exists():
             self._submit_work("", "")
 
     async def stop(self) -> None:
@@ -65,15 +64,7 @@ class OtaService(Service):
             self._pool = None
 
     def _forward_reports(self, paths: Paths) -> None:
-        if not paths.reports.exists():
-            return
-        sent = paths.reports.with_name("reports.sent.jsonl")
-        for line in paths.reports.read_text(encoding="utf-8").splitlines():
-            if line.strip():
-                self.gw.emit(Event.from_dict(json.loads(line)))
-        with open(sent, "a", encoding="utf-8") as f:
-            f.write(paths.reports.read_text(encoding="utf-8"))
-        os.unlink(paths.reports)
+        outbox.forward(paths.reports, self.gw.emit)
 
     def _on_event(self, event: Event) -> None:
         if event.kind != REQUESTED:

@@ -21,6 +21,11 @@ BLOCK = 4 * 1024 * 1024
 SYNC_EVERY = 64 * 1024 * 1024  # start writeback while copying, so the final fsync is short
 
 
+class DefectiveBundle(IntegrityError):
+    """The bundle matches its signed hashes, yet fails the slot checks: the signed release
+    itself is defective, so downloading it again cannot help."""
+
+
 def _safe_rel(name: str) -> str:
     p = PurePosixPath(name)
     if p.is_absolute() or ".." in p.parts or not p.parts:
@@ -30,17 +35,48 @@ def _safe_rel(name: str) -> str:
 
 def write_slot(bundle: Path, slot_dir: Path, target: dict[str, Any], board: str) -> dict[str, Any]:
     """Extract `bundle` (already chunk-verified) into slot_dir via a temp dir and a rename."""
-    tmp = slot_dir.with_name(slot_dir.name + ".new")
+    tmp = slot_work(slot_dir)
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir(parents=True)
+    try:
+        try:
+            _extract(bundle, tmp, target, board)
+        except IntegrityError as exc:
+            raise DefectiveBundle(exc.message, exc.hint) from None
+        except (tarfile.TarError, KeyError, TypeError, ValueError) as exc:
+            raise DefectiveBundle("bundle is malformed: %s" % (exc,)) from None
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)  # a refused bundle leaves no partial files
+        raise
+    record = {"version": target["version"], "board": board, "target": target}
+    write_json(tmp / SLOT_RECORD, record)
+    fsync_dir(tmp)
+    if slot_dir.exists():
+        shutil.rmtree(slot_dir)
+    os.replace(tmp, slot_dir)
+    fsync_dir(slot_dir.parent)
+    return record
+
+
+def slot_work(slot_dir: Path) -> Path:
+    """The temporary directory a slot is extracted into before its rename."""
+    return slot_dir.with_name(slot_dir.name + ".new")
+
+
+def _extract(bundle: Path, tmp: Path, target: dict[str, Any], board: str) -> None:
     with open(bundle, "rb") as raw, tarfile.open(fileobj=raw, mode="r:") as tar:
         first = tar.next()
         if first is None or first.name != "manifest.json" or first.size > MANIFEST_MAX:
             raise IntegrityError("bundle does not start with its manifest")
         fobj = tar.extractfile(first)
         assert fobj is not None
-        manifest = json.loads(fobj.read())
+        try:
+            manifest = json.loads(fobj.read())
+        except ValueError:
+            raise IntegrityError("bundle manifest is not JSON") from None
+        if not isinstance(manifest, dict):
+            raise IntegrityError("bundle manifest is not a JSON object")
         if manifest.get("board") != board:
             raise IntegrityError("bundle is built for board %r, this gateway is %r" % (
                 manifest.get("board"), board), "wrong-board image refused")
@@ -81,14 +117,6 @@ def write_slot(bundle: Path, slot_dir: Path, target: dict[str, Any], board: str)
         if missing:
             raise IntegrityError("bundle lacks %d manifest file(s)" % len(missing))
     (tmp / "manifest.json").write_text(json.dumps(manifest, sort_keys=True))
-    record = {"version": target["version"], "board": board, "target": target}
-    write_json(tmp / SLOT_RECORD, record)
-    fsync_dir(tmp)
-    if slot_dir.exists():
-        shutil.rmtree(slot_dir)
-    os.replace(tmp, slot_dir)
-    fsync_dir(slot_dir.parent)
-    return record
 
 
 def slot_info(slot_dir: Path) -> dict[str, Any] | None:

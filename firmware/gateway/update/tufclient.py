@@ -1,7 +1,9 @@
 """The gateway's TUF client layer: python-tuf ngclient plus Mamori's floors and caching.
 
 Non-versioned file names in the metadata dir (root.json, timestamp.json, ...), expiry judged
-against max(clock, persisted time floor), every python-tuf refusal mapped to a clear error.
+against max(clock, persisted time floor), every python-tuf refusal mapped to a clear error. The
+time floor is read here but never written: the agent raises it only once a release is accepted,
+from the signing time in the verified top-level timestamp metadata (`timestamp_times`).
 """
 
 from __future__ import annotations
@@ -14,13 +16,13 @@ from pathlib import Path
 from typing import Any
 
 from tuf.api import exceptions as tuf_exc
-from tuf.api.metadata import TargetFile
+from tuf.api.metadata import Metadata, TargetFile, Timestamp
 from tuf.ngclient import Updater, UpdaterConfig
 
 from firmware.core.errors import ConfigError, IntegrityError, MamoriError, ProtocolError
-from firmware.core.update.floors import new_floors, raise_floors, reference_time
+from firmware.core.update.floors import SIGNED_AT, new_floors, reference_time
 from firmware.gateway.update.fetch import Fetcher
-from firmware.gateway.update.store import read_json, write_json
+from firmware.gateway.update.store import read_json
 
 
 class _Updater(Updater):
@@ -86,10 +88,23 @@ class TufClient:
                 fetcher=self.fetcher, config=UpdaterConfig(), bootstrap=None)
         except Exception as exc:  # noqa: BLE001 - every failure becomes a clear refusal
             raise explain(exc)
-        floors = self.floors()
-        ref = reference_time(clock(), floors)
+        ref = self._reference_time()
         self.updater._trusted_set.reference_time = datetime.datetime.fromtimestamp(
             ref, datetime.UTC)
+
+    def _reference_time(self) -> float:
+        """max(clock, time floor); a floor beyond the expiry of the timestamp metadata this
+        gateway last verified is refused and that timestamp's own signing time used instead."""
+        local = self.metadata_dir / "timestamp.json"
+        signed_at, expires = 0.0, 0.0
+        if local.is_file():
+            try:
+                signed_at, expires = signed_times(
+                    Metadata[Timestamp].from_bytes(local.read_bytes()).signed)
+            except Exception:  # noqa: BLE001 - an unreadable local copy bounds nothing
+                signed_at, expires = 0.0, 0.0
+        ref = reference_time(self.clock(), self.floors(), expires)
+        return ref if ref > signed_at else signed_at
 
     def floors(self) -> dict[str, Any]:
         """The persisted never-go-back floors."""
@@ -106,19 +121,18 @@ class TufClient:
     def target(self, path: str) -> TargetFile | None:
         """Verified target info for `path` (delegations followed), or None if not listed."""
         try:
-            info = self.updater.get_targetinfo(path)
+            return self.updater.get_targetinfo(path)
         except Exception as exc:  # noqa: BLE001
             raise explain(exc)
-        if info is not None:
-            custom = info.unrecognized_fields.get("custom", {})
-            mamori = custom.get("mamori", {}) if isinstance(custom, dict) else {}
-            released = mamori.get("released_at") if isinstance(mamori, dict) else None
-            if isinstance(released, (int, float)) and released > 0:
-                floors = self.floors()
-                raised = raise_floors(floors, released_at=float(released))
-                if raised != floors:
-                    write_json(self.floors_path, raised)
-        return info
+
+    def timestamp_times(self) -> tuple[float, float]:
+        """(signed at, expires) of the timestamp metadata verified by `refresh`; signed-at is 0
+        when the repository does not state it. Refused when it claims a signing time beyond
+        its own expiry."""
+        timestamp = self.updater._trusted_set.timestamp
+        if timestamp is None:
+            raise ProtocolError("no verified timestamp metadata", "refresh first")
+        return signed_times(timestamp)
 
     def download(self, info: TargetFile) -> str:
         """Download a target into the target dir unless an identical copy is cached there."""
@@ -129,6 +143,20 @@ class TufClient:
             return self.updater.download_target(info)
         except Exception as exc:  # noqa: BLE001
             raise explain(exc)
+
+
+def signed_times(timestamp: Timestamp) -> tuple[float, float]:
+    """(signed at, expires) of timestamp metadata; IntegrityError for a malformed or impossible
+    signing time (not a whole number of seconds, or later than the metadata's own expiry)."""
+    expires = timestamp.expires.timestamp()
+    value = timestamp.unrecognized_fields.get(SIGNED_AT, 0)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise IntegrityError("timestamp metadata has a malformed %s" % SIGNED_AT,
+                             "the repository must sign whole seconds since the epoch")
+    if value > expires:
+        raise IntegrityError("timestamp metadata claims it was signed after it expires",
+                             "a time floor beyond the verified timestamp is refused")
+    return float(value), expires
 
 
 def _slash(url: str) -> str:
