@@ -21,6 +21,11 @@ declare -A probe=(
   [mtools]="command -v mcopy"
   [e2fsprogs]="command -v mkfs.ext4"
   [util-linux]="command -v losetup"
+  [systemd]="command -v systemd-analyze && command -v systemd-sysusers"
+  [mmdebstrap]="command -v mmdebstrap"
+  [qemu-user-static]="command -v qemu-aarch64-static"
+  [binfmt-support]="command -v update-binfmts"
+  [arch-test]="command -v arch-test"
 )
 missing=()
 for pkg in "${want[@]}"; do

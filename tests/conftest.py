@@ -24,6 +24,13 @@ def _netns_ok() -> bool:
     return ok
 
 
+def _foreign_arm64_ok() -> bool:
+    """arm64 binaries run here (qemu-user-static registered with binfmt_misc)."""
+    if shutil.which("arch-test") is None:
+        return False
+    return subprocess.run(["arch-test", "arm64"], capture_output=True).returncode == 0
+
+
 CHECKS: dict[str, Callable[[], bool]] = {
     "mosquitto": lambda: shutil.which("mosquitto") is not None
     or Path("/usr/sbin/mosquitto").exists(),
@@ -38,6 +45,10 @@ CHECKS: dict[str, Callable[[], bool]] = {
     "losetup": lambda: shutil.which("losetup") is not None and os.geteuid() == 0
     and Path("/dev/loop-control").exists(),
     "nmap": lambda: shutil.which("nmap") is not None,
+    "debugfs": lambda: shutil.which("debugfs") is not None,
+    "systemd-analyze": lambda: shutil.which("systemd-analyze") is not None,
+    "mmdebstrap": lambda: shutil.which("mmdebstrap") is not None and os.geteuid() == 0,
+    "qemu-arm64": _foreign_arm64_ok,
     "sslscan": lambda: shutil.which("sslscan") is not None,
 }
 _cache: dict[str, bool] = {}

@@ -10,6 +10,7 @@ from typing import Any
 from firmware.boards import load_board
 from firmware.core.errors import ConfigError
 from firmware.gateway import jsonlog
+from firmware.gateway.admin.bind import listen_address
 from firmware.gateway.composition import build_services
 from firmware.gateway.runtime import Gateway, GatewayConfig
 from firmware.gateway.statedir import add_state_dir_arg, resolve
@@ -28,7 +29,9 @@ def register(sub: Any) -> None:
                    help="platform broker, e.g. mqtts://platform.example:8883")
     p.add_argument("--sim-devices", type=int, default=None, metavar="N",
                    help="number of simulated devices (sim board; default 4 without a bundle)")
-    p.add_argument("--lan-host", default="127.0.0.1", help="LAN listen address")
+    p.add_argument("--lan-host", default="127.0.0.1",
+                   help="LAN listen address, or a board LAN interface (e.g. wlan0) whose "
+                   "address to use")
     p.add_argument("--lan-port", type=int, default=0, help="LAN listen port (0: any free)")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning"])
     p.set_defaults(func=_run)
@@ -44,7 +47,7 @@ def _run(args: argparse.Namespace) -> int:
     jsonlog.setup(args.log_level)
     cfg = GatewayConfig(board_name=args.board, state_dir=state_dir, duration=args.duration,
                         bundle=args.bundle, broker=args.broker, sim_devices=args.sim_devices,
-                        lan_host=args.lan_host, lan_port=args.lan_port)
+                        lan_host=listen_address(args.lan_host, board), lan_port=args.lan_port)
     return asyncio.run(_main(cfg, board))
 
 
