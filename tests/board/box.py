@@ -270,7 +270,7 @@ def box(tar: Path, slot: Path, data: Path, work: Path, board: dict) -> Iterator[
     """Extract the base root, lay slot A over it, create the unit's user (sysusers, as the
     image declares it), fill its StateDirectory from the data partition, make a netns."""
     root = work / "root"
-    root.mkdir()
+    root.mkdir(parents=True)
     subprocess.run(["tar", "-xf", str(tar), "-C", str(root)], check=True)
     subprocess.run(["cp", "-a", str(slot) + "/.", str(root)], check=True)
     proc = subprocess.run(["systemd-sysusers", "--root=" + str(root)], capture_output=True,

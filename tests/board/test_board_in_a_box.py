@@ -85,7 +85,8 @@ def test_rpi4_image_runs_from_its_own_files(tmp_path: Path) -> None:
         try:
             box.wait_until(lambda: gw.poll() is not None or
                            (_status(b).get("lan") or {}).get("port"), 600, "the LAN server")
-            assert gw.poll() is None, "the gateway exited"
+            if gw.poll() is not None:
+                raise AssertionError("the gateway exited: " + gw.communicate()[1][-3000:])
             timings["gateway start s"] = time.monotonic() - start
             lan = _status(b)["lan"]
             assert lan["tls"] and lan["host"] == b.addresses["wlan0"]
