@@ -23,9 +23,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from firmware.common.version import software_version
 from host_tools.flash import unit as unit_mod
 from host_tools.flash.errors import TargetError, VerifyError, WrongBoardError
-from host_tools.flash.payload import BUNDLE_NAME, ROOT, firmware_version
+from host_tools.flash.payload import BUNDLE_NAME, ROOT
 from host_tools.release import appslot
 
 if TYPE_CHECKING:
@@ -89,9 +90,9 @@ def root_tree(board: dict, dest: Path, version: str, bundle: bytes | None,
     if app is None:
         deps = appslot.lay_out(board, opt)
     else:
-        if not (app / "firmware/gateway").is_dir():
+        if not (app / "firmware/gateway/cli/main.py").is_file():
             raise TargetError("the signed release carries no gateway firmware "
-                              "(app/firmware/gateway/)",
+                              "(app/firmware/gateway/cli/main.py)",
                               "publish a payload with app/firmware/ for a Linux board")
         deps = appslot.check_app(board, app)
         shutil.copytree(app, opt, ignore=appslot.IGNORE)
@@ -241,7 +242,7 @@ def build_image(board: dict, out: Path, bundle: bytes | None = None,
     stamped as a development build.
     """
     linux_board(board)
-    version = source.version if source is not None else firmware_version()
+    version = source.version if source is not None else software_version()
     stamp = source.stamp() if source is not None else None
     app = source.tree if source is not None and source.build == "release" else None
     ident = disk_id(board, version)

@@ -13,8 +13,8 @@ decides which attributes the gateway may write). No supplementary groups.
 
 from __future__ import annotations
 
+from firmware.common.ports import LAN_DEVICE_PORT
 from firmware.core.boardspec import interfaces_by_role
-from firmware.gateway.ports import LAN_DEVICE_PORT
 from host_tools.flash.errors import TargetError
 
 UNIT_NAME = "mamori-gateway.service"
@@ -39,7 +39,7 @@ TimeoutStartSec=180
 User={user}
 Group={user}
 Environment=PYTHONPATH={app}:{app}/site-packages PYTHONDONTWRITEBYTECODE=1
-ExecStart=/usr/bin/python3 -m firmware.gateway.cli run --board {board} --state-dir {state} \
+ExecStart=/usr/bin/python3 -m firmware.gateway.cli.main run --board {board} --state-dir {state} \
 --bundle {state}/{bundle} --lan-host {lan} --lan-port {port}
 Restart=on-failure
 RestartSec=5

@@ -13,9 +13,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from host_tools.flash.errors import TargetError
-from host_tools.flash.payload import ROOT
 from host_tools.release import wheels
+from host_tools.release.wheels import ROOT, DependencyError
 
 SITE = "site-packages"
 DEPS_FILE = "dependencies.json"
@@ -48,24 +47,24 @@ def check_app(board: dict, app: Path) -> dict[str, Any]:
     try:
         deps = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise TargetError("the release's app/ carries no %s: its Python dependencies are "
+        raise DependencyError("the release's app/ carries no %s: its Python dependencies are "
                           "missing" % DEPS_FILE,
                           "lay the payload out with `mamori release payload --board %s`"
                           % board["name"])
     except (OSError, ValueError) as exc:
-        raise TargetError("the release's app/%s is unreadable: %s" % (DEPS_FILE, exc))
+        raise DependencyError("the release's app/%s is unreadable: %s" % (DEPS_FILE, exc))
     if not isinstance(deps, dict) or deps.get("format") != DEPS_FORMAT:
-        raise TargetError("the release's app/%s is not %s" % (DEPS_FILE, DEPS_FORMAT))
+        raise DependencyError("the release's app/%s is not %s" % (DEPS_FILE, DEPS_FORMAT))
     base = board.get("base_os_requires") or {}
     if deps.get("arch") != board["cpu"]["arch"] or deps.get("python") != base.get("python"):
-        raise TargetError("the release's wheels are for %s / Python %s, board %s runs %s / "
+        raise DependencyError("the release's wheels are for %s / Python %s, board %s runs %s / "
                           "Python %s" % (deps.get("arch"), deps.get("python"), board["name"],
                                          board["cpu"]["arch"], base.get("python")),
                           "publish a payload laid out for this board")
     missing = [w["name"] for w in deps.get("wheels", [])
                if not any((app / SITE).glob(_dist_info(w["name"], w["version"])))]
     if not (app / SITE).is_dir() or missing:
-        raise TargetError("the release's app/%s lacks %s" % (SITE, ", ".join(missing) or
+        raise DependencyError("the release's app/%s lacks %s" % (SITE, ", ".join(missing) or
                                                              "everything"),
                           "lay the payload out with `mamori release payload`")
     return deps

@@ -21,10 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from firmware.core.errors import ConfigError
-from host_tools.flash.errors import TargetError
-from host_tools.flash.payload import ROOT
+from firmware.core.errors import ConfigError, MamoriError
 
+ROOT = Path(__file__).resolve().parents[2]
 LOCK_DIR = ROOT / "boards" / "locks"
 REQUIREMENTS = LOCK_DIR / "firmware.in"
 FORMAT = "mamori-lock/1"
@@ -36,6 +35,13 @@ _HEADER = re.compile(r"^# (?P<format>mamori-lock/\d+) arch=(?P<arch>\S+) "
                      r"python=(?P<python>3\.\d+) glibc=(?P<glibc>\d+\.\d+)$")
 _MANYLINUX = re.compile(r"manylinux_(\d+)_(\d+)_|manylinux2014_")
 _UNPACKED_DATA = ("purelib", "platlib")
+
+
+class DependencyError(MamoriError):
+    """A locked wheel cannot be fetched, fails its hash or cannot be laid into a slot."""
+
+    code = "dependencies"
+    exit_code = 6
 
 
 @dataclass(frozen=True)
@@ -173,7 +179,7 @@ def _pip_download(args: list[str], what: str) -> None:
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         tail = [ln for ln in proc.stderr.splitlines() if "is ignored" not in ln][-6:]
-        raise TargetError("cannot fetch %s from the package index: %s" % (what, " ".join(tail)),
+        raise DependencyError("cannot fetch %s from the package index: %s" % (what, " ".join(tail)),
                           "the wheels are fetched once (network to the package index) and kept "
                           "in %s" % cache_dir())
 
@@ -253,7 +259,7 @@ def fetch(lock: Lock) -> dict[str, Path]:
             for w in missing:
                 got = out / w.file
                 if not got.is_file() or _sha256(got) != w.sha256:
-                    raise TargetError("the package index served no wheel %s with the locked "
+                    raise DependencyError("the package index served no wheel %s with the locked "
                                       "SHA-256" % w.file, "regenerate the lock (%s)" % lock.path)
                 good[w.name] = store(got)
     return good
@@ -265,7 +271,7 @@ def unpack(wheels: dict[str, Path], lock: Lock, dest: Path) -> None:
     for w in lock.wheels:
         path = wheels[w.name]
         if _sha256(path) != w.sha256:
-            raise TargetError("wheel %s changed since it was fetched (SHA-256 mismatch)" % path,
+            raise DependencyError("wheel %s changed since it was fetched (SHA-256 mismatch)" % path,
                               "delete it from %s and build again" % cache_dir())
         with zipfile.ZipFile(path) as zf:
             for info in zf.infolist():
@@ -273,7 +279,7 @@ def unpack(wheels: dict[str, Path], lock: Lock, dest: Path) -> None:
                 if rel is None or info.is_dir():
                     continue
                 if rel in owner:
-                    raise TargetError("wheels %s and %s both install %s" % (owner[rel], w.file,
+                    raise DependencyError("wheels %s and %s both install %s" % (owner[rel], w.file,
                                                                             rel))
                 owner[rel] = w.file
                 target = dest / rel
@@ -287,7 +293,7 @@ def _member_path(name: str, wheel: str) -> str | None:
     """Where a wheel member goes below site-packages (None: not installed in a slot)."""
     p = PurePosixPath(name)
     if p.is_absolute() or ".." in p.parts or "\\" in name:
-        raise TargetError("wheel %s holds an unsafe path %r" % (wheel, name))
+        raise DependencyError("wheel %s holds an unsafe path %r" % (wheel, name))
     top = p.parts[0]
     if top.endswith(".data"):
         if len(p.parts) < 3 or p.parts[1] not in _UNPACKED_DATA:

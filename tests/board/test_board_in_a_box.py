@@ -108,7 +108,7 @@ def test_rpi4_image_runs_from_its_own_files(tmp_path: Path) -> None:
             assert foreign.returncode != 0, foreign.stdout  # another site's device: refused
 
             start = time.monotonic()
-            st = subprocess.run(b.command(["/usr/bin/python3", "-m", "firmware.gateway.cli",
+            st = subprocess.run(b.command(["/usr/bin/python3", "-m", "firmware.gateway.cli.main",
                                            "selftest", "--state-dir", b.unit.state_dir,
                                            "--board", board["name"], "--json"]),
                                 capture_output=True, text=True, timeout=1500)

@@ -16,14 +16,14 @@ from pathlib import Path
 
 import pytest
 
-from firmware.boards import load_board
+from firmware.common.boards import load_board
 from firmware.core.boardspec import validate
 from firmware.core.errors import ConfigError
 from firmware.gateway.selftest.checks import baseos
 from host_tools.flash import unit
-from host_tools.flash.errors import TargetError
 from host_tools.release import appslot, wheels
 from host_tools.release.repo import ReleaseRepo
+from host_tools.release.wheels import DependencyError
 from tests.conftest import ROOT, require
 
 HOST_ONLY = {"pyserial", "qrcode", "packaging", "pytest", "mypy", "ruff", "hypothesis",
@@ -112,10 +112,10 @@ def test_unpack_checks_hashes_and_refuses_unsafe_paths(tmp_path: Path) -> None:
     assert (site / "demo_extra.py").is_file() and not (site / "demo").is_file()
     # A wheel changed after it was locked is refused before anything is unpacked.
     (tmp_path / ok.file).write_bytes((tmp_path / ok.file).read_bytes() + b"\0")
-    with pytest.raises(TargetError, match="SHA-256 mismatch"):
+    with pytest.raises(DependencyError, match="SHA-256 mismatch"):
         wheels.unpack({"demo": tmp_path / ok.file}, _lock(tmp_path, ok), tmp_path / "site2")
     evil = _wheel(tmp_path / "evil-1.0-py3-none-any.whl", {"../../etc/cron.d/x": b"boom"})
-    with pytest.raises(TargetError, match="unsafe path"):
+    with pytest.raises(DependencyError, match="unsafe path"):
         wheels.unpack({"demo": tmp_path / evil.file}, _lock(tmp_path, evil), tmp_path / "site3")
     assert not (tmp_path / "etc").exists()
 
@@ -175,12 +175,12 @@ def test_release_payload_carries_the_wheels_and_publish_insists(tmp_path: Path) 
     subprocess.run(["cp", "-a", str(app / "firmware"), str(bare / "app")], check=True)
     subprocess.run(["cp", "-a", str(tmp_path / "pay/os"), str(tmp_path / "pay/boot"),
                     str(bare)], check=True)
-    with pytest.raises(TargetError, match="no dependencies.json"):
+    with pytest.raises(DependencyError, match="no dependencies.json"):
         repo.publish("rpi4", "1.0.0", bare)
     # Wheels for another CPU: refused.
     other = json.loads((app / "dependencies.json").read_text())
     (app / "dependencies.json").write_text(json.dumps(dict(other, arch="armv7l")))
-    with pytest.raises(TargetError, match="armv7l"):
+    with pytest.raises(DependencyError, match="armv7l"):
         repo.publish("rpi4", "1.0.0", tmp_path / "pay")
     (app / "dependencies.json").write_text(json.dumps(other))
     rel = repo.publish("rpi4", "1.0.0", tmp_path / "pay")

@@ -14,7 +14,7 @@ import pytest
 from securesystemslib.signer import CryptoSigner
 from tuf.api.metadata import Metadata, TargetFile, Targets
 
-from firmware.boards import load_board
+from firmware.common.boards import load_board
 from host_tools.release import appslot
 from host_tools.release.repo import ReleaseRepo
 from tests.conftest import ROOT
