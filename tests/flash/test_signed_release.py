@@ -92,7 +92,7 @@ def test_image_from_signed_release_then_tampered_and_forged_are_refused(
     rel = json.loads(debugfs_cat(out, desc, 2, "/etc/mamori/release.json", tmp_path))
     assert rel["build"] == "release" and rel["version"] == "1.4.0" and rel["release_sha256"] == sha
     assert "base os layer 1" in debugfs_cat(out, desc, 2, "/etc/mamori-os.txt", tmp_path)
-    assert "def main" in debugfs_cat(out, desc, 2, "/opt/mamori/firmware/gateway/cli.py",
+    assert "def main" in debugfs_cat(out, desc, 2, "/opt/mamori/firmware/gateway/cli/main.py",
                                      tmp_path)
     slot_deps = json.loads(debugfs_cat(out, desc, 2, "/opt/mamori/dependencies.json", tmp_path))
     assert slot_deps["wheels"] == desc["dependencies"] and desc["dependencies"]
