@@ -107,6 +107,15 @@ def test_rpi4_image_runs_from_its_own_files(tmp_path: Path) -> None:
                                      capture_output=True, text=True, timeout=300)
             assert foreign.returncode != 0, foreign.stdout  # another site's device: refused
 
+            # The installer's first step: replace the initial credential (from the image).
+            initial = (tmp_path / "gw.bundle.admin-credential").read_text().strip()
+            pw = subprocess.run(b.command(["/usr/bin/python3", "-m", "firmware.gateway.cli.main",
+                                           "admin", "set-password", "--state-dir",
+                                           b.unit.state_dir]),
+                                input=initial.splitlines()[-1] + "\nBox-Unique-Pass-8352\n",
+                                capture_output=True, text=True, timeout=300)
+            assert pw.returncode == 0, pw.stderr
+
             start = time.monotonic()
             st = subprocess.run(b.command(["/usr/bin/python3", "-m", "firmware.gateway.cli.main",
                                            "selftest", "--state-dir", b.unit.state_dir,

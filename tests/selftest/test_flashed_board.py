@@ -4,6 +4,7 @@ installed profile, and its scratch copy survives the running gateway's control s
 
 from __future__ import annotations
 
+import shutil
 import socket
 from pathlib import Path
 
@@ -53,6 +54,15 @@ def test_selftest_context_uses_the_installed_profile_and_skips_sockets(
     sock.bind(str(live / "run" / "control.sock"))  # as a running gateway holds it
     try:
         ctx = CheckContext(live, 2, "rpi4", tmp_path / "work")
+        real = shutil.copy2
+
+        def racing(src: str, dst: str, **kw: object) -> object:
+            if src.endswith(".tmp"):  # the gateway renames its temporary file meanwhile
+                Path(src).unlink()
+            return real(src, dst)
+
+        (live / "run" / ".status.json.tmp").write_text("{}")
+        monkeypatch.setattr(shutil, "copy2", racing)
         assert ctx.board()["name"] == "rpi4"
         scratch = ctx.scratch()
         assert (scratch / "status.json").is_file()

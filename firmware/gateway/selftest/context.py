@@ -26,6 +26,15 @@ def _sockets(directory: str, names: list[str]) -> set[str]:
     return out
 
 
+def _copy_present(src: str, dst: str) -> str:
+    """copy2, except that a file the running gateway replaced meanwhile (a temporary file
+    renamed over its target) is simply not part of the copy."""
+    try:
+        return str(shutil.copy2(src, dst))
+    except FileNotFoundError:
+        return dst
+
+
 class CheckContext:
     """Per-check context. Checks read ``live_state_dir`` and write only under ``scratch()``."""
 
@@ -56,7 +65,8 @@ class CheckContext:
         if self._scratch is None:
             dest = self._work / "state"
             # A running gateway's control socket cannot be copied (nor would a copy work).
-            shutil.copytree(self.live_state_dir, dest, symlinks=True, ignore=_sockets)
+            shutil.copytree(self.live_state_dir, dest, symlinks=True, ignore=_sockets,
+                            copy_function=_copy_present)
             self._scratch = dest
         return self._scratch
 
