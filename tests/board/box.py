@@ -18,10 +18,12 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from host_tools.flash.unit import parse as parse_unit
 
 SUITES = {"debian-12": "bookworm", "debian-13": "trixie"}
 DEB_ARCH = {"aarch64": "arm64", "armv7l": "armhf"}
@@ -150,16 +152,7 @@ class Unit:
 
 def read_unit(root: Path) -> Unit:
     """Parse the slot's unit file (the copy read back from the image)."""
-    text = (root / UNIT_PATH).read_text().replace("\\\n", "")
-    s: dict[str, list[str]] = {}
-    section = ""
-    for line in text.splitlines():
-        line = line.strip()
-        if line.startswith("["):
-            section = line.strip("[]")
-        elif section == "Service" and "=" in line and not line.startswith("#"):
-            k, v = line.split("=", 1)
-            s.setdefault(k, []).append(v)
+    s = parse_unit((root / UNIT_PATH).read_text())
     env: dict[str, str] = {}
     for value in s.get("Environment", []):
         for item in shlex.split(value):
@@ -317,11 +310,12 @@ def box(tar: Path, slot: Path, data: Path, work: Path, board: dict) -> Iterator[
         shutil.rmtree(root, ignore_errors=True)
 
 
-def wait_until(predicate: object, timeout: float, what: str, interval: float = 0.2) -> None:
-    """Poll PREDICATE (a callable) until it is true; fail naming WHAT after TIMEOUT seconds."""
+def wait_until(predicate: Callable[[], object], timeout: float, what: str,
+               interval: float = 0.2) -> None:
+    """Poll PREDICATE until it is true; fail naming WHAT after TIMEOUT seconds."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if callable(predicate) and predicate():
+        if predicate():
             return
         time.sleep(interval)
     raise AssertionError("timed out after %.0f s waiting for %s" % (timeout, what))
