@@ -17,7 +17,7 @@ from tuf.api.metadata import Metadata, TargetFile, Targets
 from firmware.common.boards import load_board
 from host_tools.release import appslot
 from host_tools.release.repo import ReleaseRepo
-from tests.conftest import ROOT
+from tests.conftest import ROOT, require_image_tools
 from tests.flash.conftest import deploy_json, mamori
 from tests.flash.target import WasmTarget
 
@@ -78,6 +78,7 @@ def debugfs_cat(img: Path, desc: dict, part: int, path: str, tmp: Path) -> str:
 
 def test_image_from_signed_release_then_tampered_and_forged_are_refused(
         env: dict[str, str], tmp_path: Path) -> None:
+    require_image_tools()
     repo = publish(tmp_path, "rpi4", "1.4.0", linux_payload(tmp_path))
     site = tmp_path / "site"
     site.mkdir()
@@ -132,6 +133,7 @@ def test_image_from_signed_release_then_tampered_and_forged_are_refused(
 
 def test_local_tree_needs_the_explicit_dev_flag_and_is_stamped(
         env: dict[str, str], tmp_path: Path) -> None:
+    require_image_tools()
     out = tmp_path / "dev.img"
     p = mamori(env, "flash", "image", "--board", "rpi4", "--out", str(out))
     assert p.returncode != 0 and "not from a signed release" in p.stderr and not out.exists()
