@@ -8,7 +8,7 @@ NODE_STAMP := $(NODE_DIR)/node_modules/@micropython/micropython-webassembly-pysc
 DURATION ?= 0
 STATE_DIR ?= $(HOME)/.local/share/mamori/sim
 
-.PHONY: run test test-python test-micropython lint bench bench-smoke deps system-deps test-system-deps clean
+.PHONY: run test test-board test-python test-micropython lint bench bench-smoke deps system-deps test-system-deps clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -41,7 +41,13 @@ test: test-system-deps deps
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports --no-cache
 	$(MAKE) test-micropython
-	$(VENV)/bin/pytest -q
+	$(VENV)/bin/pytest -q -m "not board"
+
+## test-board: the rpi4 image run from its own files in an arm64 Debian root under qemu-user
+test-board: deps
+	@bash .ci/system-deps.sh --best-effort ext4 netns systemd-analyze mmdebstrap qemu-arm64
+	@bash .ci/binfmt.sh
+	$(VENV)/bin/pytest -q -s -p no:cacheprovider -m board tests/board
 
 test-micropython: deps
 	$(PY) tests/micropython/run_core_tests.py

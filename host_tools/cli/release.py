@@ -1,4 +1,5 @@
-"""`mamori release init|publish|rotate-key|history|serve`: signed firmware releases (TUF)."""
+"""`mamori release init|publish|lock|payload|rotate-key|history|serve`: signed firmware
+releases (TUF), and the wheel locks and application-slot payloads of Linux boards."""
 
 from __future__ import annotations
 
@@ -6,8 +7,10 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from firmware.common.boards import load_board
 from firmware.common.cli import emit
-from host_tools.release import history
+from firmware.core.errors import ConfigError
+from host_tools.release import appslot, history, wheels
 from host_tools.release.bundle import DEFAULT_CHUNK
 from host_tools.release.repo import ReleaseRepo
 from host_tools.release.serve import RepoServer
@@ -53,6 +56,22 @@ def register(sub: Any) -> None:
     hp.add_argument("--json", action="store_true")
     hp.set_defaults(func=_history)
 
+    lp = rs.add_parser("lock", help="pin the firmware's Python dependencies as wheels for a "
+                       "board CPU and Python (boards/locks/ARCH-pyXY.txt)")
+    lp.add_argument("--arch", required=True, choices=sorted(wheels.ARCHES))
+    lp.add_argument("--python", required=True, help="the base OS's Python, e.g. 3.11")
+    lp.add_argument("--glibc", required=True, help="the base OS's glibc, e.g. 2.36")
+    lp.add_argument("--json", action="store_true")
+    lp.set_defaults(func=_lock)
+
+    ap = rs.add_parser("payload", help="lay out a Linux board's application slot (firmware and "
+                       "locked wheels) as a release payload's app/")
+    ap.add_argument("--board", required=True)
+    ap.add_argument("--out", required=True, type=Path, metavar="DIR",
+                    help="payload directory to create; app/ goes in it (add os/ and boot/)")
+    ap.add_argument("--json", action="store_true")
+    ap.set_defaults(func=_payload)
+
     sp = rs.add_parser("serve", help="serve metadata/ and targets/ over HTTP(S)")
     sp.add_argument("repo", type=Path, metavar="REPO")
     sp.add_argument("--port", type=int, default=8443)
@@ -82,6 +101,30 @@ def _publish(args: argparse.Namespace) -> int:
     rel = dict(rel, **scan)
     emit(rel, args.json, "published %s %s (%d chunks, min %s)" % (
         args.board, args.version, len(rel["chunks"]), rel["min_version"] or "-"))
+    return 0
+
+
+def _lock(args: argparse.Namespace) -> int:
+    lock = wheels.generate_lock(args.arch, args.python, args.glibc)
+    emit({"lock": str(lock.path), "arch": lock.arch, "python": lock.python,
+          "glibc": lock.glibc, "dependencies": wheels.describe(lock)}, args.json,
+         "pinned %d wheels for %s / Python %s in %s" % (len(lock.wheels), lock.arch, lock.python,
+                                                       lock.path))
+    return 0
+
+
+def _payload(args: argparse.Namespace) -> int:
+    board = load_board(args.board)
+    app = args.out / "app"
+    if app.exists():
+        raise ConfigError("already exists", str(app), hint="give a new --out directory")
+    if board["runtime"] != "cpython" or "base_os_requires" not in board:
+        raise ConfigError("board %s has no application slot (not a Linux board image)"
+                          % board["name"], hint="MicroPython boards take `mamori flash deploy`")
+    deps = appslot.lay_out(board, app)
+    emit({"app": str(app), **deps}, args.json,
+         "laid out %s with %d wheels (%s / Python %s); add os/ and boot/, then `mamori release "
+         "publish`" % (app, len(deps["wheels"]), deps["arch"], deps["python"]))
     return 0
 
 

@@ -24,76 +24,23 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from firmware.common.version import software_version
+from host_tools.flash import unit as unit_mod
 from host_tools.flash.errors import TargetError, VerifyError, WrongBoardError
 from host_tools.flash.payload import BUNDLE_NAME, ROOT
+from host_tools.release import appslot
 
 if TYPE_CHECKING:
     from host_tools.flash.source import FirmwareSource
 
 MIB = 1 << 20
-DEFAULT_SIZE_MIB = 64
+DEFAULT_SIZE_MIB = 0  # 0: as small as the slot's content allows (rounded up to 16 MiB)
 BOOT_MIB = 16
+DATA_MIB = 4
 MIN_SLOT_MIB = 8
 BLOCK = MIB
 SERIAL_GETTYS = ("ttyS0", "ttyAMA0", "serial0", "ttyGS0")
-UNIT_NAME = "mamori-gateway.service"
+UNIT_NAME = unit_mod.UNIT_NAME
 Progress = Callable[[int, int], None]
-
-UNIT = """\
-[Unit]
-Description=Mamori secure home gateway
-After=network-online.target
-Wants=network-online.target
-
-[Service]
-Type=simple
-User=mamori
-Group=mamori
-Environment=PYTHONPATH=/opt/mamori
-ExecStart=/usr/bin/python3 -m firmware.gateway.cli.main run --board {board} --state-dir {state} \
---bundle {state}/{bundle}
-Restart=on-failure
-RestartSec=5
-NoNewPrivileges=yes
-ProtectSystem=strict
-ProtectHome=yes
-ReadWritePaths={state}
-StateDirectory=mamori
-StateDirectoryMode=0700
-PrivateTmp=yes
-PrivateDevices=no
-DevicePolicy=closed
-DeviceAllow={serial} rw
-ProtectKernelTunables=yes
-ProtectKernelModules=yes
-ProtectKernelLogs=yes
-ProtectControlGroups=yes
-ProtectClock=yes
-ProtectHostname=yes
-RestrictSUIDSGID=yes
-RestrictRealtime=yes
-RestrictNamespaces=yes
-LockPersonality=yes
-MemoryDenyWriteExecute=yes
-SystemCallArchitectures=native
-SystemCallFilter=@system-service
-RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6 AF_NETLINK AF_BLUETOOTH
-CapabilityBoundingSet={caps}
-AmbientCapabilities={caps}
-UMask=0077
-
-[Install]
-WantedBy=multi-user.target
-"""
-
-
-def capabilities(board: dict) -> str:
-    """Only what the services need: the firewall (nftables) and raw BLE sockets."""
-    caps = ["CAP_NET_ADMIN"]
-    if board["radios"]["ble"]:
-        caps.append("CAP_NET_RAW")
-    return " ".join(caps)
-
 
 def linux_board(board: dict) -> None:
     """Refuse a board that does not run Linux/CPython."""
@@ -132,32 +79,33 @@ def boot_tree(board: dict, dest: Path, ident: int) -> None:
 
 
 def root_tree(board: dict, dest: Path, version: str, bundle: bytes | None,
-              app: Path | None = None, stamp: dict | None = None) -> None:
-    """Slot A: firmware, sandboxed unit, masked serial getty, no accounts with passwords.
+              app: Path | None = None, stamp: dict | None = None) -> dict:
+    """Slot A: the application slot, sandboxed unit, masked serial getty, no password accounts.
 
-    APP is a verified release's ``app/`` payload (holding ``firmware/``), laid out under
-    /opt/mamori; without it the local tree's firmware is copied (a development build).
+    APP is a verified release's ``app/`` payload (firmware, site-packages, dependencies.json),
+    laid out under /opt/mamori; without it the local tree's firmware and the wheels of the
+    board's lock are laid out (a development build). Returns dependencies.json.
     """
-    state = board["storage"]["state_dir"]
-    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    opt = dest / unit_mod.APP_DIR.lstrip("/")
     if app is None:
-        shutil.copytree(ROOT / "firmware", dest / "opt/mamori/firmware", ignore=ignore)
+        deps = appslot.lay_out(board, opt)
     else:
         if not (app / "firmware/gateway/cli/main.py").is_file():
             raise TargetError("the signed release carries no gateway firmware "
                               "(app/firmware/gateway/cli/main.py)",
                               "publish a payload with app/firmware/ for a Linux board")
-        shutil.copytree(app, dest / "opt/mamori", ignore=ignore)
+        deps = appslot.check_app(board, app)
+        shutil.copytree(app, opt, ignore=appslot.IGNORE)
     profile = ROOT / "boards" / (board["name"] + ".toml")
     if app is not None and (app / "boards" / profile.name).is_file():
         profile = app / "boards" / profile.name
     shutil.copy2(profile, _mk(dest / "etc/mamori") / "board.toml")
-    zig = board["radios"].get("zigbee")
-    serial = zig["serial_port"] if zig else "/dev/null"
-    unit = UNIT.format(board=board["name"], state=state, bundle=BUNDLE_NAME,
-                       caps=capabilities(board), serial=serial)
     sysd = dest / "etc/systemd/system"
-    _write(sysd / UNIT_NAME, unit)
+    _write(sysd / UNIT_NAME, unit_mod.render(board, BUNDLE_NAME))
+    _write(dest / unit_mod.UDEV_RULE, unit_mod.udev_rule(board))
+    policy = unit_mod.dbus_policy(board)
+    if policy is not None:
+        _write(dest / unit_mod.DBUS_POLICY, policy)
     _mk(sysd / "multi-user.target.wants")
     os.symlink("../" + UNIT_NAME, sysd / "multi-user.target.wants" / UNIT_NAME)
     consoles = set(SERIAL_GETTYS) | {board["console"]["serial"]}
@@ -165,7 +113,8 @@ def root_tree(board: dict, dest: Path, version: str, bundle: bytes | None,
         os.symlink("/dev/null", sysd / ("serial-getty@%s.service" % tty))
     # A system user without a password or a login shell; nothing else is created.
     _write(dest / "usr/lib/sysusers.d/mamori.conf",
-           'u mamori - "Mamori gateway" %s /usr/sbin/nologin\n' % state)
+           'u %s - "Mamori gateway" %s /usr/sbin/nologin\n' % (unit_mod.USER,
+                                                                board["storage"]["state_dir"]))
     _write(dest / "etc/ssh/sshd_config.d/10-mamori.conf",
            "PermitRootLogin no\nPasswordAuthentication no\nPermitEmptyPasswords no\n"
            "KbdInteractiveAuthentication no\n")
@@ -174,6 +123,21 @@ def root_tree(board: dict, dest: Path, version: str, bundle: bytes | None,
     release.update(stamp or {"build": "development", "signed": False})
     _write(dest / "etc/mamori/release.json", json.dumps(release, sort_keys=True, indent=1)
            + "\n")
+    return deps
+
+
+def tree_bytes(tree: Path) -> int:
+    """Bytes the files of TREE take on ext4 (each rounded up to 4 KiB blocks, plus inodes)."""
+    total = 0
+    for p in tree.rglob("*"):
+        size = p.lstat().st_size if p.is_file() and not p.is_symlink() else 0
+        total += (size + 4095) // 4096 * 4096 + 256
+    return total
+
+
+def slot_mib_for(tree: Path) -> int:
+    """An A/B slot size that holds TREE with a quarter spare for updates that grow."""
+    return max(MIN_SLOT_MIB, -(-tree_bytes(tree) * 5 // 4 // MIB) + 4)
 
 
 def overlay(src: Path, dest: Path, what: str) -> None:
@@ -216,7 +180,8 @@ def audit_tree(boot: Path, root: Path) -> list[str]:
     if (boot / "userconf.txt").exists() or (boot / "userconf").exists():
         bad.append("boot partition creates a default user (userconf.txt)")
     unit = (root / "etc/systemd/system" / UNIT_NAME).read_text()
-    for need in ("NoNewPrivileges=yes", "ProtectSystem=strict", "CapabilityBoundingSet="):
+    for need in ("NoNewPrivileges=yes", "ProtectSystem=strict", "CapabilityBoundingSet=",
+                 "Type=notify", "WatchdogSec="):
         if need not in unit:
             bad.append("unit lacks " + need)
     for tty in SERIAL_GETTYS:
@@ -281,21 +246,25 @@ def build_image(board: dict, out: Path, bundle: bytes | None = None,
     stamp = source.stamp() if source is not None else None
     app = source.tree if source is not None and source.build == "release" else None
     ident = disk_id(board, version)
-    slot_mib = (size_mib - 1 - BOOT_MIB - 4) // 2
-    if slot_mib < MIN_SLOT_MIB:
-        raise TargetError("an image of %d MiB is too small" % size_mib,
-                          "use --size-mib %d or more" % (1 + BOOT_MIB + 4 + 2 * MIN_SLOT_MIB))
-    sizes = [BOOT_MIB, slot_mib, slot_mib, size_mib - 1 - BOOT_MIB - 2 * slot_mib]
     with tempfile.TemporaryDirectory(prefix="mamori-image-") as tmp:
         t = Path(tmp)
         boot, root, data = _mk(t / "boot"), _mk(t / "root"), _mk(t / "data")
         boot_tree(board, boot, ident)
-        root_tree(board, root, version, bundle, app, stamp)
+        deps = root_tree(board, root, version, bundle, app, stamp)
         data_tree(board, data, bundle)
         if source is not None and source.os_dir is not None:
             overlay(source.os_dir, root, "os")
         if source is not None and source.boot_dir is not None:
             overlay(source.boot_dir, boot, "boot")
+        need = slot_mib_for(root)
+        if size_mib == 0:
+            size_mib = -(-(1 + BOOT_MIB + DATA_MIB + 2 * need) // 16) * 16
+        slot_mib = (size_mib - 1 - BOOT_MIB - DATA_MIB) // 2
+        if slot_mib < need:
+            raise TargetError("an image of %d MiB is too small: each slot needs %d MiB"
+                              % (size_mib, need), "use --size-mib %d or more (or leave it out)"
+                              % (1 + BOOT_MIB + DATA_MIB + 2 * need))
+        sizes = [BOOT_MIB, slot_mib, slot_mib, size_mib - 1 - BOOT_MIB - 2 * slot_mib]
         bad = audit_tree(boot, root)
         if bad:
             raise TargetError("the image would break production rules: " + "; ".join(bad))
@@ -317,6 +286,8 @@ def build_image(board: dict, out: Path, bundle: bytes | None = None,
                     shutil.copyfileobj(src, img, BLOCK)
     return {"board": board["name"], "version": version, "disk_id": "%08x" % ident,
             **(stamp or {"build": "development", "signed": False}),
+            "dependencies": deps["wheels"], "base_os_requires": board["base_os_requires"],
+            "python_abi": "cp%s-%s" % (deps["python"].replace(".", ""), deps["arch"]),
             "partitions": [{"number": i + 1, "start": p[1] * 512, "bytes": p[2] * 512,
                             "role": role} for i, (p, role) in
                            enumerate(zip(parts, ("boot", "slot-a", "slot-b", "data"),

@@ -69,7 +69,13 @@ def build_bundle(src: Path, board: dict, version: str, out: Path, now: float,
         raise ConfigError("health check %r is not in the payload" % health, "--health-check")
     if not health and "app/healthcheck.py" in listing:
         health = "app/healthcheck.py"
-    sbom = build_sbom(board, version, listing, now)
+    deps = None
+    if "app/dependencies.json" in files:
+        try:
+            deps = json.loads(files["app/dependencies.json"].read_text())["wheels"]
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise ConfigError("app/dependencies.json is unreadable: %s" % exc, str(src))
+    sbom = build_sbom(board, version, listing, now, deps)
     sbom_bytes = json.dumps(sbom, indent=1, sort_keys=True).encode()
     manifest = {
         "format": FORMAT, "board": board["name"], "version": version,

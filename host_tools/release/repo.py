@@ -38,7 +38,7 @@ from firmware.common.families import FAMILIES, family_of, sbom_path, target_path
 from firmware.core.errors import ConfigError, PolicyError
 from firmware.core.update.floors import SIGNED_AT
 from firmware.core.update.version import compare, parse_version
-from host_tools.release import history
+from host_tools.release import appslot, history
 from host_tools.release.bundle import DEFAULT_CHUNK, build_bundle, chunk_hashes, file_sha256
 from host_tools.release.keys import KeyStore
 
@@ -231,6 +231,9 @@ class ReleaseRepo:
                                                             prev["min_version"]) < 0:
                 raise PolicyError("minimum installable version may not go down (was %s)"
                                   % prev["min_version"])
+        if profile.get("base_os_requires") is not None and (payload / "app/firmware").is_dir():
+            # An OTA update replaces the dependencies with the code: the app/ must carry them.
+            appslot.check_app(profile, payload / "app")
         scan_hash = file_sha256(scan_report) if scan_report else None
         now = self.clock()
         bdir = self.targets_dir / board

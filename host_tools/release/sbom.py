@@ -7,6 +7,8 @@ import time
 import uuid
 from typing import Any
 
+from host_tools.release import wheels as lock_mod
+
 RUNTIME_PACKAGES = ("cryptography", "paho-mqtt", "pyserial", "bleak", "zigpy", "tuf",
                     "securesystemslib", "urllib3")
 
@@ -18,15 +20,30 @@ def _pkg_version(name: str) -> str:
         return "unknown"
 
 
-def build_sbom(board: dict, version: str, files: dict[str, dict], now: float) -> dict[str, Any]:
-    """SBOM listing the firmware, every payload file (with SHA-256) and runtime dependencies."""
+def build_sbom(board: dict, version: str, files: dict[str, dict], now: float,
+               wheels: list[dict] | None = None) -> dict[str, Any]:
+    """SBOM listing the firmware, every payload file (with SHA-256) and runtime dependencies.
+
+    WHEELS (the payload's dependencies.json) are the exact wheels the slot carries; without
+    them a Linux board's lock names them, and a board without one (sim) the host's versions.
+    """
     components: list[dict[str, Any]] = []
     for rel in sorted(files):
         components.append({
             "type": "file", "name": rel, "bom-ref": "file:" + rel,
             "hashes": [{"alg": "SHA-256", "content": files[rel]["sha256"]}],
         })
-    if board.get("runtime") == "cpython":
+    if wheels is None and board.get("base_os_requires") is not None:
+        wheels = lock_mod.describe(lock_mod.lock_for(board))
+    if wheels is not None:
+        for w in wheels:
+            components.append({
+                "type": "library", "name": w["name"], "version": w["version"],
+                "purl": "pkg:pypi/%s@%s" % (w["name"], w["version"]),
+                "bom-ref": "pkg:pypi/" + w["name"],
+                "hashes": [{"alg": "SHA-256", "content": w["sha256"]}],
+            })
+    elif board.get("runtime") == "cpython":
         for pkg in RUNTIME_PACKAGES:
             v = _pkg_version(pkg)
             components.append({

@@ -81,6 +81,18 @@ def test_image_file_is_built_written_and_verified(env: dict[str, str], tmp_path:
         subprocess.run(["debugfs", "-R", "stat /etc/shadow", str(a)], capture_output=True,
                        text=True).stderr
     assert "nologin" in _ext4_cat(a, "/usr/lib/sysusers.d/mamori.conf")
+    # The self-contained slot: every locked wheel unpacked, listed in --json and in the slot.
+    names = {w["name"]: w for w in desc["dependencies"]}
+    assert {"cryptography", "paho-mqtt", "tuf", "zigpy", "bleak"} <= set(names)
+    assert all(len(w["sha256"]) == 64 and w["version"] for w in names.values())
+    assert desc["base_os_requires"] == load_board("rpi4")["base_os_requires"]
+    slot_deps = json.loads(_ext4_cat(a, "/opt/mamori/dependencies.json"))
+    assert slot_deps["wheels"] == desc["dependencies"] and slot_deps["arch"] == "aarch64"
+    listing = subprocess.run(["debugfs", "-R", "ls /opt/mamori/site-packages", str(a)],
+                             capture_output=True, text=True).stdout
+    assert "cryptography" in listing and "zigpy" in listing and "pytest" not in listing
+    assert "Type=notify" in unit and "--lan-host wlan0" in unit
+    assert "chgrp mamori" in _ext4_cat(a, "/etc/udev/rules.d/70-mamori.rules")
     # Data partition: the bundle, byte for byte; slot table.
     d = _part(out, desc, 4, tmp_path / "d.img")
     got = subprocess.run(["debugfs", "-R", "dump /installation.bundle " + str(tmp_path / "b"),
@@ -115,7 +127,7 @@ def test_a_corrupted_write_is_detected(env: dict[str, str], tmp_path: Path,
 
     monkeypatch.setattr(image, "_write_blocks", flaky)
     with pytest.raises(VerifyError, match="verification mismatch"):
-        image.flash_image(load_board("rpi4"), str(tmp_path / "x.img"), size_mib=40)
+        image.flash_image(load_board("rpi4"), str(tmp_path / "x.img"))
 
 
 @pytest.fixture
@@ -124,7 +136,7 @@ def loopdev(tmp_path: Path) -> Iterator[str]:
     require("losetup")  # visible skip on a user's machine without it, a failure in CI
     backing = tmp_path / "disk.img"
     with open(backing, "wb") as f:
-        f.truncate(48 * image.MIB)
+        f.truncate(160 * image.MIB)  # sparse: room for the self-contained slots
     p = subprocess.run(["losetup", "-f", "--show", str(backing)], capture_output=True, text=True)
     if p.returncode != 0:
         pytest.fail("losetup could not attach a loop device: " + p.stderr.strip())
@@ -136,11 +148,10 @@ def loopdev(tmp_path: Path) -> Iterator[str]:
 
 
 def test_loop_device_written_and_verified(env: dict[str, str], loopdev: str) -> None:
-    p = mamori(env, "flash", "image", DEV, "--board", "rpi4", "--out", loopdev, "--size-mib", "40",
-               "--quiet")
+    p = mamori(env, "flash", "image", DEV, "--board", "rpi4", "--out", loopdev, "--quiet")
     assert p.returncode == 6 and "without --yes" in p.stderr
-    p = mamori(env, "flash", "image", DEV, "--board", "rpi4", "--out", loopdev, "--size-mib", "40",
-               "--yes", "--json", "--quiet")
+    p = mamori(env, "flash", "image", DEV, "--board", "rpi4", "--out", loopdev, "--yes", "--json",
+               "--quiet")
     assert p.returncode == 0, p.stderr
     desc = json.loads(p.stdout)
     assert desc["kind"] == "device" and desc["verified"]
@@ -168,7 +179,7 @@ def test_refuses_mounted_device_and_host_disk(tmp_path: Path, loopdev: str,
         image.check_destination(loopdev, str(mounts))
     before = hashlib.sha256(Path(loopdev).read_bytes()).hexdigest()
     with pytest.raises(TargetError, match="own disk"):
-        image.flash_image(load_board("rpi4"), loopdev, size_mib=40, assume_yes=True,
+        image.flash_image(load_board("rpi4"), loopdev, assume_yes=True,
                           mounts_file=str(mounts))
     assert hashlib.sha256(Path(loopdev).read_bytes()).hexdigest() == before
 

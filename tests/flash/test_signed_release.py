@@ -14,6 +14,8 @@ import pytest
 from securesystemslib.signer import CryptoSigner
 from tuf.api.metadata import Metadata, TargetFile, Targets
 
+from firmware.common.boards import load_board
+from host_tools.release import appslot
 from host_tools.release.repo import ReleaseRepo
 from tests.conftest import ROOT, require_image_tools
 from tests.flash.conftest import deploy_json, mamori
@@ -25,7 +27,7 @@ IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc")
 def linux_payload(base: Path) -> Path:
     """A release payload for a tryboot board: app/ (the firmware), os/, boot/."""
     p = base / "payload-rpi4"
-    shutil.copytree(ROOT / "firmware", p / "app/firmware", ignore=IGNORE)
+    appslot.lay_out(load_board("rpi4"), p / "app")  # firmware and its locked wheels
     (p / "os/etc").mkdir(parents=True)
     (p / "os/etc/mamori-os.txt").write_text("base os layer 1\n")
     (p / "boot/overlays").mkdir(parents=True)
@@ -93,6 +95,8 @@ def test_image_from_signed_release_then_tampered_and_forged_are_refused(
     assert "base os layer 1" in debugfs_cat(out, desc, 2, "/etc/mamori-os.txt", tmp_path)
     assert "def main" in debugfs_cat(out, desc, 2, "/opt/mamori/firmware/gateway/cli/main.py",
                                      tmp_path)
+    slot_deps = json.loads(debugfs_cat(out, desc, 2, "/opt/mamori/dependencies.json", tmp_path))
+    assert slot_deps["wheels"] == desc["dependencies"] and desc["dependencies"]
     row = json.loads((site / "flash-inventory.jsonl").read_text())
     assert row["build"] == "release" and row["release_sha256"] == sha and row["signed"]
     # Asking for another version than the signed one: refused, nothing written.

@@ -56,3 +56,22 @@ def check_bind(host: str, board: dict) -> str:
                           % (ip, ", ".join(sorted(lan_ifaces)) or "none declared"),
                           "set admin_host to the gateway's LAN address")
     return str(ip)
+
+
+def listen_address(value: str, board: dict) -> str:
+    """VALUE as a listen address: an IP as given, or the IPv4 (else IPv6) address of a board
+    LAN interface named by VALUE (the flashed unit names ``wlan0``, not a site's address)."""
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        pass
+    lan = interfaces_by_role(board, "lan")
+    if value not in lan:
+        raise ConfigError("--lan-host %r is neither an IP address nor a LAN interface of board "
+                          "%s (%s)" % (value[:64], board["name"], ", ".join(lan) or "none"))
+    addrs = sorted(interface_addresses(value), key=lambda a: (":" in a, a))
+    if not addrs:
+        raise ConfigError("LAN interface %s has no address yet" % value,
+                          "configure the board's LAN network (the unit starts after "
+                          "network-online.target)")
+    return addrs[0]

@@ -9,6 +9,7 @@ from typing import Any
 
 from firmware.common.boards import load_board
 from firmware.core.errors import ConfigError
+from firmware.gateway.admin.bind import listen_address
 from firmware.gateway.runtime import jsonlog
 from firmware.gateway.runtime.config import GatewayConfig
 from firmware.gateway.runtime.gateway import Gateway
@@ -28,7 +29,9 @@ def register(sub: Any) -> None:
                    help="platform broker, e.g. mqtts://platform.example:8883")
     p.add_argument("--sim-house", type=Path, default=None, metavar="HOUSE_JSON",
                    help="sim board: run the demo house the installer made (`mamori demo`)")
-    p.add_argument("--lan-host", default="127.0.0.1", help="LAN listen address")
+    p.add_argument("--lan-host", default="127.0.0.1",
+                   help="LAN listen address, or a board LAN interface (e.g. wlan0) whose "
+                   "address to use")
     p.add_argument("--lan-port", type=int, default=0, help="LAN listen port (0: any free)")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning"])
     p.set_defaults(func=_run)
@@ -42,7 +45,7 @@ def _run(args: argparse.Namespace) -> int:
     jsonlog.setup(args.log_level)
     cfg = GatewayConfig(board_name=args.board, state_dir=state_dir, duration=args.duration,
                         bundle=args.bundle, broker=args.broker, sim_house=args.sim_house,
-                        lan_host=args.lan_host, lan_port=args.lan_port)
+                        lan_host=listen_address(args.lan_host, board), lan_port=args.lan_port)
     return asyncio.run(_main(cfg, board))
 
 

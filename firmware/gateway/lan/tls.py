@@ -41,12 +41,25 @@ def secure_lan(state_dir: Path, board: dict | None,
     """
     from firmware.gateway.identity.install import install_bundle
 
-    if bundle is not None:
+    installed = (Path(state_dir) / IDENTITY / "gateway.json").is_file()
+    if bundle is not None and (Path(bundle).exists() or not installed):
         install_bundle(Path(state_dir), Path(bundle), board)
-    elif not (Path(state_dir) / IDENTITY / "gateway.json").is_file():
+        consume_bundle(Path(state_dir), Path(bundle))
+    elif not installed:
         return None
     meta = installed_identity(state_dir)
     return server_context(state_dir, board), DeviceAuthorizer(state_dir), meta["gateway_id"]
+
+
+def consume_bundle(state_dir: Path, bundle: Path) -> None:
+    """Remove an installed bundle that lies in the state directory (a flashed board's): its
+    secrets now live encrypted in the keystore; a later start finds the identity installed."""
+    try:
+        inside = bundle.resolve().is_relative_to(state_dir.resolve())
+    except OSError:
+        return
+    if inside:
+        bundle.unlink(missing_ok=True)
 
 
 def tls_failure_reason(exc: BaseException) -> str:

@@ -3,13 +3,36 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import shutil
+import stat
 import tempfile
 from pathlib import Path
 from typing import Any
 
-from firmware.common.boards import boards_dir as default_boards_dir
 from firmware.common.boards import load_board
+
+
+def _sockets(directory: str, names: list[str]) -> set[str]:
+    """Names in DIRECTORY that are sockets or FIFOs (copytree's ignore hook)."""
+    out = set()
+    for name in names:
+        try:
+            mode = os.lstat(os.path.join(directory, name)).st_mode
+        except OSError:
+            continue
+        if stat.S_ISSOCK(mode) or stat.S_ISFIFO(mode):
+            out.add(name)
+    return out
+
+
+def _copy_present(src: str, dst: str) -> str:
+    """copy2, except that a file the running gateway replaced meanwhile (a temporary file
+    renamed over its target) is simply not part of the copy."""
+    try:
+        return str(shutil.copy2(src, dst))
+    except FileNotFoundError:
+        return dst
 
 
 class CheckContext:
@@ -21,7 +44,8 @@ class CheckContext:
         self.live_state_dir = Path(live_state_dir)
         self.level = level
         self.board_name = board_name
-        self.boards_dir = boards_dir or default_boards_dir()
+        # None: the gateway's own lookup (a flashed board's /etc/mamori/board.toml included).
+        self.boards_dir = boards_dir
         self.today = today or dt.date.today()
         self.options = options or {}
         self._work = Path(work_dir)
@@ -40,7 +64,9 @@ class CheckContext:
         """A private copy of the state directory (modes preserved) that the check may change."""
         if self._scratch is None:
             dest = self._work / "state"
-            shutil.copytree(self.live_state_dir, dest, symlinks=True)
+            # A running gateway's control socket cannot be copied (nor would a copy work).
+            shutil.copytree(self.live_state_dir, dest, symlinks=True, ignore=_sockets,
+                            copy_function=_copy_present)
             self._scratch = dest
         return self._scratch
 
