@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from firmware.boards import load_board
+from firmware.common.ble.stream import send_frames
 from firmware.core import blelink, frames
 from firmware.core.errors import AuthError, StateError
 from firmware.core.events import Event
@@ -18,7 +19,7 @@ from firmware.device.blerunner import run_ble_session
 from firmware.device.portable.agent import DeviceAgent
 from firmware.gateway.binding import DeviceBinding
 from firmware.gateway.ble.channel import RECORD_KIND, device_connect
-from firmware.gateway.ble.service import BleService, LoopbackBleRadio, send_frames
+from firmware.gateway.ble.service import BleService, LoopbackBleRadio
 from firmware.gateway.devices import DeviceRouter
 from firmware.gateway.runtime import Gateway, GatewayConfig
 from provisioning import pki

@@ -13,16 +13,34 @@ import asyncio
 import contextlib
 import shutil
 import subprocess
+from collections.abc import Callable
 from typing import Any
 
+from firmware.common.ble.gatt import CHAR_UUID, SERVICE_UUID
 from firmware.core import blelink
 from firmware.core.errors import StateError
-from firmware.gateway.ble.channel import BleakTransport
 from firmware.gateway.ble.service import LinkHandler
 
-SERVICE_UUID = "6d616d6f-7269-4000-8000-000000000001"
-CHAR_UUID = "6d616d6f-7269-4000-8000-000000000002"
 SCAN_PERIOD = 10.0
+
+
+class BleakTransport:
+    """bleak client adapter: one characteristic for writes and notifications."""
+
+    def __init__(self, client: Any, char_uuid: str, pairing_mode: str) -> None:
+        self.client = client
+        self.char_uuid = char_uuid
+        self.pairing_mode = pairing_mode  # from the BlueZ bond info (e.g. `btmgmt sc only`)
+        self.peer = str(getattr(client, "address", "ble"))
+
+    async def write(self, data: bytes) -> None:
+        """GATT write with response."""
+        await self.client.write_gatt_char(self.char_uuid, data, response=True)
+
+    def set_notify(self, callback: Callable[[bytes], None]) -> None:
+        """Subscribe to notifications."""
+        asyncio.get_running_loop().create_task(
+            self.client.start_notify(self.char_uuid, lambda _c, d: callback(bytes(d))))
 
 
 def bluez_pairing_mode() -> str:

@@ -15,10 +15,12 @@ import time
 from collections.abc import Callable, Coroutine
 from typing import Any, Protocol
 
+from firmware.common.ble.channel import BleSession, BleTransport, LoopbackTransport
+from firmware.common.ble.stream import recv, send_frames
 from firmware.core import blelink, frames
 from firmware.core.errors import AuthError, MamoriError, ProtocolError, StateError
 from firmware.core.events import Event
-from firmware.gateway.ble.channel import BleSession, BleTransport, GatewayBle, LoopbackTransport
+from firmware.gateway.ble.channel import GatewayBle
 from firmware.gateway.runtime import Gateway
 from firmware.gateway.services.devicesession import REFUSED, DeviceSession, DeviceSessionService
 
@@ -27,22 +29,9 @@ HelloCheck = Callable[[dict[str, Any], dict[str, Any]], Any]
 LinkHandler = Callable[[BleTransport], Coroutine[Any, Any, None]]
 
 HELLO_TIMEOUT = 5.0
-CHUNK = blelink.MAX_PAYLOAD - 16  # AEAD tag
 MAX_FRAME = 16 * 1024
 MAX_BAD_FRAMES = 3
 LINK_MODE = "noise-ik"
-
-
-async def send_frames(session: BleSession, data: bytes) -> None:
-    """Send a byte stream of frames as GATT-sized AEAD messages (in order)."""
-    for i in range(0, len(data), CHUNK):
-        await session.send(data[i:i + CHUNK])
-
-
-async def recv(session: BleSession, timeout: float) -> bytes:
-    """session.recv with a timeout that never swallows a cancellation (asyncio.wait_for can)."""
-    async with asyncio.timeout(timeout):
-        return await session.recv(None)  # type: ignore[arg-type]  # None: no inner wait_for
 
 
 class BleRadio(Protocol):
