@@ -13,10 +13,9 @@ import asyncio
 import contextlib
 import shutil
 import subprocess
-from collections.abc import Callable
 from typing import Any
 
-from firmware.common.ble.gatt import CHAR_UUID, SERVICE_UUID
+from firmware.common.ble.gatt import CHAR_UUID, SERVICE_UUID, SegmentedTransport
 from firmware.core import blelink
 from firmware.core.errors import StateError
 from firmware.gateway.ble.service import LinkHandler
@@ -24,23 +23,31 @@ from firmware.gateway.ble.service import LinkHandler
 SCAN_PERIOD = 10.0
 
 
-class BleakTransport:
-    """bleak client adapter: one characteristic for writes and notifications."""
+class BleakTransport(SegmentedTransport):
+    """bleak client adapter: segmented GATT writes out, notifications in (as the hci backend)."""
 
     def __init__(self, client: Any, char_uuid: str, pairing_mode: str) -> None:
+        super().__init__(pairing_mode, str(getattr(client, "address", "ble")),
+                         int(getattr(client, "mtu_size", 23)))
         self.client = client
         self.char_uuid = char_uuid
-        self.pairing_mode = pairing_mode  # from the BlueZ bond info (e.g. `btmgmt sc only`)
-        self.peer = str(getattr(client, "address", "ble"))
 
-    async def write(self, data: bytes) -> None:
-        """GATT write with response."""
-        await self.client.write_gatt_char(self.char_uuid, data, response=True)
+    async def _send_value(self, value: bytes) -> None:
+        await self.client.write_gatt_char(self.char_uuid, value, response=True)
 
-    def set_notify(self, callback: Callable[[bytes], None]) -> None:
-        """Subscribe to notifications."""
-        asyncio.get_running_loop().create_task(
-            self.client.start_notify(self.char_uuid, lambda _c, d: callback(bytes(d))))
+    async def subscribe(self) -> None:
+        """Receive the peer's notifications."""
+        await self.client.start_notify(self.char_uuid,
+                                       lambda _c, d: self.value_received(bytes(d)))
+
+
+def _version(dist: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(dist)
+    except PackageNotFoundError:
+        return "not installed"
 
 
 def bluez_pairing_mode() -> str:
@@ -64,7 +71,8 @@ class BleakRadio:
 
     kind = "bleak"
 
-    def __init__(self) -> None:
+    def __init__(self, adapter: str = "") -> None:
+        self.adapter = adapter  # e.g. hci0; "" lets BlueZ pick
         self.on_link: LinkHandler | None = None
         self.state = "down"
         self.clients: dict[str, Any] = {}
@@ -93,15 +101,18 @@ class BleakRadio:
 
     def status(self) -> dict[str, Any]:
         """Scanner state and connected peripherals."""
-        return {"radio": self.kind, "state": self.state, "links": len(self.clients)}
+        return {"radio": self.kind, "backend": "bluez", "library": "bleak",
+                "version": _version("bleak"), "state": self.state,
+                "controller": self.adapter or "default", "links": len(self.clients)}
 
     async def _scan_loop(self) -> None:
         from bleak import BleakClient, BleakScanner
 
         while True:
             try:
-                found = await BleakScanner.discover(timeout=SCAN_PERIOD,
-                                                    service_uuids=[SERVICE_UUID])
+                extra: dict[str, Any] = {"adapter": self.adapter} if self.adapter else {}
+                found = await BleakScanner.discover(
+                    timeout=SCAN_PERIOD, service_uuids=[SERVICE_UUID], **extra)
             except Exception as exc:  # adapter missing or powered off
                 self.state = "error: %s" % exc.__class__.__name__
                 await asyncio.sleep(SCAN_PERIOD)
@@ -110,7 +121,7 @@ class BleakRadio:
             for dev in found:
                 if dev.address in self.clients:
                     continue
-                client = BleakClient(dev, disconnected_callback=self._gone)
+                client = BleakClient(dev, disconnected_callback=self._gone, **extra)
                 try:
                     await client.connect()
                     with contextlib.suppress(Exception):
@@ -120,8 +131,13 @@ class BleakRadio:
                     continue
                 self.clients[dev.address] = client
                 assert self.on_link is not None
-                asyncio.create_task(self.on_link(BleakTransport(client, CHAR_UUID,
-                                                                bluez_pairing_mode())))
+                transport = BleakTransport(client, CHAR_UUID, bluez_pairing_mode())
+                try:
+                    await transport.subscribe()
+                except Exception as exc:  # no Mamori characteristic: not ours after all
+                    self.state = "scanning (last subscribe failed: %s)" % exc.__class__.__name__
+                    continue
+                asyncio.create_task(self.on_link(transport))
 
     def _gone(self, client: Any) -> None:
         for addr, c in list(self.clients.items()):
