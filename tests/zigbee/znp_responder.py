@@ -176,7 +176,8 @@ class ZnpResponder:
         o[OsalNvIds.EXTADDR] = bytearray(ieee_bytes(self.state.ieee))
         o[OsalNvIds.STARTUP_OPTION] = bytearray(b"\x00")
         o[OsalNvIds.LOGICAL_TYPE] = bytearray(b"\x00")
-        for nv, value in ((OsalNvIds.CONCENTRATOR_ENABLE, 0), (OsalNvIds.CONCENTRATOR_DISCOVERY, 120),
+        for nv, value in ((OsalNvIds.CONCENTRATOR_ENABLE, 0),
+                          (OsalNvIds.CONCENTRATOR_DISCOVERY, 120),
                           (OsalNvIds.CONCENTRATOR_RC, 0), (OsalNvIds.SRC_RTG_EXPIRY_TIME, 30),
                           (OsalNvIds.NWK_CHILD_AGE_ENABLE, 1),
                           (OsalNvIds.BCAST_DELIVERY_TIME, 30), (OsalNvIds.ZDO_DIRECT_CB, 0)):

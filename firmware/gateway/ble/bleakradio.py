@@ -103,7 +103,9 @@ class BleakRadio:
         """Scanner state and connected peripherals."""
         return {"radio": self.kind, "backend": "bluez", "library": "bleak",
                 "version": _version("bleak"), "state": self.state,
-                "controller": self.adapter or "default", "links": len(self.clients)}
+                "controller": {"state": self.state, "adapter": self.adapter or "default",
+                               "pairing": bluez_pairing_mode()},
+                "links": len(self.clients)}
 
     async def _scan_loop(self) -> None:
         from bleak import BleakClient, BleakScanner

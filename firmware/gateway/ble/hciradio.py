@@ -109,7 +109,8 @@ class HciRadio:
         """Backend, library, controller state and links."""
         return {"radio": self.kind, "backend": "hci", "library": "bumble",
                 "version": hci.library_version(), "state": self.state,
-                "controller": self.transport or "virtual", "links": len(self.links),
+                "controller": {"state": self.state, "transport": self.transport or "virtual"},
+                "links": len(self.links),
                 "legacy_refused": self.legacy_refused}
 
     # -- links ---------------------------------------------------------------------------

@@ -87,7 +87,9 @@ class LoopbackBleRadio:
 
     def status(self) -> dict[str, Any]:
         """Links opened so far."""
-        return {"radio": self.kind, "state": "up" if self.on_link else "down",
+        state = "up" if self.on_link else "down"
+        return {"radio": self.kind, "backend": "sim", "library": "in-process loopback",
+                "version": "-", "state": state, "controller": {"state": state},
                 "links": self.links}
 
 
@@ -152,6 +154,8 @@ class BleService(DeviceSessionService[BleLink]):
     def status(self) -> dict[str, Any]:
         """Radio, sessions, refusals and the link protection every session has."""
         doc = dict(self.radio.status())
+        if self.error:
+            doc["controller"] = dict(doc.get("controller") or {}, state="error")
         doc.update(sessions=len(self.links), devices=sorted(self.links),
                    refused=self.refused + (self.ble.refused if self.ble else 0),
                    encrypted=True, mode=LINK_MODE, pairing=blelink.SECURE_PAIRING)
