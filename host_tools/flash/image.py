@@ -62,7 +62,7 @@ StateDirectoryMode=0700
 PrivateTmp=yes
 PrivateDevices=no
 DevicePolicy=closed
-DeviceAllow={serial} rw
+{device_allow}
 ProtectKernelTunables=yes
 ProtectKernelModules=yes
 ProtectKernelLogs=yes
@@ -92,6 +92,18 @@ def capabilities(board: dict) -> str:
     if board["radios"]["ble"]:
         caps.append("CAP_NET_RAW")
     return " ".join(caps)
+
+
+def device_allow(board: dict) -> str:
+    """The unit's device allowlist: the Zigbee coordinator's and the HCI controller's ports."""
+    ports = []
+    zig = board["radios"].get("zigbee")
+    if zig:
+        ports.append(zig["serial_port"])
+    ble = board["radios"]["ble"]
+    if ble and ble["backend"] == "hci" and ble["hci_transport"].startswith("serial:"):
+        ports.append(ble["hci_transport"][len("serial:"):].split(",")[0])
+    return "\n".join("DeviceAllow=%s rw" % p for p in ports or ["/dev/null"])
 
 
 def linux_board(board: dict) -> None:
@@ -151,10 +163,8 @@ def root_tree(board: dict, dest: Path, version: str, bundle: bytes | None,
     if app is not None and (app / "boards" / profile.name).is_file():
         profile = app / "boards" / profile.name
     shutil.copy2(profile, _mk(dest / "etc/mamori") / "board.toml")
-    zig = board["radios"].get("zigbee")
-    serial = zig["serial_port"] if zig else "/dev/null"
     unit = UNIT.format(board=board["name"], state=state, bundle=BUNDLE_NAME,
-                       caps=capabilities(board), serial=serial)
+                       caps=capabilities(board), device_allow=device_allow(board))
     sysd = dest / "etc/systemd/system"
     _write(sysd / UNIT_NAME, unit)
     _mk(sysd / "multi-user.target.wants")
