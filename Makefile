@@ -27,12 +27,13 @@ system-deps:
 
 ## run: a gateway on the simulated board with simulated devices and an embedded broker
 run: $(STAMP) system-deps
-	$(VENV)/bin/mamori-gateway run --board sim --state-dir $(STATE_DIR) $(if $(filter-out 0,$(DURATION)),--duration $(DURATION))
+	$(VENV)/bin/mamori demo --state-dir $(STATE_DIR) $(if $(filter-out 0,$(DURATION)),--duration $(DURATION))
 
 ## test: lint, type-check, the full test suite, and the portable core on MicroPython
 test: deps
 	$(VENV)/bin/ruff check firmware host_tools provisioning tests bench
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports --no-cache
 	$(MAKE) test-micropython
 	$(VENV)/bin/pytest -q
 

@@ -14,11 +14,12 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from firmware.common.accesslog.files import ed25519_verify
 from firmware.core.accesslog import chain, framing
 from firmware.core.accesslog.encoding import canonical, make_record
 from firmware.core.accesslog.verify import Verifier
 from firmware.core.accesslog.writer import ChainWriter, record_aad
-from firmware.gateway.accesslog.keys import ed25519_verify, public_bytes
+from firmware.gateway.accesslog.keys import public_bytes
 from firmware.gateway.accesslog.store import AccessLogStore
 
 APPENDS = 3000

@@ -6,7 +6,7 @@ import os
 import subprocess
 import time
 
-from firmware.boards import load_board
+from firmware.common.boards import load_board
 from firmware.gateway.firewall import posture
 from firmware.gateway.firewall.policy import policy_for_board
 from firmware.gateway.firewall.ruleset import build

@@ -37,7 +37,7 @@ def _bare_loop(repl: object, files: list, block: int = 256) -> int:
 
 def run() -> list[dict]:
     """Measure deploy and bare-loop throughput on one fresh target."""
-    from firmware.boards import load_board
+    from firmware.common.boards import load_board
     from host_tools.flash import deploy, payload
     from host_tools.flash.rawrepl import RawRepl
     from host_tools.flash.transport import SerialTransport

@@ -14,13 +14,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-from firmware.boards import load_board
+from firmware.common.boards import load_board
 from firmware.core import frames
-from firmware.gateway.install import install_bundle
-from firmware.gateway.lantls import DeviceAuthorizer, client_context, load_credentials
-from firmware.gateway.lantls import server_context as mamori_server_context
-from firmware.gateway.runtime import Gateway, GatewayConfig
-from firmware.gateway.services.lan import LanService
+from firmware.device.credentials import load as load_credentials
+from firmware.device.credentials import tls_context as client_context
+from firmware.gateway.identity.admission import DeviceAuthorizer
+from firmware.gateway.identity.install import install_bundle
+from firmware.gateway.lan.service import LanService
+from firmware.gateway.lan.tls import server_context as mamori_server_context
+from firmware.gateway.runtime.config import GatewayConfig
+from firmware.gateway.runtime.gateway import Gateway
 from provisioning import pki
 from provisioning.devices import issue_device
 from provisioning.gateway import issue_gateway

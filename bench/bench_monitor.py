@@ -48,10 +48,11 @@ def _ids() -> list[str]:
 
 # -- servers (run in a child process) ------------------------------------------------------
 async def _gateway_server(out: Path) -> None:
-    from firmware.boards import load_board
+    from firmware.common.boards import load_board
+    from firmware.gateway.lan.service import LanService, registry_authorizer
     from firmware.gateway.monitor.service import MonitorService
-    from firmware.gateway.runtime import Gateway, GatewayConfig
-    from firmware.gateway.services.lan import LanService, registry_authorizer
+    from firmware.gateway.runtime.config import GatewayConfig
+    from firmware.gateway.runtime.gateway import Gateway
 
     state = Path(tempfile.mkdtemp(prefix="mamori-bench-mon-"))
     gw = Gateway(GatewayConfig("sim", state), load_board("sim"))

@@ -15,8 +15,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from firmware.common.chunks import chunk_hashes  # noqa: E402
 from firmware.core.update.chunks import chunk_count, chunk_span, verify_chunk  # noqa: E402
-from host_tools.release.bundle import DEFAULT_CHUNK, chunk_hashes  # noqa: E402
+from host_tools.release.bundle import DEFAULT_CHUNK  # noqa: E402
 
 MiB = 1024 * 1024
 
@@ -78,7 +79,7 @@ def run() -> list[dict[str, Any]]:
             shutil.rmtree(pay.parent)
             state = tmp / ("gw%d" % size)
             env = dict(os.environ)
-            cmd = [sys.executable, "-m", "firmware.gateway.cli", "update", "--state-dir",
+            cmd = [sys.executable, "-m", "firmware.gateway.cli.main", "update", "--state-dir",
                    str(state), "--from", str(repo.path), "--trust-root",
                    str(repo.meta_dir / "1.root.json")]
             rss[size], _ = _peak_rss_kib(cmd, env)

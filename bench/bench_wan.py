@@ -20,7 +20,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from firmware.gateway.services.broker import BrokerTls, EmbeddedBroker  # noqa: E402
+from firmware.gateway.sim.broker import BrokerTls, EmbeddedBroker  # noqa: E402
 from firmware.gateway.wan import topics  # noqa: E402
 from firmware.gateway.wan.client import WanClient  # noqa: E402
 from firmware.gateway.wan.identity import WanIdentity  # noqa: E402

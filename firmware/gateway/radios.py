@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from firmware.core import boardspec
-from firmware.gateway.binding import DeviceBinding
 from firmware.gateway.ble.backends import ble_radio
 from firmware.gateway.ble.service import BleService
-from firmware.gateway.control import ControlService
-from firmware.gateway.runtime import Gateway
+from firmware.gateway.identity.binding import DeviceBinding
+from firmware.gateway.runtime.control import ControlService
+from firmware.gateway.runtime.gateway import Gateway
 from firmware.gateway.zigbee.service import ZigbeeService
 
 

@@ -17,7 +17,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from firmware.gateway.accesslog.store import SEG_RE
+from firmware.common.accesslog.files import SEG_RE
 
 
 class PlatformInbox:

@@ -14,16 +14,16 @@ from pathlib import Path
 
 import pytest
 
-from firmware.boards import load_board
+from firmware.common.boards import load_board
 from firmware.core.errors import PolicyError, StateError
 from firmware.gateway.admin.app import AdminApp
 from firmware.gateway.admin.server import AdminServer
 from firmware.gateway.admin.tlsctx import SELF_CERT, server_context
 from firmware.gateway.admin.web import REQUIRED_HEADERS
-from firmware.gateway.keystore import KeyStore
+from firmware.gateway.identity.keystore import KeyStore
 from firmware.gateway.owner.personal import DATA_FILE, DATA_KEY, PersonalStore
 from firmware.gateway.owner.resale import clear_marker, resale_pending, resale_reset
-from firmware.gateway.runtime import LOCK_FILE
+from firmware.gateway.runtime.gateway import LOCK_FILE
 from tests.admin.helpers import NEW_INSTALLER, OWNER_NEW, OWNER_PW, Client, World, body
 
 CANARIES = {"name": "CANARY-NAME-b7f1", "email": "canary-c41e@example.jp",
@@ -190,7 +190,7 @@ def test_resale_reset_leaves_nothing_but_the_firmware(tmp_path: Path) -> None:
         resale_reset(state, board, yes=True)
     os.close(fd)
 
-    rep = subprocess.run([sys.executable, "-m", "firmware.gateway.cli", "reset", "--resale",
+    rep = subprocess.run([sys.executable, "-m", "firmware.gateway.cli.main", "reset", "--resale",
                           "--state-dir", str(state), "--yes", "--json"],
                          capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert rep.returncode == 0, rep.stderr
@@ -225,7 +225,7 @@ def test_reset_cli_refuses_without_yes(tmp_path: Path) -> None:
     state = tmp_path / "s"
     state.mkdir()
     (state / "keep-me").write_text("x")
-    rep = subprocess.run([sys.executable, "-m", "firmware.gateway.cli", "reset", "--resale",
+    rep = subprocess.run([sys.executable, "-m", "firmware.gateway.cli.main", "reset", "--resale",
                           "--state-dir", str(state)], capture_output=True, text=True, cwd=ROOT,
                          timeout=120)
     assert rep.returncode != 0 and "--yes" in rep.stderr
@@ -234,7 +234,8 @@ def test_reset_cli_refuses_without_yes(tmp_path: Path) -> None:
 
 def test_resold_gateway_starts_no_device_or_wan_service(tmp_path: Path) -> None:
     from firmware.gateway.composition import build_services
-    from firmware.gateway.runtime import Gateway, GatewayConfig
+    from firmware.gateway.runtime.config import GatewayConfig
+    from firmware.gateway.runtime.gateway import Gateway
 
     state = tmp_path / "state"
     state.mkdir()

@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric import x25519
 
-from firmware.boards import load_board
 from firmware.common.ble.channel import device_connect
 from firmware.common.ble.noise import public_bytes
+from firmware.common.boards import load_board
 from firmware.core import blelink
 from firmware.core.errors import MamoriError
 from firmware.core.events import Event
@@ -27,9 +27,10 @@ from firmware.device.blerunner import run_ble_session
 from firmware.device.portable.agent import DeviceAgent
 from firmware.gateway.ble.hciradio import HciRadio
 from firmware.gateway.ble.service import BleService
-from firmware.gateway.devices import DeviceRouter
+from firmware.gateway.devices.router import DeviceRouter
 from firmware.gateway.monitor.service import MonitorService
-from firmware.gateway.runtime import Gateway, GatewayConfig
+from firmware.gateway.runtime.config import GatewayConfig
+from firmware.gateway.runtime.gateway import Gateway
 from tests.ble.bumbleair import Air
 from tests.provisioning.sitekit import Kit, load
 
@@ -55,7 +56,7 @@ class House:
 
     def __init__(self, state: Path) -> None:
         self.gw = Gateway(GatewayConfig(board_name="sim", state_dir=state), load_board("sim"))
-        self.gw.config.extra["gateway_id"] = "gw1"
+        self.gw.gateway_id = "gw1"
         self.events: list[Event] = []
         self.gw.bus.subscribe(self.events.append)
         self.air = Air()

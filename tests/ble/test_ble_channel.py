@@ -23,7 +23,7 @@ from firmware.gateway.ble.channel import (
     LoopbackTransport,
     device_connect,
 )
-from firmware.gateway.lantls import install_crl
+from firmware.gateway.identity.admission import install_crl
 from provisioning import pki
 from tests.provisioning.sitekit import Kit, load
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from firmware.boards import load_board
+from firmware.common.boards import load_board
 from host_tools.flash import image
 from host_tools.flash.errors import TargetError, VerifyError
 from tests.conftest import require

@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from firmware.gateway.demo import site_dir_for
-from firmware.gateway.zigbee.installcode import DEFAULT_TC_LINK_KEY, link_key
+from firmware.common.installcode import DEFAULT_TC_LINK_KEY, link_key
+from host_tools.demo import site_dir_for
 from provisioning.devices import issue_device
 from provisioning.site import Site
 from tests.conftest import ROOT, require
@@ -34,7 +34,7 @@ def radios_online(doc: dict[str, Any]) -> bool:
 def test_ble_and_zigbee_demo_devices_join_window_and_rogue_alert(tmp_path: Path) -> None:
     require("mosquitto")  # the demo's platform broker (WAN command to the BLE device)
     state = tmp_path / "gw"
-    proc = start_gateway(state, "--duration", "40")
+    proc = start_gateway(state)
     try:
         doc = wait_for(state, radios_online, timeout=30)
         devs = by_id(doc)
@@ -56,7 +56,7 @@ def test_ble_and_zigbee_demo_devices_join_window_and_rogue_alert(tmp_path: Path)
         # a platform command over the WAN reaches the BLE device through the router
         broker = "mqtts://" + doc["wan"]["broker"].split("://")[-1]
         cmd = subprocess.run(
-            [sys.executable, "-m", "host_tools.cli", "platform", "command", "--broker", broker,
+            [sys.executable, "-m", "host_tools.cli.main", "platform", "command", "--broker", broker,
              "--site", str(site_dir_for(state)), "--gateway", "sim-gateway",
              "--device", "bedroom-window", "--action", "disarm", "--json"],
             cwd=ROOT, capture_output=True, text=True, timeout=60)

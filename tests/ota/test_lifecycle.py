@@ -189,7 +189,7 @@ def test_release_cli_end_to_end(tmp_path: Path) -> None:
     from tests.conftest import ROOT
 
     def mamori(*a: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "host_tools.cli", *a], cwd=ROOT,
+        return subprocess.run([sys.executable, "-m", "host_tools.cli.main", *a], cwd=ROOT,
                               capture_output=True, text=True, timeout=60)
     repo = tmp_path / "repo"
     assert mamori("release", "init", str(repo)).returncode == 0

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from firmware.boards import load_board
+from firmware.common.boards import load_board
 from firmware.gateway.update.agent import UpdateAgent
 from host_tools.release.repo import ReleaseRepo
 from tests.selftest.helpers import assert_fail, provisioned, run_area, snapshot

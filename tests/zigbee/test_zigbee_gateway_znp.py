@@ -16,13 +16,13 @@ from typing import Any
 
 import pytest
 
-from firmware.boards import boards_dir
-from firmware.gateway.demo import site_dir_for
-from firmware.gateway.zigbee.installcode import link_key
+from firmware.common.boards import boards_dir
+from firmware.common.installcode import link_key
+from host_tools.demo import site_dir_for
 from provisioning.devices import issue_device
 from provisioning.site import Site
 from tests.conftest import ROOT, require
-from tests.gateway.helpers import gateway_cmd, wait_for
+from tests.gateway.helpers import gateway_cmd, host_cmd, stop_gateway, wait_for
 from tests.zigbee.znp_responder import ZnpResponder
 
 ROGUE = "02:11:22:33:44:55:77:01"
@@ -83,10 +83,8 @@ def test_gateway_runs_a_znp_coordinator_from_its_board_profile(
         return subprocess.run(gateway_cmd(*args), cwd=ROOT, capture_output=True, text=True,
                               timeout=60, env=env)
 
-    proc = subprocess.Popen(gateway_cmd("run", "--board", "sim", "--state-dir", str(state),
-                                        "--duration", "40"),
-                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+    proc = subprocess.Popen(host_cmd("demo", "--state-dir", str(state)), cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         doc = wait_for(state, lambda d: ((d.get("radios") or {}).get("zigbee") or {}).get(
             "controller", {}).get("state") == "up", timeout=30)
@@ -115,8 +113,7 @@ def test_gateway_runs_a_znp_coordinator_from_its_board_profile(
         assert rogue["severity"] == "alert" and "not the one being installed" in rogue["reason"]
         assert asyncio.run(_poll(lambda: ROGUE in stick.call(stick.znp.leave_requests)))
     finally:
-        proc.terminate()
-        proc.communicate(timeout=30)
+        stop_gateway(proc)
 
 
 async def _poll(cond: Callable[[], bool], timeout: float = 20.0) -> bool:

@@ -17,13 +17,14 @@ from typing import Any
 
 import pytest
 
-from firmware.boards import load_board
+from firmware.common.boards import load_board
+from firmware.common.installcode import DEFAULT_TC_LINK_KEY, link_key
 from firmware.core.events import Event
-from firmware.gateway.keystore import KeyStore
+from firmware.gateway.identity.keystore import KeyStore
 from firmware.gateway.monitor.service import MonitorService
-from firmware.gateway.runtime import Gateway, GatewayConfig
+from firmware.gateway.runtime.config import GatewayConfig
+from firmware.gateway.runtime.gateway import Gateway
 from firmware.gateway.zigbee.coordinator import BACKUP_KEY, WELL_KNOWN_NWK_KEYS
-from firmware.gateway.zigbee.installcode import DEFAULT_TC_LINK_KEY, link_key
 from firmware.gateway.zigbee.service import ZigbeeService
 from tests.provisioning.sitekit import Kit, load
 from tests.zigbee.znp_responder import ZnpResponder

@@ -29,10 +29,10 @@ from firmware.common.ble.channel import (
     open_inbox,
 )
 from firmware.common.ble.noise import NoiseIK
+from firmware.common.signeddoc import verify_doc
 from firmware.core import blelink
 from firmware.core.errors import AuthError, IntegrityError, MamoriError, ProtocolError
 from firmware.core.events import Event
-from firmware.gateway.signeddoc import verify_doc
 
 __all__ = ["HANDSHAKE_TIMEOUT", "PROLOGUE", "RECORD_KIND", "BleSession", "BleTransport",
            "GatewayBle", "LoopbackTransport", "device_connect"]
@@ -51,9 +51,9 @@ class GatewayBle:
     """Gateway side: accepts BLE links, authenticates devices, logs every refusal."""
 
     def __init__(self, state_dir: Path, emit: Callable[[Event], Any]) -> None:
-        from firmware.gateway.install import BLE_STATIC, IDENTITY, installed_identity
-        from firmware.gateway.keystore import KeyStore
-        from firmware.gateway.lantls import DeviceAuthorizer, Revocation
+        from firmware.gateway.identity.admission import DeviceAuthorizer, Revocation
+        from firmware.gateway.identity.install import BLE_STATIC, IDENTITY, installed_identity
+        from firmware.gateway.identity.keystore import KeyStore
 
         self.state_dir = Path(state_dir)
         self.meta = installed_identity(self.state_dir)

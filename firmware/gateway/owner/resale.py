@@ -22,10 +22,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from firmware.common import kek as devicekey
 from firmware.core.errors import PolicyError, StateError
-from firmware.gateway import devicekey
 from firmware.gateway.owner.shred import shred
-from firmware.gateway.runtime import LOCK_FILE, Gateway, Service
+from firmware.gateway.runtime.gateway import LOCK_FILE, Gateway, Service
 
 MARKER = "resale.json"
 MARKER_FORMAT = "mamori-resale/1"

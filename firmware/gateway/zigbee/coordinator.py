@@ -24,10 +24,10 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
+from firmware.common.installcode import DEFAULT_TC_LINK_KEY
 from firmware.core.errors import ConfigError, IntegrityError, StateError
 from firmware.core.events import Event
-from firmware.gateway.keystore import KeyStore
-from firmware.gateway.zigbee.installcode import DEFAULT_TC_LINK_KEY
+from firmware.gateway.identity.keystore import KeyStore
 from firmware.gateway.zigbee.joinpolicy import JoinPolicy, norm_ieee
 
 # radio type -> (module with the library's ControllerApplication, distribution name)

@@ -14,9 +14,9 @@ import secrets
 from pathlib import Path
 from typing import Any
 
+from firmware.common import kek as devicekey
 from firmware.core.errors import MamoriError
-from firmware.gateway import devicekey
-from firmware.gateway.keystore import STORE_DIR
+from firmware.gateway.identity.keystore import STORE_DIR
 from firmware.gateway.owner import resale
 from firmware.gateway.owner.personal import DATA_FILE, PersonalStore
 from firmware.gateway.selftest import scan
