@@ -18,7 +18,7 @@ MAX_INT_DIGITS = 20  # a longer digit run is refused before int() ever sees it
 try:
     _PARSE_ERRORS = (ValueError, RecursionError)
 except NameError:  # MicroPython reports deep recursion as RuntimeError
-    _PARSE_ERRORS = (ValueError, RuntimeError)
+    _PARSE_ERRORS = (ValueError, RuntimeError)  # type: ignore[assignment]
 
 
 def _refuse(what: str, why: str) -> ProtocolError:
