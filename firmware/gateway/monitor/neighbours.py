@@ -151,11 +151,8 @@ class NeighbourWatcher(Service):
                 self.error = ""
             except (StateError, OSError, TimeoutError) as exc:
                 self.error = str(exc)[:200]
-            # asyncio.timeout, not wait_for: on 3.11 wait_for swallows a cancel that lands
-            # as _stop is set, and the supervisor would restart the loop forever
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.period):
-                    await self._stop.wait()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), self.period)
 
     def status(self) -> dict[str, Any]:
         """Stations tracked, scans done, last findings and the last error."""

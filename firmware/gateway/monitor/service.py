@@ -165,11 +165,8 @@ class MonitorService(Service):
                 self.tick()
             except Exception:  # the monitor must keep monitoring
                 log.exception("monitor tick failed")
-            # asyncio.timeout, not wait_for: on 3.11 wait_for swallows a cancel that lands
-            # as _stop is set, and the supervisor would restart the loop forever
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.period):
-                    await self._stop.wait()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), self.period)
 
     def tick(self) -> None:
         """One round: flush summaries and expiries, radio moves, reported states, probes."""
