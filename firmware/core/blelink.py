@@ -3,7 +3,7 @@
 One GATT write/notification carries one frame: ``kind`` (1 byte), ``counter`` (8 bytes,
 big-endian), ``length`` (2 bytes), payload. Handshake frames (kinds 1 and 2) carry the Noise
 messages; data frames (kind 3) carry AEAD ciphertext whose nonce is the counter. The crypto is
-done elsewhere (CPython: ``firmware/gateway/ble/noise.py``); this module only checks shape,
+done elsewhere (CPython: ``firmware/common/ble/noise.py``); this module only checks shape,
 order and freshness, so it runs on MicroPython too.
 """
 

@@ -10,6 +10,17 @@ ROLES = ("wan", "lan")
 SECURE_ELEMENTS = ("none", "tpm2", "atecc608", "se050")
 WIFI_MODES = ("wpa3-sae", "wpa2-wpa3", "wpa2-psk", "none")
 BOOT_METHODS = ("tryboot", "slot-dir", "ota-partition", "none")
+# BLE host stacks: BlueZ over D-Bus (bleak), bumble on a controller over HCI, the sim board's
+# in-process air, MicroPython's own ``bluetooth`` module.
+BLE_BACKENDS = ("bluez", "hci", "sim", "micropython")
+BLE_BACKEND_RUNTIME = {"bluez": "cpython", "hci": "cpython", "sim": "cpython",
+                       "micropython": "micropython"}
+# HCI transports bumble opens by name (``serial:/dev/ttyAMA0,1000000``, ``usb:0`` ...)
+HCI_TRANSPORTS = ("serial", "usb", "pyusb", "hci-socket", "vhci", "tcp-client", "tcp-server",
+                  "udp", "unix", "file", "pty")
+# Zigbee coordinator families by radio library: TI Z-Stack (zigpy-znp), Silicon Labs EZSP
+# (bellows), dresden elektronik deCONZ (zigpy-deconz); "sim" is the sim board's coordinator.
+ZIGBEE_RADIO_TYPES = ("znp", "ezsp", "deconz", "sim")
 
 # field path -> (type, required). Nested tables use dotted paths.
 _STR = "str"
@@ -28,7 +39,6 @@ TOP_FIELDS = (
     ("storage.state_dir", _STR, True),
     ("storage.slots", _LIST_STR, True),
     ("storage.boot", _STR, True),
-    ("radios.ble", _BOOL, True),
     ("console.serial", _STR, True),
     ("console.login_in_production", _BOOL, True),
     ("security.secure_element", _STR, True),
@@ -41,12 +51,15 @@ TOP_FIELDS = (
 IFACE_FIELDS = (("name", _STR, True), ("role", _STR, True), ("kind", _STR, True))
 USB_FIELDS = (("path", _STR, True), ("needed", _BOOL, True), ("purpose", _STR, False),
               ("allow", _STR, False))
-ZIGBEE_FIELDS = (("dongle", _STR, True), ("serial_port", _STR, True),
+ZIGBEE_FIELDS = (("radio_type", _STR, True), ("serial_port", _STR, True),
+                 ("baudrate", _INT, False), ("dongle", _STR, False),
                  ("usb_port", _STR, False), ("usb_id", _STR, False))
 # What the vendor's base OS must provide; Mamori's application slot brings everything else.
 BASE_OS_FIELDS = (("distribution", _STR, True), ("python", _STR, True), ("glibc", _STR, True),
                   ("packages", _LIST_STR, True), ("commands", _LIST_STR, True))
 BASE_OS_KEYS = tuple(f[0] for f in BASE_OS_FIELDS)
+BLE_FIELDS = (("backend", _STR, True), ("hci_transport", _STR, False),
+              ("controller", _STR, False))
 
 
 def _lookup(data: dict, path: str) -> "tuple[bool, object]":
@@ -131,13 +144,79 @@ def validate(data: dict, source: str = "<board>") -> dict:
                 source, prefix + "allow",
             )
 
-    zigbee = data["radios"].get("zigbee")
+    _check_radios(data, source)
+    _check_base_os(data, source)
+    return data
+
+
+def _check_unknown(table: dict, fields: tuple, source: str, prefix: str) -> None:
+    known = [f[0] for f in fields]
+    for key in table:
+        if key not in known:
+            raise ConfigError("unknown field (known: " + ", ".join(known) + ")", source,
+                              prefix + str(key))
+
+
+def _check_radios(data: dict, source: str) -> None:
+    radios = data.get("radios")
+    if not isinstance(radios, dict):
+        raise ConfigError("is missing (expected a table)", source, "radios")
+    for key in radios:
+        if key not in ("ble", "zigbee"):
+            raise ConfigError("unknown radio (known: ble, zigbee)", source, "radios." + key)
+    if "ble" not in radios:
+        raise ConfigError("is missing (false, or a table naming the backend)", source,
+                          "radios.ble")
+    ble = radios["ble"]
+    if ble is not False:
+        if not isinstance(ble, dict):
+            raise ConfigError("must be false or a table naming its backend "
+                              "([radios.ble] backend = \"bluez\" | \"hci\")", source,
+                              "radios.ble")
+        _check_fields(ble, BLE_FIELDS, source, "radios.ble.")
+        _check_unknown(ble, BLE_FIELDS, source, "radios.ble.")
+        backend = ble["backend"]
+        _check_choice(backend, BLE_BACKENDS, source, "radios.ble.backend")
+        if BLE_BACKEND_RUNTIME[backend] != data["runtime"]:
+            raise ConfigError("backend " + backend + " needs the " + BLE_BACKEND_RUNTIME[backend]
+                              + " runtime, the board runs " + data["runtime"], source,
+                              "radios.ble.backend")
+        if backend == "hci":
+            if "hci_transport" not in ble:
+                raise ConfigError("is missing (the hci backend needs the controller's "
+                                  "transport, e.g. serial:/dev/ttyAMA0,1000000)", source,
+                                  "radios.ble.hci_transport")
+            scheme = ble["hci_transport"].split(":", 1)[0]
+            if ":" not in ble["hci_transport"] or scheme not in HCI_TRANSPORTS:
+                raise ConfigError("unknown HCI transport " + repr(ble["hci_transport"])
+                                  + " (known: " + ", ".join(HCI_TRANSPORTS) + ")", source,
+                                  "radios.ble.hci_transport")
+        elif "hci_transport" in ble:
+            raise ConfigError("only the hci backend takes an HCI transport", source,
+                              "radios.ble.hci_transport")
+    zigbee = radios.get("zigbee")
     if zigbee is not None:
         if not isinstance(zigbee, dict):
             raise ConfigError("must be a table", source, "radios.zigbee")
         _check_fields(zigbee, ZIGBEE_FIELDS, source, "radios.zigbee.")
-    _check_base_os(data, source)
-    return data
+        _check_unknown(zigbee, ZIGBEE_FIELDS, source, "radios.zigbee.")
+        _check_choice(zigbee["radio_type"], ZIGBEE_RADIO_TYPES, source,
+                      "radios.zigbee.radio_type")
+        if (zigbee["radio_type"] == "sim") != zigbee["serial_port"].startswith("sim://"):
+            raise ConfigError("the sim radio type goes with a sim:// port and only with it",
+                              source, "radios.zigbee.serial_port")
+        if "baudrate" in zigbee and zigbee["baudrate"] not in BAUDRATES:
+            raise ConfigError("unsupported baud rate " + str(zigbee["baudrate"]), source,
+                              "radios.zigbee.baudrate")
+
+
+BAUDRATES = (9600, 19200, 38400, 57600, 115200, 230400, 460800, 921600)
+
+
+def ble_backend(profile: dict) -> str:
+    """The board's BLE backend, or "" when it has no BLE."""
+    ble = profile.get("radios", {}).get("ble")
+    return ble["backend"] if isinstance(ble, dict) else ""
 
 
 def _dotted(value: str, parts: int) -> bool:

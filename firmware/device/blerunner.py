@@ -10,11 +10,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
+from firmware.common.ble.channel import BleTransport, device_connect
+from firmware.common.ble.stream import recv, send_frames
 from firmware.core.errors import AuthError
 from firmware.device.agentloop import drive, reconnect
 from firmware.device.portable.agent import DeviceAgent
-from firmware.gateway.ble.channel import BleTransport, device_connect
-from firmware.gateway.ble.service import recv, send_frames
 
 WELCOME_TIMEOUT = 5.0
 

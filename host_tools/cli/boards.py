@@ -47,9 +47,12 @@ def _show(args: argparse.Namespace) -> int:
     for i in b["network"]:
         lines.append("  network      %-6s %-4s %s" % (i["name"], i["role"], i["kind"]))
     z = b["radios"].get("zigbee")
+    ble = b["radios"]["ble"]
     lines.append("  radios       BLE %s, Zigbee %s"
-                 % ("yes" if b["radios"]["ble"] else "no",
-                    "%s on %s" % (z["dongle"], z["serial_port"]) if z else "no"))
+                 % (ble["backend"] + (" on " + ble["hci_transport"] if "hci_transport" in ble
+                                      else "") if ble else "no",
+                    "%s (%s) on %s" % (z["radio_type"], z.get("dongle", "coordinator"),
+                                       z["serial_port"]) if z else "no"))
     for p in b.get("usb_ports", []):
         lines.append("  usb port     %-8s %s" % (p["path"], "needed: " + p.get("purpose", "")
                                                  + " (" + p["allow"] + ")" if p["needed"]

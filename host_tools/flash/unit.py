@@ -54,7 +54,7 @@ PrivateTmp=yes
 PrivateMounts=yes
 PrivateDevices=no
 DevicePolicy=closed
-DeviceAllow={serial} rw
+{device_allow}
 ProtectKernelTunables=yes
 ProtectKernelModules=yes
 ProtectKernelLogs=yes
@@ -108,9 +108,20 @@ def capabilities(board: dict) -> str:
     return " ".join(caps)
 
 
+def device_allow(board: dict) -> str:
+    """The unit's device allowlist: the Zigbee coordinator's and the HCI controller's ports."""
+    ports = []
+    zig = board["radios"].get("zigbee")
+    if zig:
+        ports.append(zig["serial_port"])
+    ble = board["radios"]["ble"]
+    if ble and ble["backend"] == "hci" and ble["hci_transport"].startswith("serial:"):
+        ports.append(ble["hci_transport"][len("serial:"):].split(",")[0])
+    return "\n".join("DeviceAllow=%s rw" % p for p in ports or ["/dev/null"])
+
+
 def render(board: dict, bundle: str) -> str:
     """The unit for BOARD, starting the gateway with the installation bundle BUNDLE."""
-    zig = board["radios"].get("zigbee")
     lan = interfaces_by_role(board, "lan")
     if not lan:
         raise TargetError("board %s declares no LAN interface for devices to reach"
@@ -119,7 +130,7 @@ def render(board: dict, bundle: str) -> str:
     if board["radios"]["ble"]:
         families.append("AF_BLUETOOTH")
     return UNIT.format(board=board["name"], state=board["storage"]["state_dir"], bundle=bundle,
-                       caps=capabilities(board), serial=zig["serial_port"] if zig else "/dev/null",
+                       caps=capabilities(board), device_allow=device_allow(board),
                        families=" ".join(families), user=USER, app=APP_DIR,
                        watchdog=WATCHDOG_SEC, lan=lan[0],
                        port=LAN_DEVICE_PORT)
@@ -137,7 +148,8 @@ def udev_rule(board: dict) -> str:
         else:
             match = 'KERNEL=="%s"' % zig["serial_port"].rsplit("/", 1)[-1]
         text += ('# The %s radio dongle, and no other serial device.\n'
-                 'SUBSYSTEM=="tty", %s, GROUP="%s", MODE="0660"\n' % (zig["dongle"], match, USER))
+                 'SUBSYSTEM=="tty", %s, GROUP="%s", MODE="0660"\n'
+                 % (zig.get("dongle", zig["radio_type"]), match, USER))
     return text
 
 

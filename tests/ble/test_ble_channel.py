@@ -11,6 +11,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import x25519
 from noise.connection import Keypair, NoiseConnection
 
+from firmware.common.ble.noise import NoiseIK, public_bytes
 from firmware.core import blelink
 from firmware.core.errors import AuthError, MamoriError, ProtocolError
 from firmware.core.events import Event
@@ -22,7 +23,6 @@ from firmware.gateway.ble.channel import (
     LoopbackTransport,
     device_connect,
 )
-from firmware.gateway.ble.noise import NoiseIK, public_bytes
 from firmware.gateway.identity.admission import install_crl
 from provisioning import pki
 from tests.provisioning.sitekit import Kit, load

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from firmware.common.ble.stream import send_frames
 from firmware.common.boards import load_board
 from firmware.core import blelink, frames
 from firmware.core.errors import AuthError, StateError
@@ -17,7 +18,7 @@ from firmware.core.events import Event
 from firmware.device.blerunner import run_ble_session
 from firmware.device.portable.agent import DeviceAgent
 from firmware.gateway.ble.channel import RECORD_KIND, device_connect
-from firmware.gateway.ble.service import BleService, LoopbackBleRadio, send_frames
+from firmware.gateway.ble.service import BleService, LoopbackBleRadio
 from firmware.gateway.devices.router import DeviceRouter
 from firmware.gateway.identity.binding import DeviceBinding
 from firmware.gateway.runtime.config import GatewayConfig

@@ -70,6 +70,10 @@ def _broken(tmp_path: Path, old: str, new: str) -> Path:
     ('secure_element = "none"', 'secure_element = "maybe"', "security.secure_element"),
     ('allow = "1a86:55d4"\n', "", "usb_ports[2].allow"),
     ('boot = "tryboot"', 'boot = 3', "storage.boot"),
+    ('backend = "bluez"', 'backend = "bluetooth"', "radios.ble.backend"),
+    ('radio_type = "ezsp"', 'radio_type = "xbee"', "radios.zigbee.radio_type"),
+    ('radio_type = "ezsp"\n', "", "radios.zigbee.radio_type"),
+    ("baudrate = 115200", 'baudrate = "fast"', "radios.zigbee.baudrate"),
 ])
 def test_broken_profile_names_file_and_field(tmp_path: Path, old: str, new: str,
                                               field: str) -> None:
@@ -102,3 +106,12 @@ def test_cli_reports_broken_profile(tmp_path: Path) -> None:
                           env={"MAMORI_BOARDS_DIR": str(tmp_path), "PATH": "/usr/bin:/bin"})
     assert proc.returncode == 1
     assert "rpi4.toml: field 'runtime'" in proc.stderr
+
+
+def test_cli_reports_unknown_radio_backend_without_traceback(tmp_path: Path) -> None:
+    _broken(tmp_path, 'backend = "bluez"', 'backend = "hci"')  # hci needs its transport
+    proc = subprocess.run([sys.executable, "-m", "host_tools.cli.main", "boards", "show", "rpi4",
+                           "--json"], capture_output=True, text=True, cwd=ROOT,
+                          env={"MAMORI_BOARDS_DIR": str(tmp_path), "PATH": "/usr/bin:/bin"})
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert "rpi4.toml: field 'radios.ble.hci_transport'" in proc.stdout

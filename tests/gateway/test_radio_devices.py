@@ -44,6 +44,14 @@ def test_ble_and_zigbee_demo_devices_join_window_and_rogue_alert(tmp_path: Path)
         assert zb["transport"] == "zigbee" and zb["encrypted"] is True
         assert zb["mode"] == "install-code-link-key"
         assert doc["ble"]["sessions"] == 1 and doc["zigbee"]["devices"] == ["porch-motion"]
+        # per radio: backend, library and version, controller state (the installed command)
+        st = gateway("status", "--state-dir", str(state), "--json")
+        radios = json.loads(st.stdout)["radios"]
+        assert radios["ble"]["backend"] == "sim" and radios["ble"]["controller"]["state"] == "up"
+        assert radios["zigbee"]["backend"] == "sim" and radios["zigbee"]["library"] == "zigpy"
+        assert radios["zigbee"]["version"] and radios["zigbee"]["controller"]["state"] == "up"
+        text = gateway("status", "--state-dir", str(state)).stdout
+        assert "zigbee   sim via zigpy" in text and "ble      sim via in-process loopback" in text
         assert doc["control"]["socket"].endswith("run/control.sock")
         # a platform command over the WAN reaches the BLE device through the router
         broker = "mqtts://" + doc["wan"]["broker"].split("://")[-1]

@@ -19,6 +19,7 @@ from firmware.gateway.runtime import control
 from firmware.gateway.runtime.config import GatewayConfig
 from firmware.gateway.runtime.control import ControlService
 from firmware.gateway.runtime.gateway import Gateway
+from firmware.gateway.zigbee import coordinator
 from firmware.gateway.zigbee.service import (
     RECORD_KIND,
     SimZigbeeRadio,
@@ -158,12 +159,20 @@ def test_permit_and_rogue_join_through_the_control_socket(kit: Kit) -> None:
     run(main)
 
 
-def test_real_boards_without_radio_library_report_why() -> None:
-    with pytest.raises(StateError, match="radio library not installed"):
-        radio_for_board(load_board("rpi4"))
+def test_real_boards_use_their_radio_library_or_report_why(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    assert radio_for_board(load_board("rpi4")) is None  # a real coordinator
     assert isinstance(radio_for_board(load_board("sim")), SimZigbeeRadio)
     with pytest.raises(StateError, match="no Zigbee radio"):
-        radio_for_board({"name": "x", "radios": {"ble": True}})
+        radio_for_board({"name": "x", "radios": {"ble": False}})
+    for radio_type in ("znp", "ezsp", "deconz"):  # each family's own application class
+        assert coordinator.app_class(radio_type).__module__.startswith(
+            coordinator.LIBRARIES[radio_type][0].split(".")[0])
+    monkeypatch.setitem(coordinator.LIBRARIES, "ezsp", ("no_such_radio_lib.app", "bellows"))
+    with pytest.raises(StateError, match="radio library not installed"):
+        coordinator.app_class("ezsp")
+    with pytest.raises(ConfigError, match="unknown Zigbee radio type"):
+        coordinator.app_class("xbee")
 
 
 def test_service_without_radio_stays_down_gateway_runs(tmp_path: Path) -> None:
@@ -174,7 +183,9 @@ def test_service_without_radio_stays_down_gateway_runs(tmp_path: Path) -> None:
         svc = ZigbeeService(gw)
         await svc.start()
         st = svc.status()
-        assert st["state"] == "unavailable" and "not installed" in st["error"]
+        assert st["state"] == "unavailable" and "did not start" in st["error"]
+        assert st["backend"] == "ezsp" and st["library"] == "bellows"
+        assert st["controller"] == {"state": "error", "port": "/dev/ttyUSB0"}
         assert [e.kind for e in events] == ["zigbee.unavailable"]
         with pytest.raises(StateError, match="not available"):
             await svc.permit({}, 10)

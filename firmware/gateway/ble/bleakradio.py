@@ -15,14 +15,39 @@ import shutil
 import subprocess
 from typing import Any
 
+from firmware.common.ble.gatt import CHAR_UUID, SERVICE_UUID, SegmentedTransport
 from firmware.core import blelink
 from firmware.core.errors import StateError
-from firmware.gateway.ble.channel import BleakTransport
 from firmware.gateway.ble.service import LinkHandler
 
-SERVICE_UUID = "6d616d6f-7269-4000-8000-000000000001"
-CHAR_UUID = "6d616d6f-7269-4000-8000-000000000002"
 SCAN_PERIOD = 10.0
+
+
+class BleakTransport(SegmentedTransport):
+    """bleak client adapter: segmented GATT writes out, notifications in (as the hci backend)."""
+
+    def __init__(self, client: Any, char_uuid: str, pairing_mode: str) -> None:
+        super().__init__(pairing_mode, str(getattr(client, "address", "ble")),
+                         int(getattr(client, "mtu_size", 23)))
+        self.client = client
+        self.char_uuid = char_uuid
+
+    async def _send_value(self, value: bytes) -> None:
+        await self.client.write_gatt_char(self.char_uuid, value, response=True)
+
+    async def subscribe(self) -> None:
+        """Receive the peer's notifications."""
+        await self.client.start_notify(self.char_uuid,
+                                       lambda _c, d: self.value_received(bytes(d)))
+
+
+def _version(dist: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(dist)
+    except PackageNotFoundError:
+        return "not installed"
 
 
 def bluez_pairing_mode() -> str:
@@ -46,7 +71,8 @@ class BleakRadio:
 
     kind = "bleak"
 
-    def __init__(self) -> None:
+    def __init__(self, adapter: str = "") -> None:
+        self.adapter = adapter  # e.g. hci0; "" lets BlueZ pick
         self.on_link: LinkHandler | None = None
         self.state = "down"
         self.clients: dict[str, Any] = {}
@@ -75,15 +101,20 @@ class BleakRadio:
 
     def status(self) -> dict[str, Any]:
         """Scanner state and connected peripherals."""
-        return {"radio": self.kind, "state": self.state, "links": len(self.clients)}
+        return {"radio": self.kind, "backend": "bluez", "library": "bleak",
+                "version": _version("bleak"), "state": self.state,
+                "controller": {"state": self.state, "adapter": self.adapter or "default",
+                               "pairing": bluez_pairing_mode()},
+                "links": len(self.clients)}
 
     async def _scan_loop(self) -> None:
         from bleak import BleakClient, BleakScanner
 
         while True:
             try:
-                found = await BleakScanner.discover(timeout=SCAN_PERIOD,
-                                                    service_uuids=[SERVICE_UUID])
+                extra: dict[str, Any] = {"adapter": self.adapter} if self.adapter else {}
+                found = await BleakScanner.discover(
+                    timeout=SCAN_PERIOD, service_uuids=[SERVICE_UUID], **extra)
             except Exception as exc:  # adapter missing or powered off
                 self.state = "error: %s" % exc.__class__.__name__
                 await asyncio.sleep(SCAN_PERIOD)
@@ -92,7 +123,7 @@ class BleakRadio:
             for dev in found:
                 if dev.address in self.clients:
                     continue
-                client = BleakClient(dev, disconnected_callback=self._gone)
+                client = BleakClient(dev, disconnected_callback=self._gone, **extra)
                 try:
                     await client.connect()
                     with contextlib.suppress(Exception):
@@ -102,8 +133,13 @@ class BleakRadio:
                     continue
                 self.clients[dev.address] = client
                 assert self.on_link is not None
-                asyncio.create_task(self.on_link(BleakTransport(client, CHAR_UUID,
-                                                                bluez_pairing_mode())))
+                transport = BleakTransport(client, CHAR_UUID, bluez_pairing_mode())
+                try:
+                    await transport.subscribe()
+                except Exception as exc:  # no Mamori characteristic: not ours after all
+                    self.state = "scanning (last subscribe failed: %s)" % exc.__class__.__name__
+                    continue
+                asyncio.create_task(self.on_link(transport))
 
     def _gone(self, client: Any) -> None:
         for addr, c in list(self.clients.items()):

@@ -1,10 +1,7 @@
-"""BLE device channel: Noise IK over GATT writes/notifications behind a narrow transport seam.
+"""BLE, gateway side: accepts Noise IK links, checks the device's site-signed record, alerts.
 
-The device (initiator) knows the gateway's static key from provisioning; its first message
-carries its site-signed device record, which the gateway checks (site CA signature, the record's
-key is the Noise static key just authenticated, gateway id, expiry, CRL, allowlist). Then both
-sides exchange AEAD frames (ChaChaPoly, explicit counters, replay refused). The link must be
-LE Secure Connections (C9); legacy pairing is refused before any byte is read.
+The shared channel (transport seam, sessions, the device's initiator) lives in
+``firmware.common.ble.channel`` so the device agent stands alone; it is re-exported here.
 """
 
 from __future__ import annotations
@@ -16,152 +13,39 @@ import json
 from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import x25519
 
+from firmware.common.ble.channel import (
+    HANDSHAKE_TIMEOUT,
+    PROLOGUE,
+    RECORD_KIND,
+    BleSession,
+    BleTransport,
+    LoopbackTransport,
+    device_connect,
+    open_inbox,
+)
+from firmware.common.ble.noise import NoiseIK
 from firmware.common.signeddoc import verify_doc
 from firmware.core import blelink
 from firmware.core.errors import AuthError, IntegrityError, MamoriError, ProtocolError
 from firmware.core.events import Event
-from firmware.gateway.ble.noise import CipherState, NoiseIK
 
-PROLOGUE = b"mamori-ble/1"
-RECORD_KIND = "mamori-ble-device"
-HANDSHAKE_TIMEOUT = 10.0
+__all__ = ["HANDSHAKE_TIMEOUT", "PROLOGUE", "RECORD_KIND", "BleSession", "BleTransport",
+           "GatewayBle", "LoopbackTransport", "device_connect"]
 
 
-class BleTransport(Protocol):
-    """What the channel needs from a GATT link: one characteristic, write + notify."""
+"""BLE device channel: Noise IK over GATT writes/notifications behind a narrow transport seam.
 
-    pairing_mode: str
-
-    async def write(self, data: bytes) -> None:
-        """Send one GATT write (or notification, on the peripheral side)."""
-        ...
-
-    def set_notify(self, callback: Callable[[bytes], None]) -> None:
-        """Deliver every incoming GATT value to callback."""
-        ...
-
-
-class LoopbackTransport:
-    """In-process transport: two ends wired back to back (tests, simulated devices)."""
-
-    def __init__(self, pairing_mode: str = blelink.SECURE_PAIRING) -> None:
-        self.pairing_mode = pairing_mode
-        self.peer: LoopbackTransport | None = None
-        self._cb: Callable[[bytes], None] | None = None
-        self._pending: list[bytes] = []
-        self.sent: list[bytes] = []
-
-    @classmethod
-    def pair(cls, pairing_mode: str = blelink.SECURE_PAIRING) -> tuple[LoopbackTransport,
-                                                                      LoopbackTransport]:
-        """Two connected ends (device end, gateway end)."""
-        a, b = cls(pairing_mode), cls(pairing_mode)
-        a.peer, b.peer = b, a
-        return a, b
-
-    async def write(self, data: bytes) -> None:
-        """Deliver to the peer's callback on the next loop turn."""
-        self.sent.append(data)
-        peer = self.peer
-        if peer is None:
-            return
-        if peer._cb is None:
-            peer._pending.append(bytes(data))  # held like a radio buffer until subscribed
-        else:
-            asyncio.get_running_loop().call_soon(peer._cb, bytes(data))
-
-    def set_notify(self, callback: Callable[[bytes], None]) -> None:
-        """Register the receive callback (delivers anything already buffered)."""
-        self._cb = callback
-        for data in self._pending:
-            asyncio.get_running_loop().call_soon(callback, data)
-        self._pending = []
-
-
-class BleakTransport:
-    """bleak client adapter: one characteristic for writes and notifications."""
-
-    def __init__(self, client: Any, char_uuid: str, pairing_mode: str) -> None:
-        self.client = client
-        self.char_uuid = char_uuid
-        self.pairing_mode = pairing_mode  # from the BlueZ bond info (e.g. `btmgmt sc only`)
-
-    async def write(self, data: bytes) -> None:
-        """GATT write with response."""
-        await self.client.write_gatt_char(self.char_uuid, data, response=True)
-
-    def set_notify(self, callback: Callable[[bytes], None]) -> None:
-        """Subscribe to notifications."""
-        asyncio.get_running_loop().create_task(
-            self.client.start_notify(self.char_uuid, lambda _c, d: callback(bytes(d))))
-
-
-class BleSession:
-    """An established, mutually authenticated AEAD channel."""
-
-    def __init__(self, transport: BleTransport, inbox: asyncio.Queue[bytes], send: CipherState,
-                 recv: CipherState, peer: dict[str, Any]) -> None:
-        self.transport = transport
-        self.inbox = inbox
-        self.send_cs = send
-        self.recv_cs = recv
-        self.peer = peer
-        self.guard = blelink.ReplayGuard()
-        self.mode = "noise-ik-chachapoly"
-
-    async def send(self, data: bytes) -> None:
-        """Encrypt and send one message."""
-        counter = self.send_cs.n
-        ct = self.send_cs.encrypt_with_ad(b"", data)
-        await self.transport.write(blelink.encode(blelink.DATA, counter, ct))
-
-    async def recv(self, timeout: float = 5.0) -> bytes:
-        """Receive one message (ProtocolError on replay/reorder, AuthError on forgery)."""
-        raw = await asyncio.wait_for(self.inbox.get(), timeout)
-        kind, counter, ct = blelink.decode(raw)
-        if kind != blelink.DATA:
-            raise ProtocolError("handshake frame after the handshake finished")
-        self.recv_cs.n = counter  # the nonce is the explicit counter
-        pt = self.recv_cs.decrypt_with_ad(b"", ct)
-        self.guard.check(counter)  # only an authentic frame moves the window
-        return pt
-
-
-def _inbox(transport: BleTransport) -> asyncio.Queue[bytes]:
-    q: asyncio.Queue[bytes] = asyncio.Queue(maxsize=64)
-
-    def put(d: bytes) -> None:
-        if not q.full():
-            q.put_nowait(d)
-
-    transport.set_notify(put)
-    return q
-
-
-async def device_connect(creds: dict, transport: BleTransport,
-                         timeout: float = HANDSHAKE_TIMEOUT) -> BleSession:
-    """Device side: authenticate to the gateway named in the BLE credentials."""
-    blelink.check_pairing(transport.pairing_mode)
-    inbox = _inbox(transport)
-    static = x25519.X25519PrivateKey.from_private_bytes(base64.b64decode(creds["static_private"]))
-    hs = NoiseIK(True, static, PROLOGUE, base64.b64decode(creds["gateway_static_public"]))
-    seq = blelink.HandshakeSequence("initiator")
-    payload = json.dumps(creds["record"], sort_keys=True).encode()
-    await transport.write(blelink.encode(blelink.HS1, 0, hs.write_message_1(payload)))
-    seq.sent(blelink.HS1)
-    kind, _c, msg = blelink.decode(await asyncio.wait_for(inbox.get(), timeout))
-    seq.expect(kind)
-    reply = json.loads(hs.read_message_2(msg) or b"{}")
-    if reply.get("gateway") != creds["gateway_id"]:
-        raise AuthError("the BLE peer is not gateway %s" % creds["gateway_id"])
-    assert hs.send is not None and hs.recv is not None
-    return BleSession(transport, inbox, hs.send, hs.recv, {"gateway": reply["gateway"]})
-
+The device (initiator) knows the gateway's static key from provisioning; its first message
+carries its site-signed device record, which the gateway checks (site CA signature, the record's
+key is the Noise static key just authenticated, gateway id, expiry, CRL, allowlist). Then both
+sides exchange AEAD frames (ChaChaPoly, explicit counters, replay refused). The link must be
+LE Secure Connections (C9); legacy pairing is refused before any byte is read.
+"""
 
 class GatewayBle:
     """Gateway side: accepts BLE links, authenticates devices, logs every refusal."""
@@ -183,10 +67,11 @@ class GatewayBle:
         self.seen_ephemerals: OrderedDict[bytes, None] = OrderedDict()
         self.refused = 0
 
-    def _refuse(self, reason: str, principal: str = "") -> None:
+    def _refuse(self, reason: str, principal: str = "", peer: str = "ble") -> None:
+        # target is the radio address when the backend knows it: the monitor's rogue source
         self.refused += 1
         self.emit(Event("auth.refused", "alert", "ble", principal=principal, action="connect",
-                        target="ble", result="refused", reason=reason))
+                        target=peer, result="refused", reason=reason))
 
     def check_record(self, record: Any, static_pub: bytes) -> dict[str, Any]:
         """The device identity from its site-signed record, bound to the Noise static key."""
@@ -210,12 +95,13 @@ class GatewayBle:
     async def accept(self, transport: BleTransport,
                      timeout: float = HANDSHAKE_TIMEOUT) -> BleSession | None:
         """Run the responder handshake; None (and an auth.refused event) when refused."""
+        peer = str(getattr(transport, "peer", "ble"))
         try:
             blelink.check_pairing(transport.pairing_mode)
         except AuthError as exc:
-            self._refuse(str(exc))
+            self._refuse(str(exc), peer=peer)
             return None
-        inbox = _inbox(transport)
+        inbox = open_inbox(transport)
         principal = ""
         try:
             seq = blelink.HandshakeSequence("responder")
@@ -244,10 +130,10 @@ class GatewayBle:
             await transport.write(blelink.encode(blelink.HS2, 0, hs.write_message_2(reply)))
             seq.sent(blelink.HS2)
         except TimeoutError:
-            self._refuse("no handshake within %.0f s" % timeout)
+            self._refuse("no handshake within %.0f s" % timeout, peer=peer)
             return None
         except MamoriError as exc:
-            self._refuse(str(exc), principal)
+            self._refuse(str(exc), principal, peer)
             return None
         assert hs.send is not None and hs.recv is not None
         self.emit(Event("device.connected", "info", "ble", principal=principal,

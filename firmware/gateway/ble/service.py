@@ -15,10 +15,12 @@ import time
 from collections.abc import Callable, Coroutine
 from typing import Any, Protocol
 
+from firmware.common.ble.channel import BleSession, BleTransport, LoopbackTransport
+from firmware.common.ble.stream import recv, send_frames
 from firmware.core import blelink, frames
 from firmware.core.errors import AuthError, MamoriError, ProtocolError, StateError
 from firmware.core.events import Event
-from firmware.gateway.ble.channel import BleSession, BleTransport, GatewayBle, LoopbackTransport
+from firmware.gateway.ble.channel import GatewayBle
 from firmware.gateway.devices.session import REFUSED, DeviceSession, DeviceSessionService
 from firmware.gateway.runtime.gateway import Gateway
 
@@ -27,22 +29,9 @@ HelloCheck = Callable[[dict[str, Any], dict[str, Any]], Any]
 LinkHandler = Callable[[BleTransport], Coroutine[Any, Any, None]]
 
 HELLO_TIMEOUT = 5.0
-CHUNK = blelink.MAX_PAYLOAD - 16  # AEAD tag
 MAX_FRAME = 16 * 1024
 MAX_BAD_FRAMES = 3
 LINK_MODE = "noise-ik"
-
-
-async def send_frames(session: BleSession, data: bytes) -> None:
-    """Send a byte stream of frames as GATT-sized AEAD messages (in order)."""
-    for i in range(0, len(data), CHUNK):
-        await session.send(data[i:i + CHUNK])
-
-
-async def recv(session: BleSession, timeout: float) -> bytes:
-    """session.recv with a timeout that never swallows a cancellation (asyncio.wait_for can)."""
-    async with asyncio.timeout(timeout):
-        return await session.recv(None)  # type: ignore[arg-type]  # None: no inner wait_for
 
 
 class BleRadio(Protocol):
@@ -98,7 +87,9 @@ class LoopbackBleRadio:
 
     def status(self) -> dict[str, Any]:
         """Links opened so far."""
-        return {"radio": self.kind, "state": "up" if self.on_link else "down",
+        state = "up" if self.on_link else "down"
+        return {"radio": self.kind, "backend": "sim", "library": "in-process loopback",
+                "version": "-", "state": state, "controller": {"state": state},
                 "links": self.links}
 
 
@@ -163,6 +154,8 @@ class BleService(DeviceSessionService[BleLink]):
     def status(self) -> dict[str, Any]:
         """Radio, sessions, refusals and the link protection every session has."""
         doc = dict(self.radio.status())
+        if self.error:
+            doc["controller"] = dict(doc.get("controller") or {}, state="error")
         doc.update(sessions=len(self.links), devices=sorted(self.links),
                    refused=self.refused + (self.ble.refused if self.ble else 0),
                    encrypted=True, mode=LINK_MODE, pairing=blelink.SECURE_PAIRING)

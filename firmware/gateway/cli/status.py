@@ -49,7 +49,21 @@ def read_status(state_dir: Any) -> dict[str, Any]:
     if not running and gw.get("state") != "stopped":
         gw["state"] = "dead"
     doc["age_s"] = round(time.time() - float(doc.get("updated_at", 0)), 1)
+    doc["radios"] = radios_view(doc)
     return doc
+
+
+def radios_view(doc: dict[str, Any]) -> dict[str, Any]:
+    """Per radio (BLE, Zigbee): backend, library and version, controller state."""
+    out = {}
+    for name in ("ble", "zigbee"):
+        svc = doc.get(name)
+        if isinstance(svc, dict):
+            out[name] = {k: svc.get(k) for k in ("backend", "library", "version",
+                                                   "controller")}
+            if svc.get("error"):
+                out[name]["error"] = svc["error"]
+    return out
 
 
 def _status(args: argparse.Namespace) -> int:
@@ -77,6 +91,11 @@ def _status(args: argparse.Namespace) -> int:
         lines.append("monitor  rogue reported=%s observed=%s blocked=%d"
                      % ((mon.get("counts") or {}).get("reported"),
                         (mon.get("counts") or {}).get("observed"), len(mon.get("blocked", []))))
+    for name, r in doc["radios"].items():
+        lines.append("%-8s %s via %s %s, controller %s%s"
+                     % (name, r["backend"], r["library"], r["version"],
+                        (r.get("controller") or {}).get("state"),
+                        " (%s)" % r["error"] if r.get("error") else ""))
     lines.append("devices  %d" % len(doc.get("devices", [])))
     for d in doc.get("devices", []):
         lines.append("  %-20s %-8s %-9s %s" % (d["id"], d["transport"], d["state"],

@@ -57,10 +57,20 @@ class JoinPolicy:
 
     def decide(self, ieee: Any, key_used: bytes | None) -> bool:
         """True only for the windowed device joining with its install-code key."""
-        addr = norm_ieee(ieee)
-        w = self.window
         if key_used is not None and hmac.compare_digest(key_used, DEFAULT_TC_LINK_KEY):
-            return self._rogue(addr, "join with the public default trust-centre key")
+            return self._rogue(norm_ieee(ieee), "join with the public default trust-centre key")
+        return self._decide(norm_ieee(ieee), key_used, radio_checked_key=False)
+
+    def admit(self, ieee: Any) -> bool:
+        """A join the trust centre reported after checking the link key itself (real radio).
+
+        The radio only holds the windowed device's install-code key, so what is left to check
+        is the window and the address; anything else is a rogue join.
+        """
+        return self._decide(norm_ieee(ieee), None, radio_checked_key=True)
+
+    def _decide(self, addr: str, key_used: bytes | None, radio_checked_key: bool) -> bool:
+        w = self.window
         if w is None:
             return self._rogue(addr, "join attempt with no join window open")
         if self.clock() > w["until"]:
@@ -68,10 +78,13 @@ class JoinPolicy:
             return self._rogue(addr, "join attempt after the join window closed")
         if addr != w["ieee"]:
             return self._rogue(addr, "device is not the one being installed")
-        if key_used is None or not hmac.compare_digest(key_used, w["key"]):
+        if not radio_checked_key and (key_used is None
+                                      or not hmac.compare_digest(key_used, w["key"])):
             return self._rogue(addr, "join without the device's install-code key")
         self.window = None  # one device per window
         self.emit(Event("device.joined", "info", "zigbee", principal=w["device_id"],
                         action="join", target=w["device_id"], result="admitted",
-                        params={"ieee": addr, "mode": "install-code link key"}))
+                        params={"ieee": addr, "mode": "install-code link key",
+                                "key_checked_by": "trust centre" if radio_checked_key
+                                else "gateway"}))
         return True

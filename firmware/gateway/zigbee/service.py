@@ -1,8 +1,9 @@
 """Zigbee in the running gateway: the install-code-only zigpy application on the board's radio.
 
 On the sim board the radio is a simulated coordinator (``SimZigbeeRadio``); on a board with a
-Zigbee dongle the radio library is looked up from the dongle's name and, when it is missing,
-the service reports "radio library not installed" and the rest of the gateway runs on.
+Zigbee coordinator (``[radios.zigbee] radio_type``) the radio library's own application runs it
+(``Coordinator``); when it cannot start (library missing, dongle absent, another network on it)
+the service reports why and the rest of the gateway runs on.
 The installer opens the one-device join window with ``mamori-gateway zigbee permit`` (control
 command ``zigbee.permit``): the device's site-signed record is verified (site, expiry,
 revocation, allowlist) before its install-code key reaches the trust centre. Joined devices are
@@ -15,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime
-import importlib.util
 import json
 import secrets
 import time
@@ -30,19 +30,13 @@ from firmware.gateway.identity.install import IDENTITY, installed_identity, writ
 from firmware.gateway.runtime.control import ControlService
 from firmware.gateway.runtime.gateway import Gateway, Service
 from firmware.gateway.zigbee.app import FakeRadio, MamoriZigbeeApp
+from firmware.gateway.zigbee.coordinator import Coordinator
 from firmware.gateway.zigbee.joinpolicy import MAX_WINDOW, norm_ieee
 
 RECORD_KIND = "mamori-zigbee-device"
 REGISTRY = "zigbee/devices.json"
 DEFAULT_INTERVAL = 60.0
 LINK_MODE = "install-code-link-key"
-# dongle name fragment -> zigpy radio library (import name)
-RADIO_LIBRARIES = (("efr32", "bellows"), ("ezsp", "bellows"), ("zbdongle-e", "bellows"),
-                   ("cc2652", "zigpy_znp"), ("znp", "zigpy_znp"), ("zbdongle-p", "zigpy_znp"),
-                   ("conbee", "zigpy_deconz"), ("deconz", "zigpy_deconz"),
-                   ("xbee", "zigpy_xbee"), ("zigate", "zigpy_zigate"))
-
-
 class SimZigbeeRadio(FakeRadio):
     """The sim board's coordinator: joins and reports from simulated devices."""
 
@@ -65,31 +59,14 @@ def _eui64(ieee: str) -> Any:
     return t.EUI64.convert(ieee)
 
 
-def radio_library(dongle: str) -> str:
-    """The zigpy radio library that drives a dongle (ConfigError when unknown)."""
-    name = dongle.lower()
-    for frag, lib in RADIO_LIBRARIES:
-        if frag in name:
-            return lib
-    raise ConfigError("no known zigpy radio library for dongle %r" % dongle, "board profile",
-                      "radios.zigbee.dongle")
-
-
-def radio_for_board(board: dict[str, Any]) -> FakeRadio:
-    """The board's Zigbee radio, or StateError saying why there is none."""
+def radio_for_board(board: dict[str, Any]) -> SimZigbeeRadio | None:
+    """The sim board's coordinator, None for a real one, or StateError when there is none."""
     zb = (board.get("radios") or {}).get("zigbee")
     if not zb:
         raise StateError("this board has no Zigbee radio")
-    port = str(zb.get("serial_port", ""))
-    if port.startswith("sim://"):
+    if str(zb.get("serial_port", "")).startswith("sim://"):
         return SimZigbeeRadio()
-    lib = radio_library(str(zb.get("dongle", "")))
-    if importlib.util.find_spec(lib) is None:
-        raise StateError("Zigbee radio library not installed (%s) for %s on %s"
-                         % (lib, zb.get("dongle"), port),
-                         "install the %s package to use the dongle" % lib.replace("_", "-"))
-    raise StateError("Zigbee radio library %s is installed but this build has no coordinator "
-                     "bridge for it yet" % lib, "use the sim board or a supported build")
+    return None
 
 
 class ZigbeeService(Service):
@@ -102,12 +79,13 @@ class ZigbeeService(Service):
         super().__init__(gw)
         self.radio = radio
         self.poll = poll
-        self.app: MamoriZigbeeApp | None = None
+        self.app: MamoriZigbeeApp | Coordinator | None = None
         self.error = ""
         self.pending: dict[str, dict[str, Any]] = {}
         self.joined: dict[str, dict[str, Any]] = {}
         self._last: dict[str, float] = {}
         self._task: asyncio.Task[None] | None = None
+        self.coordinator: Coordinator | None = None
         if control is not None:
             control.register("zigbee.permit", self._permit_command)
             control.register("zigbee.sim-join", self._sim_join_command)
@@ -117,11 +95,17 @@ class ZigbeeService(Service):
         """Bring the radio and the zigpy application up (or report why not)."""
         try:
             radio = self.radio or radio_for_board(self.gw.board)
-            port = str(((self.gw.board.get("radios") or {}).get("zigbee") or {}).get(
-                "serial_port", "sim://zigbee"))
-            self.app = MamoriZigbeeApp({"device": {"path": port}, "database_path": None},
-                                       radio, self.gw.emit)
-            self.radio = radio
+            zb = (self.gw.board.get("radios") or {}).get("zigbee") or {}
+            if radio is not None:
+                self.app = MamoriZigbeeApp(
+                    {"device": {"path": str(zb.get("serial_port", "sim://zigbee"))},
+                     "database_path": None}, radio, self.gw.emit)
+                self.radio = radio
+            else:
+                self.coordinator = Coordinator(str(zb["radio_type"]), zb, self.gw.state_dir,
+                                               self.gw.emit, self.gw.board)
+                await self.coordinator.start()
+                self.app = self.coordinator
         except MamoriError as exc:
             self.error = str(exc)
             self.gw.emit(Event("zigbee.unavailable", "warning", "zigbee", action="start",
@@ -137,23 +121,37 @@ class ZigbeeService(Service):
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        if self.app is not None:
+        if self.coordinator is not None:
+            await self.coordinator.stop()
+        elif self.app is not None:
             for dev in list(self.app.devices.values()):
                 with contextlib.suppress(Exception):
-                    dev.cancel_initialization()  # type: ignore[attr-defined]  # ZDO interview
+                    dev.cancel_initialization()  # ZDO interview
             self.app.policy.close()
 
     def status(self) -> dict[str, Any]:
         """Radio state, join window, joined devices, rogue joins."""
+        radio = self._radio_status()
         if self.app is None:
-            return {"state": "unavailable", "error": self.error}
+            return dict(radio, state="unavailable", error=self.error)
         w = self.app.policy.window
-        return {"state": "up", "radio": getattr(self.radio, "kind", "radio"),
+        return {**radio, "state": "up",
                 "join_window": {"device": w["device_id"],
                                 "remaining_s": round(w["until"] - self.app.policy.clock(), 1)}
                 if w else None,
                 "devices": sorted(d["id"] for d in self.joined.values()),
                 "rogue_joins": self.app.policy.rogues, "encrypted": True, "mode": LINK_MODE}
+
+    def _radio_status(self) -> dict[str, Any]:
+        """Backend, library and version, controller state."""
+        if self.coordinator is not None:
+            return dict(self.coordinator.status(), radio=self.coordinator.kind)
+        from importlib.metadata import version
+
+        return {"radio": getattr(self.radio, "kind", "none"), "backend": "sim",
+                "library": "zigpy", "version": version("zigpy"),
+                "controller": {"state": "up" if self.app is not None else "down",
+                               "port": "sim://zigbee"}}
 
     # -- join windows --------------------------------------------------------------------
     def check_credentials(self, creds: dict[str, Any]) -> dict[str, Any]:

@@ -17,10 +17,10 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import x25519
 
+from firmware.common.ble.noise import NoiseIK, public_bytes
 from firmware.core import blelink
 from firmware.core.errors import ConfigError, MamoriError, ProtocolError
 from firmware.gateway.ble.channel import PROLOGUE, BleSession, GatewayBle, LoopbackTransport
-from firmware.gateway.ble.noise import NoiseIK, public_bytes
 from firmware.gateway.selftest.context import CheckContext
 from firmware.gateway.selftest.registry import Outcome, check, failed, inconclusive, passed
 from firmware.gateway.selftest.scratchgw import ScratchGateway
