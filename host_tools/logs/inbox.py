@@ -3,7 +3,8 @@
 ``PlatformInbox(dir)`` is an uploader (see firmware.gateway.accesslog.service) that stores what
 it receives the way the platform does: ``platform-keys.json`` (log id, signing public key, seal
 key_0, data key), ``heads.jsonl`` (every checkpoint head, as received) and ``seg-*.log``
-(the longest prefix of each segment received). `mamori logs` reads that folder.
+(the longest prefix of each segment received, possibly sent in chunks at offsets). `mamori
+logs` reads that folder.
 
 What is held is never rewritten: the first key escrow is pinned (a later, possibly compromised
 gateway cannot re-key its log to re-seal the past), heads are append-only, and a segment upload
@@ -52,13 +53,18 @@ class PlatformInbox:
                 return False
             path = self.dir / name
             data: bytes = item["data"]
-            if path.exists():
-                held = path.read_bytes()
-                if held.startswith(data):
-                    return True  # nothing new (never shorten what the platform holds)
-                if not data.startswith(held):
-                    return False  # the held bytes would be rewritten: refused
-            path.write_bytes(data)
+            offset = item.get("offset", 0)
+            if not isinstance(offset, int) or offset < 0:
+                return False
+            held = path.read_bytes() if path.exists() else b""
+            if offset > len(held):
+                return False  # a gap: an earlier chunk is missing
+            overlap = held[offset:offset + len(data)]
+            if not data.startswith(overlap):
+                return False  # the held bytes would be rewritten: refused
+            if len(overlap) == len(data):
+                return True  # nothing new (never shorten what the platform holds)
+            path.write_bytes(held[:offset] + data)
         else:
             return False
         self.received.append(str(kind))

@@ -190,12 +190,26 @@ def test_resale_reset_leaves_nothing_but_the_firmware(tmp_path: Path) -> None:
         resale_reset(state, board, yes=True)
     os.close(fd)
 
-    rep = subprocess.run([sys.executable, "-m", "firmware.gateway.cli", "reset", "--resale",
-                          "--state-dir", str(state), "--yes", "--json"],
-                         capture_output=True, text=True, cwd=ROOT, timeout=120)
+    def reset(*extra: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "firmware.gateway.cli", "reset",
+                               "--resale", "--state-dir", str(state), "--yes", "--json", *extra],
+                              capture_output=True, text=True, cwd=ROOT, timeout=120,
+                              input=stdin)
+
+    # The access log must reach the platform before any key goes: with no platform known and
+    # no operator decision, the reset refuses and destroys nothing.
+    rep = reset()
+    assert rep.returncode == 1 and "must reach the platform" in rep.stderr
+    assert not resale_pending(state) and (state / "keys" / "device.kek").is_file()
+    # Discarding the log is the operator's decision: a wrong credential changes nothing.
+    why = "no platform contract any more (ticket 4711)"
+    rep = reset("--discard-log", why, stdin="not-the-credential\n")
+    assert rep.returncode == 1 and not resale_pending(state)
+    rep = reset("--discard-log", why, stdin=NEW_INSTALLER + "\n")
     assert rep.returncode == 0, rep.stderr
     doc = json.loads(rep.stdout)
-    assert doc["kek_destroyed"] and doc["logs"]["uploaded"] is False and doc["logs"]["reason"]
+    assert doc["kek_destroyed"] and doc["logs"]["handoff"] == "discard"
+    assert doc["logs"]["reason"] == why and doc["state"] == "resold"
     # scan: no canary, secret or key survives anywhere in the state dir
     blob = b"".join(p.read_bytes() for p in state.rglob("*") if p.is_file())
     for canary in list(CANARIES.values()) + ["CANARY-DEVNAME-55", "CANARY-LOG-RECORD"]:
