@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from firmware.gateway.accesslog.store import SEG_RE
+from firmware.gateway.wan.logupload import decode_item
 
 
 class PlatformInbox:
@@ -69,3 +70,22 @@ class PlatformInbox:
             return False
         self.received.append(str(kind))
         return True
+
+
+LOG_ITEMS = ("keys", "head", "segment")
+
+
+class Inboxes:
+    """The platform's inboxes, one folder per gateway under ROOT, fed with uplink messages."""
+
+    def __init__(self, root: Path, escrow_key: Any) -> None:
+        self.root = Path(root)
+        self.escrow_key = escrow_key
+        self.by_gateway: dict[str, PlatformInbox] = {}
+
+    def file(self, gateway_id: str, body: dict[str, Any]) -> bool | None:
+        """File one `logs` message body (None: not a log item); False when refused."""
+        if body.get("type") not in LOG_ITEMS:
+            return None
+        inbox = self.by_gateway.setdefault(gateway_id, PlatformInbox(self.root / gateway_id))
+        return inbox(decode_item(body, self.escrow_key, gateway_id))

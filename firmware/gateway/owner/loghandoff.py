@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -104,14 +105,17 @@ def escrow(state_dir: Path, folder: Path) -> dict[str, Any]:
     folder = Path(folder)
     if not folder.is_dir():
         raise StateError("escrow folder %s does not exist" % folder, "mount the medium first")
-    name = "mamori-log-escrow-%s-%d.jsonl" % (gateway_id, int(time.time()))
+    name = "mamori-log-escrow-%s-%s.jsonl" % (gateway_id, time.strftime("%Y%m%dT%H%M%S")
+                                              + "-" + secrets.token_hex(3))
     path = folder / name
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    part = folder / (name + ".part")  # renamed once complete: a cut leaves no half escrow
+    fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as f:
         for mid, stream, body, prio in msgs:
             f.write(envelope(gateway_id, stream, body, prio, mid)[1] + b"\n")
         f.flush()
         os.fsync(f.fileno())
+    os.replace(part, path)
     fsync_dir(folder)
     return {"handoff": "escrow", "delivered": True, "file": str(path), "messages": len(msgs)}
 

@@ -27,7 +27,7 @@ class Store:
     def matches(self, rel: str) -> bool:
         """Whether a state-dir relative file path belongs to this store."""
         if self.path.endswith("/"):
-            return rel.startswith(self.path) or fnmatch.fnmatchcase(rel, self.path + "*")
+            return rel.startswith(self.path) or rel == self.path[:-1]
         return fnmatch.fnmatchcase(rel, self.path)
 
 
@@ -73,6 +73,8 @@ OTHER: tuple[Store, ...] = (
           "no household data", "-", "firmware.gateway.install:IDENTITY"),
     Store("admin/locked.json", "installer-locked settings and their MAC", "no household data",
           "MAC key rotated", "firmware.gateway.admin.settings:MANIFEST"),
+    Store("admin/credential.json", "an operator's admin credential record (USB maintenance)",
+          "scrypt hash, no household data", "-", "firmware.gateway.commands.usb:CREDENTIAL_FILE"),
     Store("admin/tls/", "the admin API's self-signed certificate", "key encrypted", "-",
           "firmware.gateway.admin.tlsctx:SELF_CERT"),
     Store("deviceinfo.json", "product and support information", "no household data", "-",

@@ -97,10 +97,17 @@ class OutboundQueue:
         self.path.chmod(0o600)
         self.key = key
         self._cipher: FieldCipher | None = None
-        self.undecryptable = 0
+        self.undecryptable = 0  # messages dropped because their key was lost
         if key is not None:
             row = self._db.execute("SELECT v FROM meta WHERE k = 'kid'").fetchone()
-            self._cipher, kid = key.open(str(row[0]) if row else None)
+            try:
+                self._cipher, kid = key.open(str(row[0]) if row else None)
+            except IntegrityError:
+                # Sealed under a key this gateway no longer has: unreadable, never sendable.
+                # Start afresh rather than refuse to connect at all.
+                self.undecryptable = self._db.execute("DELETE FROM outbox").rowcount
+                row = None
+                self._cipher, kid = key.open(None)
             if row is None:
                 with self._lock:
                     self._reseal(None, self._cipher, kid)
@@ -308,7 +315,7 @@ class OutboundQueue:
                         self._db.execute("SELECT name, value FROM counters")}
         return {"depth": self._count, "bytes": self._bytes, "budget_bytes": self.budget_bytes,
                 "by_priority": by_prio, "evicted": counters.get("evicted", 0),
-                "refused": counters.get("refused", 0)}
+                "refused": counters.get("refused", 0), "undecryptable": self.undecryptable}
 
     def close(self) -> None:
         """Checkpoint and close the database."""
