@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
-import http.client
 import json
 import os
-import ssl
 import subprocess
 import sys
 from pathlib import Path
@@ -24,7 +22,15 @@ from firmware.gateway.keystore import KeyStore
 from firmware.gateway.owner.personal import DATA_FILE, DATA_KEY, PersonalStore
 from firmware.gateway.owner.resale import clear_marker, resale_pending, resale_reset
 from firmware.gateway.runtime import LOCK_FILE
-from tests.admin.helpers import NEW_INSTALLER, OWNER_NEW, OWNER_PW, Client, World, body
+from tests.admin.helpers import (
+    NEW_INSTALLER,
+    OWNER_NEW,
+    OWNER_PW,
+    Client,
+    World,
+    body,
+    https,
+)
 
 CANARIES = {"name": "CANARY-NAME-b7f1", "email": "canary-c41e@example.jp",
             "phone": "CANARY-PHONE-0901", "address": "CANARY-ADDR-Setagaya",
@@ -93,23 +99,6 @@ def test_ownership_transfer_revokes_everything(tmp_path: Path) -> None:
     assert ev and out["new_owner"]["initial_credential"] not in repr(ev[0].to_dict())
 
 
-def _https(port: int, cafile: Path, method: str, path: str, data: object = None,
-           headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
-    ctx = ssl.create_default_context(cafile=str(cafile))
-    conn = http.client.HTTPSConnection("127.0.0.1", port, context=ctx, timeout=10)
-    h = dict(headers or {})
-    raw = None
-    if data is not None:
-        raw = json.dumps(data).encode()
-        h["Content-Type"] = "application/json"
-    conn.request(method, path, body=raw, headers=h)
-    resp = conn.getresponse()
-    out = resp.read()
-    hdrs = dict(resp.getheaders())
-    conn.close()
-    return resp.status, hdrs, out
-
-
 def _tree(root: Path) -> dict[str, str]:
     return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
             for p in sorted(root.rglob("*")) if p.is_file()}
@@ -137,10 +126,10 @@ def test_resale_reset_leaves_nothing_but_the_firmware(tmp_path: Path) -> None:
     server.start()
     try:
         port, ca = server.port, state / SELF_CERT
-        st, _, _ = _https(port, ca, "POST", "/api/credential/initial",
+        st, _, _ = https(port, ca, "POST", "/api/credential/initial",
                           {"account": "installer", "old": w.initial, "new": NEW_INSTALLER})
         assert st == 204
-        st, hdrs, raw = _https(port, ca, "POST", "/api/login",
+        st, hdrs, raw = https(port, ca, "POST", "/api/login",
                                {"account": "installer", "password": NEW_INSTALLER})
         assert st == 200
         for h in REQUIRED_HEADERS:
@@ -148,22 +137,22 @@ def test_resale_reset_leaves_nothing_but_the_firmware(tmp_path: Path) -> None:
         cookie = hdrs["Set-Cookie"]
         assert "Secure" in cookie and "HttpOnly" in cookie and "SameSite=Strict" in cookie
         inst = {"Cookie": cookie.split(";")[0], "X-CSRF-Token": json.loads(raw)["csrf_token"]}
-        st, _, _ = _https(port, ca, "POST", "/api/accounts",
+        st, _, _ = https(port, ca, "POST", "/api/accounts",
                           {"name": "tanaka", "role": "owner", "password": OWNER_PW}, inst)
         assert st == 200
-        st, _, _ = _https(port, ca, "POST", "/api/credential/initial",
+        st, _, _ = https(port, ca, "POST", "/api/credential/initial",
                           {"account": "tanaka", "old": OWNER_PW, "new": OWNER_NEW})
         assert st == 204
-        st, hdrs, raw = _https(port, ca, "POST", "/api/login",
+        st, hdrs, raw = https(port, ca, "POST", "/api/login",
                                {"account": "tanaka", "password": OWNER_NEW})
         owner = {"Cookie": hdrs["Set-Cookie"].split(";")[0],
                  "X-CSRF-Token": json.loads(raw)["csrf_token"]}
-        assert _https(port, ca, "PUT", "/api/owner/data", CANARIES, owner)[0] == 204
-        assert _https(port, ca, "PUT", "/api/settings/device_name",
+        assert https(port, ca, "PUT", "/api/owner/data", CANARIES, owner)[0] == 204
+        assert https(port, ca, "PUT", "/api/settings/device_name",
                       {"value": "CANARY-DEVNAME-55"}, owner)[0] == 200
-        assert _https(port, ca, "POST", "/api/diagnostics", None, inst)[0] == 200
+        assert https(port, ca, "POST", "/api/diagnostics", None, inst)[0] == 200
         # a protocol-level error still carries the header set
-        st, hdrs, _ = _https(port, ca, "BREW", "/api/status")
+        st, hdrs, _ = https(port, ca, "BREW", "/api/status")
         assert st >= 400 and all(h in hdrs for h in REQUIRED_HEADERS)
     finally:
         server.shutdown()
