@@ -97,11 +97,18 @@ def lan_exposure(hosts: list[dict[str, Any]], proto: str, declared: set[tuple[st
     gateway has a listener (probed further with protocol payloads); or a listener the firewall
     hides (found by the sweep inside the gateway). Then the summary for the protocol.
     """
-    seen = [p for p in hosts_ports(hosts) if p["proto"] == proto]
     mine = [p for p in local if p["proto"] == proto]
-    listeners = {p["port"] for p in mine}
-    lan = [p for p in seen if p["state"] == "open"
-           or p["state"] == "open|filtered" and p["port"] in listeners]
+    lan = [p for p in hosts_ports(hosts) if p["proto"] == proto and p["state"] == "open"]
+    for q in mine:  # silent from the LAN: open|filtered, where nmap listed it or by default
+        for h in hosts:
+            if family(h["address"]) != family(q["address"]):
+                continue
+            st = next((x["state"] for x in h["ports"] if x["proto"] == proto
+                       and x["port"] == q["port"]), h.get("others", ""))
+            if st == "open|filtered" and not any(x["address"] == h["address"]
+                                                 and x["port"] == q["port"] for x in lan):
+                lan.append({"address": h["address"], "proto": proto, "port": q["port"],
+                            "state": st})
     out = []
     for port in sorted({p["port"] for p in lan + mine} - {n for pr, n in declared if pr == proto}):
         from_lan = [p for p in lan if p["port"] == port]

@@ -11,7 +11,6 @@ import json
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +28,7 @@ DECLARED_TLS = sorted(port for _proto, port in DECLARED)  # every declared port 
 ADMIN_TODO = ("the staging gateway serves no admin API on tcp/%d: nothing to probe (TODO: once "
               "`mamori-gateway run` starts firmware/gateway/admin, this probe runs automatically)")
 Sweep = tuple[str, str]  # (side, proto)
-OUTSIDE_PARALLEL = 4
+OUTSIDE_PARALLEL = 8  # all outside sweeps at once: they wait on nmap's pacing, not the CPU
 
 
 def _nmap(lab: Lab, ns: str, targets: list[str], udp: bool, ports: str | None = None,
@@ -148,23 +147,30 @@ def _tls(lab: Lab, res: dict[Sweep, list[dict[str, Any]]]) -> list[dict[str, Any
                                  F.INCONCLUSIVE, [f"{addr} tcp/{port} does not answer from the "
                                                   "LAN side: its TLS policy cannot be checked"]))
             continue
-        time.sleep(tools.RATE_REFILL_S)  # the firewall's per-source bucket refills
+        # Each port and family has its own per-source meter in the firewall, which the sweeps
+        # (one or two SYNs per port) barely touched: no pause is needed between endpoints.
         cert = _probe(lab, ns, "cert", addr, port)
         out += F.tls_endpoint(label, port, _sslscan(lab, ns, addr, port), cert)
     return out
 
 
-def _service_detection(lab: Lab, res: dict[Sweep, list[dict[str, Any]]]) -> None:
+def _service_detection(lab: Lab, res: dict[Sweep, list[dict[str, Any]]]
+                       ) -> list[tuple[list[dict[str, Any]], str, subprocess.Popen[str]]]:
+    """Start naming the services on open ports that are not declared (declared ones are TLS,
+    judged by sslscan): the finding then says what it found (e.g. a debug HTTP server). It
+    runs while the TLS checks do: it never touches the gateway's own servers."""
+    procs = []
     for side, ns in (("wan", lab.wan), ("lan", lab.lan)):
         hosts = res[(side, "tcp")]
-        opened = F.open_ports(hosts)
+        opened = [p for p in F.open_ports(hosts) if side == "wan"
+                  or ("tcp", p["port"]) not in DECLARED]
         for fam in FAMILIES:
             mine = [p for p in opened if F.family(p["address"]) == fam]
             if mine:
-                sv = _collect(_nmap(lab, ns, sorted({p["address"] for p in mine}), False,
-                                    ",".join(sorted({str(p["port"]) for p in mine})), True),
-                              f"{side}-{fam}-services")
-                _merge_services(hosts, sv)
+                procs.append((hosts, f"{side}-{fam}-services",
+                              _nmap(lab, ns, sorted({p["address"] for p in mine}), False,
+                                    ",".join(sorted({str(p["port"]) for p in mine})), True)))
+    return procs
 
 
 def scan_lab(lab: Lab) -> list[dict[str, Any]]:
@@ -187,10 +193,12 @@ def scan_lab(lab: Lab) -> list[dict[str, Any]]:
                   closed]
     wan_probes = [a for a in probes if a["ns"] == lab.wan and (a["address"], a["port"]) not in
                   closed]
-    # TLS before service detection: the gateway's monitor blocks a source after repeated
-    # refused handshakes, and nmap -sV's probes are refused handshakes too.
-    tls = _tls(lab, res)
-    _service_detection(lab, res)
+    services = _service_detection(lab, res)
+    try:
+        tls = _tls(lab, res)
+    finally:
+        for hosts, what, proc in services:
+            _merge_services(hosts, _collect(proc, what))
     out = [F.wan_exposure(res[("wan", "tcp")], "tcp", desc["wan"] % "TCP"),
            F.wan_exposure(res[("wan", "udp")], "udp", desc["wan"] % "UDP", wan_probes)]
     out += F.lan_exposure(res[("lan", "tcp")], "tcp", DECLARED, desc["lan"] % "TCP",

@@ -11,7 +11,7 @@ from typing import Any
 
 from firmware.core.errors import StateError
 
-NMAP_COMMON = ["-n", "-Pn", "--max-retries", "1", "--host-timeout", "120s"]
+NMAP_COMMON = ["-n", "-Pn", "--host-timeout", "120s"]
 # From outside, the firewall drops nearly every probe and nmap paces itself at the floor: a high
 # floor keeps a full sweep short (65535 ports x 2 tries of 2 addresses in ~6 s). Inside the
 # gateway namespace every closed port answers at once (ICMP unlimited there), so nmap's own
@@ -20,7 +20,6 @@ NMAP_COMMON = ["-n", "-Pn", "--max-retries", "1", "--host-timeout", "120s"]
 RATE_OUTSIDE, RATE_LOCAL = 50000, 5000
 ALL_PORTS = "1-65535"
 SSLSCAN_PAUSE_MS = 70
-RATE_REFILL_S = 2.5  # per-source burst bucket refills (40 at 20/s) before each endpoint
 
 
 class ToolMissing(StateError):
@@ -52,7 +51,8 @@ def _xml(text: str, tool: str) -> ET.Element:
 
 
 def parse_nmap(text: str) -> list[dict[str, Any]]:
-    """Hosts from ``nmap -oX -``: address and ports (proto, port, state, service)."""
+    """Hosts from ``nmap -oX -``: address, listed ports (proto, port, state, service) and the
+    state of the others (``others``: e.g. every unlisted port is open|filtered)."""
     root = _xml(text, "nmap")
     hosts = []
     for h in root.iter("host"):
@@ -70,7 +70,10 @@ def parse_nmap(text: str) -> list[dict[str, Any]]:
                                                 if svc is not None else ()) if x),
                 "tunnel": svc.get("tunnel", "") if svc is not None else "",
             })
-        hosts.append({"address": addr, "ports": ports})
+        # The ports nmap did not list share its "extraports" state (the most common one).
+        extra = [(int(e.get("count", "0") or 0), e.get("state", "")) for e in h.iter("extraports")]
+        hosts.append({"address": addr, "ports": ports,
+                      "others": max(extra)[1] if extra else ""})
     return hosts
 
 
@@ -78,8 +81,11 @@ def nmap_args(targets: Sequence[str], udp: bool, ports: str | None = None,
               service_detection: bool = False, local: bool = False) -> list[str]:
     """nmap command line: every port (or the given ones) of one protocol, one address family
     (IPv6 when the targets are IPv6 addresses)."""
+    # Outside, a lost probe could hide an exposure: one retry. Inside, every closed port
+    # answers over loopback at once, and a UDP port left silent is confirmed by a probe.
     args = [require_tool("nmap"), *NMAP_COMMON, "-sU" if udp else "-sS",
-            "-T5" if local else "-T4", "--min-rate", str(RATE_LOCAL if local else RATE_OUTSIDE),
+            "-T5" if local else "-T4", "--max-retries", "0" if local else "1",
+            "--min-rate", str(RATE_LOCAL if local else RATE_OUTSIDE),
             "-p", ports or ALL_PORTS]
     if any(":" in t for t in targets):
         args.append("-6")

@@ -261,6 +261,15 @@ def test_open_filtered_udp_is_a_finding_where_something_listens() -> None:
     assert "ports.lan.udp-5353" not in out
     # a listener the firewall hides is still a finding, of its own kind
     assert out["ports.listener.udp-9999"]["verdict"] == "fail"
+    # ... unless the LAN side saw every port it did not list as open|filtered (nmap's
+    # extraports): a silent UDP listener there cannot be told from a drop, so it is reported
+    dropped = tools.parse_nmap(NMAP_UDP_LAN.replace(
+        '<ports>\n<port protocol="udp" portid="161">',
+        '<ports><extraports state="open|filtered" count="65533"/>\n'
+        '<port protocol="udp" portid="161">'))
+    assert dropped[0]["others"] == "open|filtered" and dropped[1]["others"] == ""
+    out2 = {f["id"] for f in F.lan_exposure(dropped, "udp", set(), "t", inside, probes)}
+    assert "ports.lan.udp-9999" in out2 and "ports.listener.udp-9999" not in out2
     assert out["ports.lan.udp"]["verdict"] == "fail"
     declared = {("udp", 161), ("udp", 5683), ("udp", 9999)}
     assert [f["verdict"] for f in F.lan_exposure(lan, "udp", declared, "t", inside, probes)] \
