@@ -199,6 +199,8 @@ def test_resale_reset_leaves_nothing_but_the_firmware(tmp_path: Path) -> None:
     doc = json.loads(rep.stdout)
     assert doc["kek_destroyed"] and doc["logs"]["handoff"] == "discard"
     assert doc["logs"]["reason"] == why and doc["state"] == "resold"
+    again = reset()  # a resold gateway resets again without a hand-off (no household log)
+    assert again.returncode == 0 and json.loads(again.stdout)["logs"]["handoff"] == "none"
     # scan: no canary, secret or key survives anywhere in the state dir
     blob = b"".join(p.read_bytes() for p in state.rglob("*") if p.is_file())
     for canary in list(CANARIES.values()) + ["CANARY-DEVNAME-55", "CANARY-LOG-RECORD"]:
