@@ -20,8 +20,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import x25519
 
+from firmware.common.installcode import new_install_code
 from firmware.core.errors import ConfigError
-from firmware.gateway.zigbee.installcode import new_install_code
 from provisioning import pki
 from provisioning.files import write_json
 from provisioning.site import TRANSPORTS, Site, check_id, not_after_iso

@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from firmware.common.fsutil import atomic_write
 from firmware.core.errors import ConfigError, StateError
-from firmware.fsutil import atomic_write
 
 
 def write_file(path: Path, data: bytes, secret: bool, exclusive: bool = False) -> None:

@@ -21,10 +21,10 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, x25519
 
-from firmware.boards import load_board
+from firmware.common.boards import load_board
+from firmware.common.passwords import hash_credential, new_credential
 from firmware.core.acl import DeviceAcl
 from firmware.core.errors import ConfigError, IntegrityError
-from firmware.gateway.credential import hash_credential, new_credential
 from provisioning import pki
 from provisioning.files import read_json, write_file, write_json
 from provisioning.site import Site, check_id

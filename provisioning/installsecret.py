@@ -1,9 +1,9 @@
 """One-time installation secrets: bind one new device to one gateway for a short window.
 
 ``issue_install_secret`` writes a site-signed ticket (gateway id, device id, expiry, a salted
-SHA-256 of the secret) that the gateway verifies (``firmware.gateway.enrol``), and the secret
-itself once, for the installer: ``<out>.secret.txt`` (printable code plus a text QR code) and
-``<out>.secret.svg`` (QR code), both 0600. The secret never reaches stdout or JSON.
+SHA-256 of the secret) that the gateway verifies (``firmware.gateway.identity.tickets``), and
+the secret itself once, for the installer: ``<out>.secret.txt`` (printable code plus a text
+QR code) and ``<out>.secret.svg`` (QR code), both 0600. The secret never reaches stdout or JSON.
 """
 
 from __future__ import annotations

@@ -13,16 +13,13 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from firmware.common.certs import DEVICE_URI, GATEWAY_URI, MODEL_URI, SITE_URI
+from firmware.common.signeddoc import SIGNED_ALG, canonical, sign_doc, verify_doc
 from firmware.core.errors import IntegrityError
-from firmware.gateway.signeddoc import SIGNED_ALG, canonical, sign_doc, verify_doc
-
-DEVICE_URI = "urn:mamori:device:"
-MODEL_URI = "urn:mamori:model:"
-GATEWAY_URI = "urn:mamori:gateway:"
-SITE_URI = "urn:mamori:site:"
 
 PrivateKey = ec.EllipticCurvePrivateKey
-__all__ = ["SIGNED_ALG", "canonical", "sign_doc", "verify_doc"]
+__all__ = ["DEVICE_URI", "GATEWAY_URI", "MODEL_URI", "SIGNED_ALG", "SITE_URI", "canonical",
+           "sign_doc", "verify_doc"]
 
 
 def now() -> datetime.datetime:

@@ -8,10 +8,12 @@ larger than the limit raises ProtocolError, after which the connection must be c
 import json
 import struct
 
+from firmware.core import strictjson
 from firmware.core.errors import ProtocolError
 
 HEADER = 4
 DEFAULT_MAX_FRAME = 64 * 1024
+MAX_DEPTH = 8  # LAN messages are flat: hello, hb, cmd, result, local
 
 
 def encode(msg: dict, max_frame: int = DEFAULT_MAX_FRAME) -> bytes:
@@ -26,10 +28,7 @@ def encode(msg: dict, max_frame: int = DEFAULT_MAX_FRAME) -> bytes:
 
 def decode_body(body: bytes) -> dict:
     """Parse one frame body; refuse anything but a JSON object with a string 'type'."""
-    try:
-        msg = json.loads(body.decode())
-    except (ValueError, UnicodeError):
-        raise ProtocolError("frame is not valid UTF-8 JSON")
+    msg = strictjson.loads(body, "frame", MAX_DEPTH, len(body))
     if not isinstance(msg, dict):
         raise ProtocolError("frame is not a JSON object")
     if not isinstance(msg.get("type"), str):

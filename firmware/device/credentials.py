@@ -7,8 +7,8 @@ import ssl
 from pathlib import Path
 from typing import Any
 
+from firmware.common.certs import lan_floor, load_key_pair
 from firmware.core.errors import ConfigError
-from firmware.gateway import lantls
 
 CRED_FORMAT = "mamori-device-credentials/1"
 REQUIRED = {"ip": ("certificate", "private_key", "ca_chain"),
@@ -41,5 +41,9 @@ def tls_context(creds: dict[str, Any]) -> ssl.SSLContext:
     """Client context for an IP device: its certificate + key, the site CA as the only trust."""
     if creds.get("transport") != "ip":
         raise ConfigError("only IP devices use TLS (this one is %s)" % creds.get("transport"))
+    ctx = lan_floor(ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT))
+    ctx.check_hostname = False  # LAN addresses vary; the peer is checked by CA + gateway URI
+    ctx.load_verify_locations(cadata=creds["ca_chain"])
     # The key reaches the disk only in encrypted form while OpenSSL loads it.
-    return lantls.client_context(creds)
+    load_key_pair(ctx, creds["certificate"], creds["private_key"].encode())
+    return ctx

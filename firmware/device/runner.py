@@ -6,10 +6,10 @@ import asyncio
 import contextlib
 import ssl
 
+from firmware.common.certs import gateway_id_of
 from firmware.core.errors import AuthError, StateError
 from firmware.device.agentloop import drive, reconnect
 from firmware.device.portable.agent import DeviceAgent
-from firmware.gateway.lantls import gateway_id_of
 
 CONNECT_TIMEOUT = 5.0
 

@@ -2,44 +2,33 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from firmware.core.errors import ConfigError, MamoriError
 from firmware.core.events import Event
+from firmware.device.credentials import load as load_credentials
+from firmware.device.credentials import tls_context as client_context
 from firmware.gateway.accesslog.service import AccessLogService
 from firmware.gateway.admin.service import AdminService
-from firmware.gateway.binding import DeviceBinding
-from firmware.gateway.control import ControlService
-from firmware.gateway.demo import DEMO_GATEWAY, DemoHouse, ensure_demo_house
-from firmware.gateway.devices import DeviceRouter
+from firmware.gateway.devices.router import DeviceRouter
 from firmware.gateway.firewall.service import FirewallService
-from firmware.gateway.install import IDENTITY
-from firmware.gateway.lantls import client_context, load_credentials, secure_lan
+from firmware.gateway.identity.binding import DeviceBinding
+from firmware.gateway.identity.install import installed
+from firmware.gateway.lan.service import LanService
+from firmware.gateway.lan.tls import secure_lan
 from firmware.gateway.monitor.wiring import monitor_services
 from firmware.gateway.owner.resale import ResaleHoldService, finish_interrupted, resale_pending
 from firmware.gateway.radios import radio_services
-from firmware.gateway.runtime import Gateway, Service
+from firmware.gateway.runtime.control import ControlService
+from firmware.gateway.runtime.gateway import Gateway, Service
 from firmware.gateway.selftest.remote_service import RemoteSelftestService
-from firmware.gateway.services.broker import BrokerService, BrokerTls, mosquitto_binary
-from firmware.gateway.services.lan import LanService
-from firmware.gateway.services.simdevices import SimDevicesService
-from firmware.gateway.services.simradio import SimRadioDevicesService
+from firmware.gateway.sim.broker import BrokerService, BrokerTls, mosquitto_binary
+from firmware.gateway.sim.devices import SimDevicesService
+from firmware.gateway.sim.house import DemoHouse, load_house
+from firmware.gateway.sim.radios import SimRadioDevicesService
 from firmware.gateway.update.service import OtaService
 from firmware.gateway.usbguard.wiring import usb_services
 from firmware.gateway.wan.from_install import installed_acl, wan_identity
 from firmware.gateway.wan.logupload import LogUplinkService
 from firmware.gateway.wan.service import build_wan_service
-
-DEFAULT_SIM_DEVICES = 4
-
-
-def _installed_id(state_dir: Path) -> str | None:
-    meta = Path(state_dir) / IDENTITY / "gateway.json"
-    if not meta.is_file():
-        return None
-    import json
-
-    return str(json.loads(meta.read_text()).get("gateway_id"))
 
 
 def _have_mosquitto(gw: Gateway) -> bool:
@@ -54,17 +43,12 @@ def _have_mosquitto(gw: Gateway) -> bool:
 
 
 def _demo(gw: Gateway) -> DemoHouse | None:
-    """The sim board without a bundle runs the demo house (unless a real identity is here)."""
-    cfg = gw.config
-    if gw.board["name"] != "sim" or cfg.bundle is not None:
-        if cfg.sim_devices:
-            raise ConfigError("simulated devices exist only in the sim demo (no --bundle)")
+    """The sim board's demo house, when the installer's house list was given."""
+    if gw.config.sim_house is None:
         return None
-    if _installed_id(gw.state_dir) not in (None, DEMO_GATEWAY):
-        return None
-    count = DEFAULT_SIM_DEVICES if cfg.sim_devices is None else cfg.sim_devices
-    # The default demo also has a BLE and a Zigbee device; an explicit count keeps IP only.
-    return ensure_demo_house(gw.state_dir, gw.board, count, radios=cfg.sim_devices is None)
+    if gw.board["name"] != "sim":
+        raise ConfigError("a simulated house runs only on the sim board")
+    return load_house(gw.config.sim_house)
 
 
 def build_services(gw: Gateway) -> list[Service]:
@@ -84,14 +68,19 @@ def build_services(gw: Gateway) -> list[Service]:
         # the latest firmware and cleared the marker.
         return services + [ResaleHoldService(gw, finished)]
     demo = _demo(gw)
-    secure = secure_lan(gw.state_dir, gw.board, cfg.bundle)
+    bundle = cfg.bundle
+    if bundle is None and demo is not None and not installed(gw.state_dir):
+        bundle = demo.bundle  # first start of the demo: install what the installer made
+    secure = secure_lan(gw.state_dir, gw.board, bundle)
     if secure is None:
         gw.emit(Event("gateway.unprovisioned", "warning", "gateway", action="start",
                       result="service disabled",
-                      reason="no installation bundle: run with --bundle FILE"))
+                      reason="no installation bundle: run with --bundle FILE"
+                      + (" (or start the demo house with `mamori demo`)"
+                         if gw.board["name"] == "sim" else "")))
         return services
     ctx, authorizer, gateway_id = secure
-    cfg.extra["gateway_id"] = gateway_id
+    gw.gateway_id = gateway_id
     binding = DeviceBinding(gw.state_dir)  # one-time installation tickets (new devices)
     lan = LanService(gw, cfg.lan_host, cfg.lan_port, ssl_context=ctx,
                      authorizer=binding.wrap(authorizer))
@@ -104,21 +93,20 @@ def build_services(gw: Gateway) -> list[Service]:
     router = DeviceRouter(gw, {"ip": lan, "ble": ble, "zigbee": zigbee})
     broker_url = cfg.broker
     if demo is not None and broker_url is None and _have_mosquitto(gw):
-        p = demo.site_dir / "platform"
-        broker = BrokerService(gw, BrokerTls(cafile=p / "ca.pem", certfile=p / "server.pem",
-                                             keyfile=p / "server.key",
-                                             crlfile=demo.site_dir / "ca" / "crl.pem"))
+        p = demo.platform
+        broker = BrokerService(gw, BrokerTls(cafile=p["ca"], certfile=p["cert"],
+                                             keyfile=p["key"], crlfile=p["crl"]))
         services.append(broker)
         broker_url = broker.broker.url
-        cfg.extra["demo_site"] = str(demo.site_dir)
     if broker_url is not None:
         wan = build_wan_service(gw, broker_url, wan_identity(gw.state_dir, gw.board, broker_url),
                                 router.execute, installed_acl(gw.state_dir))
         services += [wan, LogUplinkService(gw, wan, accesslog), RemoteSelftestService(gw, wan)]
-    if demo is not None and demo.identities:
-        contexts = {dev_id: client_context(load_credentials(path))
-                    for dev_id, path in demo.credentials.items()}
-        services.append(SimDevicesService(gw, lan, demo.identities, contexts))
-    if demo is not None and demo.radio:
-        services.append(SimRadioDevicesService(gw, ble, zigbee, demo.radio))
+    if demo is not None and demo.by_transport("ip"):
+        ip = demo.by_transport("ip")
+        contexts = {dev_id: client_context(load_credentials(d["credentials"]))
+                    for dev_id, d in ip.items()}
+        services.append(SimDevicesService(gw, lan, ip, contexts))
+    if demo is not None and demo.by_transport("ble", "zigbee"):
+        services.append(SimRadioDevicesService(gw, ble, zigbee, demo.by_transport("ble", "zigbee")))
     return services

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from firmware.gateway.binding import DeviceBinding
 from firmware.gateway.ble.service import BleRadio, BleService, LoopbackBleRadio
-from firmware.gateway.control import ControlService
-from firmware.gateway.runtime import Gateway
+from firmware.gateway.identity.binding import DeviceBinding
+from firmware.gateway.runtime.control import ControlService
+from firmware.gateway.runtime.gateway import Gateway
 from firmware.gateway.zigbee.service import ZigbeeService
 
 

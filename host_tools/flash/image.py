@@ -23,8 +23,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from firmware.common.version import software_version
 from host_tools.flash.errors import TargetError, VerifyError, WrongBoardError
-from host_tools.flash.payload import BUNDLE_NAME, ROOT, firmware_version
+from host_tools.flash.payload import BUNDLE_NAME, ROOT
 
 if TYPE_CHECKING:
     from host_tools.flash.source import FirmwareSource
@@ -49,7 +50,7 @@ Type=simple
 User=mamori
 Group=mamori
 Environment=PYTHONPATH=/opt/mamori
-ExecStart=/usr/bin/python3 -m firmware.gateway.cli run --board {board} --state-dir {state} \
+ExecStart=/usr/bin/python3 -m firmware.gateway.cli.main run --board {board} --state-dir {state} \
 --bundle {state}/{bundle}
 Restart=on-failure
 RestartSec=5
@@ -142,9 +143,9 @@ def root_tree(board: dict, dest: Path, version: str, bundle: bytes | None,
     if app is None:
         shutil.copytree(ROOT / "firmware", dest / "opt/mamori/firmware", ignore=ignore)
     else:
-        if not (app / "firmware/gateway/cli.py").is_file():
+        if not (app / "firmware/gateway/cli/main.py").is_file():
             raise TargetError("the signed release carries no gateway firmware "
-                              "(app/firmware/gateway/cli.py)",
+                              "(app/firmware/gateway/cli/main.py)",
                               "publish a payload with app/firmware/ for a Linux board")
         shutil.copytree(app, dest / "opt/mamori", ignore=ignore)
     profile = ROOT / "boards" / (board["name"] + ".toml")
@@ -276,7 +277,7 @@ def build_image(board: dict, out: Path, bundle: bytes | None = None,
     stamped as a development build.
     """
     linux_board(board)
-    version = source.version if source is not None else firmware_version()
+    version = source.version if source is not None else software_version()
     stamp = source.stamp() if source is not None else None
     app = source.tree if source is not None and source.build == "release" else None
     ident = disk_id(board, version)

@@ -16,9 +16,9 @@ import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 
+from firmware.common.version import software_version
 from host_tools.flash.errors import TargetError, WrongBoardError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -44,14 +44,6 @@ class BoardFile:
     def sha256(self) -> str:
         """Hex SHA-256 of the content."""
         return hashlib.sha256(self.data).hexdigest()
-
-
-def firmware_version() -> str:
-    """The installed distribution's version."""
-    try:
-        return metadata.version("mamori")
-    except metadata.PackageNotFoundError:
-        return "0.0.0+unknown"
 
 
 def mpy_cross() -> str:
@@ -181,7 +173,7 @@ def build(board: dict, bundle: bytes | None = None, root: Path = ROOT,
             "login": board["console"]["login_in_production"]}
     files.append(BoardFile(state + "/production.json",
                            json.dumps(prod, sort_keys=True).encode(), "production config"))
-    manifest = {"format": 1, "board": board["name"], "version": version or firmware_version(),
+    manifest = {"format": 1, "board": board["name"], "version": version or software_version(),
                 "slot": slot, "files": {f.path: f.sha256 for f in files}}
     manifest.update(stamp or {})
     files.append(BoardFile(slot + "/manifest.json",

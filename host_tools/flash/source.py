@@ -15,12 +15,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from firmware.common.families import target_path
+from firmware.common.version import software_version
 from firmware.core.errors import IntegrityError, MamoriError, ProtocolError
 from firmware.gateway.update.slots import write_slot
 from firmware.gateway.update.tufclient import TufClient
 from host_tools.flash.errors import TargetError, WrongBoardError
-from host_tools.flash.payload import env_root, firmware_version
-from host_tools.release.families import target_path
+from host_tools.flash.payload import env_root
 
 RELEASE = "release"
 DEVELOPMENT = "development"
@@ -63,7 +64,7 @@ class FirmwareSource:
 
 def development() -> FirmwareSource:
     """The local source tree, stamped as an unsigned development build."""
-    return FirmwareSource(DEVELOPMENT, firmware_version(), env_root())
+    return FirmwareSource(DEVELOPMENT, software_version(), env_root())
 
 
 def _unsigned(exc: MamoriError) -> UnsignedImageError:

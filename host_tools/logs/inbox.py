@@ -18,7 +18,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from firmware.gateway.accesslog.store import SEG_RE
+from firmware.common.accesslog.files import SEG_RE
 from firmware.gateway.wan.logupload import decode_item
 
 

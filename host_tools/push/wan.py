@@ -9,10 +9,10 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from firmware.common.update_requests import FINAL, SUCCESS
 from firmware.core.command_auth import valid_token
 from firmware.core.errors import ConfigError
 from firmware.core.update.request import REQUEST_VERSION, signing_payload
-from firmware.gateway.update.remote import FINAL, SUCCESS
 from firmware.gateway.wan import topics
 from host_tools.platform.client import PlatformClient
 

@@ -10,41 +10,14 @@ import tarfile
 from pathlib import Path
 from typing import Any
 
+from firmware.common.chunks import chunk_hashes, file_sha256
 from firmware.core.errors import ConfigError
 from firmware.core.update.version import parse_version
 from host_tools.release.sbom import build_sbom
 
 DEFAULT_CHUNK = 1024 * 1024
-READ = 1024 * 1024
 FORMAT = "mamori-bundle/1"
-
-
-def file_sha256(path: Path) -> str:
-    """Streaming SHA-256 of a file."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while True:
-            block = f.read(READ)
-            if not block:
-                break
-            h.update(block)
-    return h.hexdigest()
-
-
-def chunk_hashes(path: Path, chunk_size: int) -> tuple[int, str, list[str]]:
-    """(length, whole-file sha256, per-chunk sha256 list) in one streaming pass."""
-    whole = hashlib.sha256()
-    chunks: list[str] = []
-    length = 0
-    with open(path, "rb") as f:
-        while True:
-            block = f.read(chunk_size)
-            if not block:
-                break
-            whole.update(block)
-            chunks.append(hashlib.sha256(block).hexdigest())
-            length += len(block)
-    return length, whole.hexdigest(), chunks
+__all__ = ["DEFAULT_CHUNK", "FORMAT", "build_bundle", "chunk_hashes", "file_sha256"]
 
 
 def _payload_files(src: Path) -> dict[str, Path]:

@@ -33,12 +33,12 @@ from tuf.api.metadata import (
 )
 from tuf.api.serialization.json import JSONSerializer
 
-from firmware.boards import load_board
+from firmware.common.boards import load_board
+from firmware.common.families import FAMILIES, family_of, sbom_path, target_path
 from firmware.core.errors import ConfigError, PolicyError
 from firmware.core.update.version import compare, parse_version
 from host_tools.release import history
 from host_tools.release.bundle import DEFAULT_CHUNK, build_bundle, chunk_hashes, file_sha256
-from host_tools.release.families import FAMILIES, family_of, sbom_path, target_path
 from host_tools.release.keys import KeyStore
 
 TOP_ROLES = ("root", "targets", "snapshot", "timestamp")

@@ -47,3 +47,11 @@ def build_sbom(board: dict, version: str, files: dict[str, dict], now: float) ->
         },
         "components": components,
     }
+
+
+def release_sbom(board: str) -> dict[str, Any]:
+    """The SBOM the release tool would ship for this board (runtime packages, no payload)."""
+    from firmware.common.boards import load_board
+    from firmware.common.version import software_version
+
+    return build_sbom(load_board(board), software_version(), {}, time.time())

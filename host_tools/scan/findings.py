@@ -1,7 +1,7 @@
 """Judge raw tool results against the release policy: one finding (pass/fail/skipped) each.
 
 Policy: nothing answers from the WAN side; on the LAN side only the declared ports
-(``firmware.gateway.ports``) are open and every one of them speaks TLS that meets the crypto
+(``firmware.common.ports``) are open and every one of them speaks TLS that meets the crypto
 policy (TLS 1.2+, for TLS 1.2 only ECDHE with AEAD ciphers, a sound certificate); nothing else
 listens on any of the gateway's addresses (IPv4 and IPv6, TCP and UDP); the admin API sends its
 security headers and refuses unauthenticated and malformed requests; no SBOM component has a
@@ -122,7 +122,7 @@ def lan_exposure(hosts: list[dict[str, Any]], proto: str, declared: set[tuple[st
             out.append(finding(f"ports.lan.{proto}-{port}", "ports",
                                f"Undeclared {proto.upper()} port {port} {state} on the LAN side",
                                FAIL, ev, "remove the service from the release or declare and "
-                               "justify it in firmware/gateway/ports.py", "medium"))
+                               "justify it in firmware/common/ports.py", "medium"))
         else:
             out.append(finding(f"ports.listener.{proto}-{port}", "ports",
                                f"Undeclared {proto.upper()} listener on port {port} (firewalled)",
@@ -173,7 +173,7 @@ def tls_endpoint(label: str, port: int, result: dict[str, Any],
     old = [p for p in enabled if p in OLD_PROTOCOLS]
     out.append(finding(base + ".protocols", "tls", f"{title} accepts only TLS 1.2 or newer",
                        FAIL if old else PASS, ["enabled: " + ", ".join(sorted(enabled))],
-                       "set minimum_version = TLSv1_2 (firmware/gateway/tlspolicy.py)", "high"))
+                       "set minimum_version = TLSv1_2 (firmware/common/tlspolicy.py)", "high"))
     bad = []
     for c in result.get("ciphers") or []:
         if c["version"] == "TLSv1.3":

@@ -14,11 +14,13 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from firmware.boards import load_board
+from firmware.common import osv
+from firmware.common.boards import load_board
+from firmware.common.ports import ADMIN_HTTPS_PORT, LAN_DEVICE_PORT
 from firmware.core.errors import StateError
-from firmware.gateway.ports import ADMIN_HTTPS_PORT, LAN_DEVICE_PORT
+from host_tools.release.sbom import release_sbom
 from host_tools.scan import findings as F
-from host_tools.scan import osv, tools
+from host_tools.scan import tools
 from host_tools.scan.netlab import FAMILIES, GW_LAN, Lab
 from host_tools.scan.report import build_report
 from host_tools.scan.staging import ExtraService, Staging, lab_interfaces
@@ -221,7 +223,7 @@ def scan_lab(lab: Lab) -> list[dict[str, Any]]:
 def sbom_findings(board: str, sbom_path: Path | None,
                   advisories_path: Path | None) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """SBOM vs local OSV advisories (inconclusive, and said so, without an advisory source)."""
-    sbom = osv.load_sbom(sbom_path) if sbom_path else osv.release_sbom(board)
+    sbom = osv.load_sbom(sbom_path) if sbom_path else release_sbom(board)
     comps = osv.components(sbom)
     source: dict[str, Any] = {
         "sbom": str(sbom_path) if sbom_path else "generated (host_tools.release.sbom)",

@@ -14,11 +14,12 @@ import json
 import sys
 from pathlib import Path
 
-from firmware.boards import load_board
-from firmware.gateway import jsonlog
+from firmware.common.boards import load_board
+from firmware.common.ports import ADMIN_HTTPS_PORT, LAN_DEVICE_PORT
 from firmware.gateway.composition import build_services
-from firmware.gateway.ports import ADMIN_HTTPS_PORT, LAN_DEVICE_PORT
-from firmware.gateway.runtime import Gateway, GatewayConfig
+from firmware.gateway.runtime import jsonlog
+from firmware.gateway.runtime.config import AdminConfig, GatewayConfig
+from firmware.gateway.runtime.gateway import Gateway
 
 
 async def _main(args: argparse.Namespace) -> int:
@@ -27,7 +28,7 @@ async def _main(args: argparse.Namespace) -> int:
                         {"name": args.lan_if, "role": "lan", "kind": "ethernet"}]
     cfg = GatewayConfig(board_name="sim", state_dir=args.state_dir, bundle=args.bundle,
                         lan_host=args.lan_host, lan_port=LAN_DEVICE_PORT)
-    cfg.extra.update(admin_port=ADMIN_HTTPS_PORT, admin_host=args.lan_host)
+    cfg.admin = AdminConfig(host=args.lan_host, port=ADMIN_HTTPS_PORT)
     gw = Gateway(cfg, board)
     services = build_services(gw)
     args.services_file.write_text(json.dumps([s.name for s in services]), encoding="utf-8")

@@ -18,13 +18,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from firmware.boards import load_board
+from firmware.common.boards import load_board
+from firmware.common.ports import ADMIN_HTTPS_PORT, LAN_DEVICE_PORT
 from firmware.core.boardspec import interfaces_by_role
 from firmware.core.errors import ConfigError, StateError
 from firmware.gateway.firewall import posture
 from firmware.gateway.firewall.policy import Port, policy_for_board
 from firmware.gateway.firewall.ruleset import build
-from firmware.gateway.ports import ADMIN_HTTPS_PORT, LAN_DEVICE_PORT
 from host_tools.scan.netlab import GW_LAN, Lab
 
 ROOT = Path(__file__).resolve().parents[2]

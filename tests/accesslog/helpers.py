@@ -6,10 +6,11 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from firmware.common.accesslog.files import list_segments
+from firmware.common.accesslog.reader import verify
+from firmware.common.accesslog.source import open_source
 from firmware.core.accesslog import framing
-from firmware.gateway.accesslog.store import AccessLogStore, list_segments
-from host_tools.logs.reader import verify
-from host_tools.logs.source import open_source
+from firmware.gateway.accesslog.store import AccessLogStore
 
 CANARY = "canary-Haruko-Yamada-090-1234-5678"
 

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from firmware.common.accesslog.reader import records, verify
+from firmware.common.accesslog.source import open_source
 from firmware.gateway.accesslog.store import AccessLogStore
-from host_tools.logs.reader import records, verify
-from host_tools.logs.source import open_source
 
 RUNS = 100
 

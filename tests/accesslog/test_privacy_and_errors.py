@@ -9,14 +9,14 @@ from typing import Any
 
 import pytest
 
+from firmware.common.accesslog.reader import records
+from firmware.common.accesslog.source import open_source
 from firmware.core.errors import ConfigError, IntegrityError, StateError
 from firmware.core.events import Event
 from firmware.gateway.accesslog.service import AccessLogService
 from firmware.gateway.accesslog.store import AccessLogStore
-from host_tools.cli import main
+from host_tools.cli.main import main
 from host_tools.logs.inbox import PlatformInbox
-from host_tools.logs.reader import records
-from host_tools.logs.source import open_source
 from tests.accesslog.helpers import CANARY, build_log, report, segments
 
 

@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from firmware.common.accesslog.files import load_seal
 from firmware.core.accesslog import chain, framing
 from firmware.core.accesslog.encoding import canonical, decode
 from firmware.core.accesslog.writer import checkpoint_signed_part, checkpoint_unsigned
-from firmware.gateway.accesslog.keys import LogKeys, load_seal
+from firmware.gateway.accesslog.keys import LogKeys
 from tests.accesslog.helpers import build_log, copy_state, frames_of, report, rewrite, segments
 
 

@@ -8,12 +8,12 @@ import ssl
 from pathlib import Path
 from typing import Any
 
+from firmware.common.passwords import hash_credential, new_credential
 from firmware.core.events import Event
-from firmware.gateway import install
 from firmware.gateway.admin.app import AdminApp
 from firmware.gateway.admin.web import COOKIE, Request, Response
-from firmware.gateway.credential import hash_credential, new_credential
-from firmware.gateway.keystore import KeyStore
+from firmware.gateway.identity import install
+from firmware.gateway.identity.keystore import KeyStore
 from tests.core.portable import FakeClock
 
 NEW_INSTALLER = "installer-Secret-2025!"

@@ -13,12 +13,13 @@ import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from firmware.boards import load_board
+from firmware.common.boards import load_board
 from firmware.core.events import Event
 from firmware.gateway.accesslog.store import AccessLogStore
 from firmware.gateway.admin.app import AdminApp
-from firmware.gateway.install import install_bundle
-from firmware.gateway.runtime import Gateway, GatewayConfig
+from firmware.gateway.identity.install import install_bundle
+from firmware.gateway.runtime.config import GatewayConfig
+from firmware.gateway.runtime.gateway import Gateway
 from firmware.gateway.wan.queue import OutboundQueue
 from firmware.gateway.wan.service import QUEUE_FILE, envelope, outbox_key
 from provisioning.gateway import issue_gateway

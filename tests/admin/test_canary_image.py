@@ -16,9 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from firmware.gateway import devicekey
-from firmware.gateway.install import IDENTITY
+from firmware.common import kek as devicekey
+from firmware.gateway.identity.install import IDENTITY
 from firmware.gateway.owner.resale import marker
+from firmware.gateway.owner.stores import personal_store, store_of
 from tests.admin.helpers import OWNER_NEW, https, https_login
 from tests.admin.house import House, build_house
 from tests.conftest import ROOT, require
@@ -118,6 +119,12 @@ def test_raw_image_after_resale_reset_holds_no_canary_and_no_old_key(
     img, mnt = flash
     house = build_house(tmp_path, mnt / "state")
     _live(house, _owner_session(house))
+    # every file the gateway wrote belongs to a store of the one list (owner/stores.py)
+    files = [str(f.relative_to(house.state)) for f in house.state.rglob("*") if f.is_file()]
+    assert len(files) > 20 and [f for f in files if store_of(f) is None] == []
+    assert {store_of(f).path for f in files if personal_store(f)} >= {  # type: ignore[union-attr]
+        "personal/data.bin", "admin/admin.db*", "wan/outbox.db*", "accesslog/",
+        "run/status.json", "admin/diagnostics/"}
     secrets = _secrets(house.state)
     escrow = tmp_path / "escrow"
     escrow.mkdir()

@@ -12,16 +12,16 @@ from pathlib import Path
 
 import pytest
 
-from firmware.boards import load_board
+from firmware.common.boards import load_board
 from firmware.core.errors import PolicyError, StateError
 from firmware.gateway.admin.app import AdminApp
 from firmware.gateway.admin.server import AdminServer
 from firmware.gateway.admin.tlsctx import SELF_CERT, server_context
 from firmware.gateway.admin.web import REQUIRED_HEADERS
-from firmware.gateway.keystore import KeyStore
+from firmware.gateway.identity.keystore import KeyStore
 from firmware.gateway.owner.personal import DATA_FILE, DATA_KEY, PersonalStore
 from firmware.gateway.owner.resale import clear_marker, resale_pending, resale_reset
-from firmware.gateway.runtime import LOCK_FILE
+from firmware.gateway.runtime.gateway import LOCK_FILE
 from tests.admin.helpers import (
     NEW_INSTALLER,
     OWNER_NEW,
@@ -180,7 +180,7 @@ def test_resale_reset_leaves_nothing_but_the_firmware(tmp_path: Path) -> None:
     os.close(fd)
 
     def reset(*extra: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "firmware.gateway.cli", "reset",
+        return subprocess.run([sys.executable, "-m", "firmware.gateway.cli.main", "reset",
                                "--resale", "--state-dir", str(state), "--yes", "--json", *extra],
                               capture_output=True, text=True, cwd=ROOT, timeout=120,
                               input=stdin)
@@ -230,7 +230,7 @@ def test_reset_cli_refuses_without_yes(tmp_path: Path) -> None:
     state = tmp_path / "s"
     state.mkdir()
     (state / "keep-me").write_text("x")
-    rep = subprocess.run([sys.executable, "-m", "firmware.gateway.cli", "reset", "--resale",
+    rep = subprocess.run([sys.executable, "-m", "firmware.gateway.cli.main", "reset", "--resale",
                           "--state-dir", str(state)], capture_output=True, text=True, cwd=ROOT,
                          timeout=120)
     assert rep.returncode != 0 and "--yes" in rep.stderr
@@ -239,7 +239,8 @@ def test_reset_cli_refuses_without_yes(tmp_path: Path) -> None:
 
 def test_resold_gateway_starts_no_device_or_wan_service(tmp_path: Path) -> None:
     from firmware.gateway.composition import build_services
-    from firmware.gateway.runtime import Gateway, GatewayConfig
+    from firmware.gateway.runtime.config import GatewayConfig
+    from firmware.gateway.runtime.gateway import Gateway
 
     state = tmp_path / "state"
     state.mkdir()
@@ -355,7 +356,8 @@ def test_status_file_carries_no_principal_or_free_text(tmp_path: Path) -> None:
     import asyncio
 
     from firmware.core.events import Event
-    from firmware.gateway.runtime import STATUS_FILE, Gateway, GatewayConfig
+    from firmware.gateway.runtime.config import GatewayConfig
+    from firmware.gateway.runtime.gateway import STATUS_FILE, Gateway
 
     async def run() -> dict:
         gw = Gateway(GatewayConfig(board_name="sim", state_dir=tmp_path), load_board("sim"))

@@ -19,6 +19,7 @@ NOT_STATE_PATHS = {
     "firmware/gateway/update/service.py:PENDING",  # inside update/
     "firmware/gateway/selftest/commissioning.py:RECORD",  # inside installation/commissioning/
     "firmware/gateway/wan/topics.py:PREFIX",  # an MQTT topic
+    "firmware/gateway/selftest/scratchtuf.py:TARGET",  # a TUF target path
 }
 _VERSIONED = re.compile(r"/\d+$")  # "mamori-resale/2": a document format, not a path
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from firmware.gateway.keystore import KeyStore
+from firmware.gateway.identity.keystore import KeyStore
 from tests.admin.helpers import NEW_INSTALLER, OWNER_NEW, OWNER_PW, World, body
 
 CANARIES = {"name": "CANARY-NAME-5d20", "email": "canary-7a1b@example.jp"}

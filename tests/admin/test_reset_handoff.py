@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from firmware.gateway import devicekey
+from firmware.common import kek as devicekey
 from firmware.gateway.owner.resale import marker
-from firmware.gateway.services.broker import BrokerTls, EmbeddedBroker
+from firmware.gateway.sim.broker import BrokerTls, EmbeddedBroker
 from tests.admin.house import GATEWAY_ID, House, build_house, issue
 from tests.conftest import ROOT, require
 from tests.gateway.helpers import gateway_cmd, wait_for
@@ -25,7 +25,7 @@ from tests.gateway.helpers import gateway_cmd, wait_for
 
 def mamori(*args: str, stdin: str = "", timeout: float = 120) -> subprocess.CompletedProcess[str]:
     """`mamori ARGS` as an operator runs it."""
-    return subprocess.run([sys.executable, "-m", "host_tools.cli", *args], cwd=ROOT,
+    return subprocess.run([sys.executable, "-m", "host_tools.cli.main", *args], cwd=ROOT,
                           capture_output=True, text=True, timeout=timeout, input=stdin)
 
 
@@ -53,7 +53,7 @@ def platform(tmp_path: Path) -> Iterator[dict[str, Path | str]]:
         crlfile=site / "ca" / "crl.pem"))
     broker.start()
     watch = subprocess.Popen(
-        [sys.executable, "-m", "host_tools.cli", "platform", "watch", "--broker", broker.url,
+        [sys.executable, "-m", "host_tools.cli.main", "platform", "watch", "--broker", broker.url,
          "--site", str(site), "--session", "reset-platform", "--log-inbox",
          str(tmp_path / "inbox"), "--json"], cwd=ROOT, stdout=subprocess.PIPE,
         stderr=subprocess.PIPE, text=True)

@@ -25,13 +25,15 @@ from typing import IO
 
 import pytest
 
-from firmware.boards import load_board
+from firmware.common import kek as devicekey
+from firmware.common.boards import load_board
 from firmware.core.errors import MamoriError
-from firmware.gateway import devicekey
+from firmware.gateway.cli.loghandoff import handoff
 from firmware.gateway.composition import build_services
 from firmware.gateway.owner.personal import PersonalStore
 from firmware.gateway.owner.resale import RESETTING, RESOLD, clear_marker, marker, resale_reset
-from firmware.gateway.runtime import Gateway, GatewayConfig
+from firmware.gateway.runtime.config import GatewayConfig
+from firmware.gateway.runtime.gateway import Gateway
 from tests.admin.house import House, build_house
 from tests.conftest import ROOT
 
@@ -57,7 +59,7 @@ def _secrets(state: Path) -> list[bytes]:
 def _start(house: House, state: Path, escrow: Path, **env: str) -> subprocess.Popen[str]:
     escrow.mkdir(exist_ok=True)
     return subprocess.Popen(
-        [sys.executable, "-m", "firmware.gateway.cli", "reset", "--resale", "--yes", "--json",
+        [sys.executable, "-m", "firmware.gateway.cli.main", "reset", "--resale", "--yes", "--json",
          "--state-dir", str(state), "--escrow-to", str(escrow)],
         cwd=ROOT, env=dict(os.environ, MAMORI_RESET_TRACE="1", **env), text=True,
         stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -109,7 +111,7 @@ def _fork(state: Path, escrow: Path) -> tuple[int, IO[str]]:
         try:
             sys.stderr = os.fdopen(w, "w", buffering=1)
             os.environ["MAMORI_RESET_TRACE"] = "1"
-            resale_reset(state, load_board("sim"), yes=True, handoff="escrow", escrow_to=escrow)
+            resale_reset(state, load_board("sim"), handoff("escrow", escrow_to=escrow), yes=True)
             code = 0
         finally:
             os._exit(code)
@@ -201,7 +203,7 @@ def _real_start(house: House, state: Path) -> dict:
     import json
 
     run = subprocess.run(
-        [sys.executable, "-m", "firmware.gateway.cli", "run", "--board", "sim", "--state-dir",
+        [sys.executable, "-m", "firmware.gateway.cli.main", "run", "--board", "sim", "--state-dir",
          str(state), "--bundle", str(house.bundle), "--duration", "1"],
         cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr[-2000:]

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from firmware.gateway import install
 from firmware.gateway.admin import app as app_mod
 from firmware.gateway.admin import auth, roles, web
-from firmware.gateway.keystore import KeyStore
+from firmware.gateway.identity import install
+from firmware.gateway.identity.keystore import KeyStore
 from firmware.gateway.selftest.runner import run_checks
 from tests.admin.helpers import World
 
@@ -92,7 +92,7 @@ def test_web_hardening_fails_when_routes_are_open(w: World,
 
 def test_web_hardening_fails_when_initial_credential_opens(
         w: World, monkeypatch: pytest.MonkeyPatch) -> None:
-    from firmware.gateway.credential import AdminCredential, verify_hash
+    from firmware.common.passwords import AdminCredential, verify_hash
 
     def lax(self: AdminCredential, secret: str) -> None:
         if not verify_hash(secret, self.record["hash"]):

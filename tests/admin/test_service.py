@@ -9,17 +9,19 @@ from pathlib import Path
 
 import pytest
 
-from firmware.boards import load_board
+from firmware.common.boards import load_board
 from firmware.core.errors import PolicyError
 from firmware.gateway.admin.service import AdminService
 from firmware.gateway.admin.tlsctx import SELF_CERT
 from firmware.gateway.admin.web import REQUIRED_HEADERS
-from firmware.gateway.runtime import Gateway, GatewayConfig
+from firmware.gateway.runtime.config import AdminConfig, GatewayConfig
+from firmware.gateway.runtime.gateway import Gateway
 from tests.admin.helpers import provision
 
 
-def _gw(state: Path, **extra: object) -> Gateway:
-    cfg = GatewayConfig(board_name="sim", state_dir=state, extra=dict(extra))
+def _gw(state: Path, admin_port: int | None = None, admin_host: str | None = None) -> Gateway:
+    cfg = GatewayConfig(board_name="sim", state_dir=state,
+                        admin=AdminConfig(host=admin_host, port=admin_port))
     return Gateway(cfg, load_board("sim"))
 
 

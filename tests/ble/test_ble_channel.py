@@ -23,7 +23,7 @@ from firmware.gateway.ble.channel import (
     device_connect,
 )
 from firmware.gateway.ble.noise import NoiseIK, public_bytes
-from firmware.gateway.lantls import install_crl
+from firmware.gateway.identity.admission import install_crl
 from provisioning import pki
 from tests.provisioning.sitekit import Kit, load
 

@@ -10,17 +10,18 @@ from typing import Any
 
 import pytest
 
-from firmware.boards import load_board
+from firmware.common.boards import load_board
 from firmware.core import blelink, frames
 from firmware.core.errors import AuthError, StateError
 from firmware.core.events import Event
 from firmware.device.blerunner import run_ble_session
 from firmware.device.portable.agent import DeviceAgent
-from firmware.gateway.binding import DeviceBinding
 from firmware.gateway.ble.channel import RECORD_KIND, device_connect
 from firmware.gateway.ble.service import BleService, LoopbackBleRadio, send_frames
-from firmware.gateway.devices import DeviceRouter
-from firmware.gateway.runtime import Gateway, GatewayConfig
+from firmware.gateway.devices.router import DeviceRouter
+from firmware.gateway.identity.binding import DeviceBinding
+from firmware.gateway.runtime.config import GatewayConfig
+from firmware.gateway.runtime.gateway import Gateway
 from provisioning import pki
 from provisioning.installsecret import issue_install_secret
 from tests.provisioning.sitekit import Kit, load
@@ -33,7 +34,7 @@ def kit(tmp_path_factory: pytest.TempPathFactory) -> Kit:
 
 def make_gw(state: Path) -> tuple[Gateway, list[Event]]:
     gw = Gateway(GatewayConfig(board_name="sim", state_dir=state), load_board("sim"))
-    gw.config.extra["gateway_id"] = "gw1"
+    gw.gateway_id = "gw1"
     events: list[Event] = []
     gw.bus.subscribe(events.append)
     return gw, events

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from firmware.boards import list_boards, load_board, load_file
+from firmware.common.boards import list_boards, load_board, load_file
 from firmware.core.errors import ConfigError
 from tests.conftest import ROOT
 
@@ -17,7 +17,7 @@ REQUIRED = {"rpi4", "rpi5", "pi-zero-2w", "cm4", "pico-w", "esp32-s3", "sim"}
 
 
 def mamori(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "host_tools.cli", *args], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "host_tools.cli.main", *args], capture_output=True,
                           text=True, cwd=ROOT)
 
 
@@ -97,7 +97,7 @@ def test_name_must_match_file(tmp_path: Path) -> None:
 
 def test_cli_reports_broken_profile(tmp_path: Path) -> None:
     _broken(tmp_path, 'runtime = "cpython"', 'runtime = "java"')
-    proc = subprocess.run([sys.executable, "-m", "host_tools.cli", "boards", "show", "rpi4"],
+    proc = subprocess.run([sys.executable, "-m", "host_tools.cli.main", "boards", "show", "rpi4"],
                           capture_output=True, text=True, cwd=ROOT,
                           env={"MAMORI_BOARDS_DIR": str(tmp_path), "PATH": "/usr/bin:/bin"})
     assert proc.returncode == 1

@@ -6,12 +6,12 @@ import json
 
 import pytest
 
-from firmware.boards import load_board
-from firmware.gateway.cli import main
+from firmware.common.boards import load_board
+from firmware.common.ports import ADMIN_HTTPS_PORT, LAN_DEVICE_PORT
+from firmware.gateway.cli.main import main
 from firmware.gateway.firewall import posture
 from firmware.gateway.firewall.policy import Port, policy_for_board
 from firmware.gateway.firewall.ruleset import build
-from firmware.gateway.ports import ADMIN_HTTPS_PORT, LAN_DEVICE_PORT
 from tests.firewall.netlab import GW_LAN, GW_WAN, LAN_ADDR, Lab
 
 ALL = "1-65535"

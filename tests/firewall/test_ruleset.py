@@ -7,13 +7,13 @@ import json
 
 import pytest
 
-from firmware.boards import list_boards, load_board
+from firmware.common.boards import list_boards, load_board
+from firmware.common.ports import ADMIN_HTTPS_PORT, LAN_DEVICE_PORT
 from firmware.core.errors import ConfigError
-from firmware.gateway.cli import main
+from firmware.gateway.cli.main import main
 from firmware.gateway.firewall import compare
 from firmware.gateway.firewall.policy import Port, policy_for_board
 from firmware.gateway.firewall.ruleset import Ruleset, build
-from firmware.gateway.ports import ADMIN_HTTPS_PORT, LAN_DEVICE_PORT
 
 
 def _rpi4() -> Ruleset:

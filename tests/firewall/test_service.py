@@ -7,19 +7,22 @@ from pathlib import Path
 
 import pytest
 
-from firmware.boards import load_board
+from firmware.common.boards import load_board
+from firmware.common.ports import ADMIN_HTTPS_PORT, LAN_DEVICE_PORT
 from firmware.core.errors import StateError
 from firmware.core.events import Event
 from firmware.gateway.firewall import service as fwservice
 from firmware.gateway.firewall.service import NO_CAP, SIM_NO_NETNS, FirewallService
-from firmware.gateway.ports import ADMIN_HTTPS_PORT, LAN_DEVICE_PORT
-from firmware.gateway.runtime import Gateway, GatewayConfig
+from firmware.gateway.runtime.config import FirewallConfig, GatewayConfig
+from firmware.gateway.runtime.gateway import Gateway
 from tests.firewall.netlab import Lab
 
 
-def _gw(board: str, tmp_path: Path, **extra: object) -> tuple[Gateway, list[Event]]:
-    gw = Gateway(GatewayConfig(board_name=board, state_dir=tmp_path, extra=dict(extra)),
-                 load_board(board))
+def _gw(board: str, tmp_path: Path, netns: str | None = None,
+        interval: float = 60.0) -> tuple[Gateway, list[Event]]:
+    cfg = GatewayConfig(board_name=board, state_dir=tmp_path,
+                        firewall=FirewallConfig(netns=netns, interval=interval))
+    gw = Gateway(cfg, load_board(board))
     events: list[Event] = []
     gw.bus.subscribe(events.append)
     return gw, events
@@ -54,7 +57,7 @@ def test_sim_never_firewalls_the_host(tmp_path: Path, monkeypatch: pytest.Monkey
 
 def test_service_applies_detects_drift_and_restores(lab: Lab, tmp_path: Path) -> None:
     lab.listen(lab.gw, [LAN_DEVICE_PORT, ADMIN_HTTPS_PORT], [])
-    gw, events = _gw("rpi4", tmp_path, firewall_netns=lab.gw, firewall_interval=3600)
+    gw, events = _gw("rpi4", tmp_path, netns=lab.gw, interval=3600)
 
     async def scenario() -> None:
         svc = FirewallService(gw)
@@ -99,7 +102,7 @@ def test_service_applies_detects_drift_and_restores(lab: Lab, tmp_path: Path) ->
 
 def test_service_alerts_once_on_a_foreign_table_hooking_input(lab: Lab, tmp_path: Path) -> None:
     lab.listen(lab.gw, [LAN_DEVICE_PORT, ADMIN_HTTPS_PORT], [])
-    gw, events = _gw("rpi4", tmp_path, firewall_netns=lab.gw, firewall_interval=3600)
+    gw, events = _gw("rpi4", tmp_path, netns=lab.gw, interval=3600)
 
     async def scenario() -> None:
         svc = FirewallService(gw)

@@ -86,7 +86,7 @@ def target() -> Iterator[WasmTarget]:
 
 def mamori(env: dict[str, str], *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
     """Run the real `mamori` command line."""
-    return subprocess.run([sys.executable, "-m", "host_tools.cli", *args], env=env, cwd=ROOT,
+    return subprocess.run([sys.executable, "-m", "host_tools.cli.main", *args], env=env, cwd=ROOT,
                           capture_output=True, text=True, timeout=timeout)
 
 

@@ -48,7 +48,7 @@ def device_sha256(t: WasmTarget, paths: list[str]) -> dict[str, str]:
 def local_expected(env: dict[str, str]) -> dict[str, str]:
     """What the board should hold: built here, hashed here."""
     os.environ["MAMORI_BOARDS_DIR"] = env["MAMORI_BOARDS_DIR"]
-    from firmware.boards import load_board
+    from firmware.common.boards import load_board
     from host_tools.flash import payload
 
     files = payload.build(load_board("mp-sim"))
@@ -117,7 +117,7 @@ def test_interrupted_deploy_leaves_no_partial_file_under_a_final_name(
         env: dict[str, str], target: WasmTarget) -> None:
     # Cut the line (as if unplugged) part-way through the transfer, then SIGKILL the tool.
     target.cut_after = 40_000
-    proc = subprocess.Popen([sys.executable, "-m", "host_tools.cli", "flash", "deploy", DEV,
+    proc = subprocess.Popen([sys.executable, "-m", "host_tools.cli.main", "flash", "deploy", DEV,
                              "--board", "mp-sim", "--port", target.port, "--no-reset",
                              "--quiet", "--timeout", "30"], env=env, cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)

@@ -15,14 +15,34 @@ from tests.conftest import ROOT
 
 def gateway_cmd(*args: str) -> list[str]:
     """Command line of `mamori-gateway ARGS` run with this interpreter."""
-    return [sys.executable, "-m", "firmware.gateway.cli", *args]
+    return [sys.executable, "-m", "firmware.gateway.cli.main", *args]
+
+
+def host_cmd(*args: str) -> list[str]:
+    """Command line of `mamori ARGS` run with this interpreter."""
+    return [sys.executable, "-m", "host_tools.cli.main", *args]
 
 
 def start_gateway(state_dir: Path, *args: str) -> subprocess.Popen[str]:
-    """Start `mamori-gateway run --board sim --state-dir DIR ARGS` in the background."""
+    """Start the demo house (`mamori demo --state-dir DIR ARGS`) in the background.
+
+    `mamori demo` makes the house, then becomes `mamori-gateway run --board sim` (same pid).
+    """
     return subprocess.Popen(
-        gateway_cmd("run", "--board", "sim", "--state-dir", str(state_dir), *args),
+        host_cmd("demo", "--state-dir", str(state_dir), *args),
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def stop_gateway(proc: subprocess.Popen[str], timeout: float = 60) -> tuple[int, str]:
+    """SIGTERM the gateway and wait for its clean exit; (exit code, stderr tail)."""
+    if proc.poll() is None:
+        proc.terminate()
+    try:
+        _, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        _, err = proc.communicate()
+    return proc.returncode, err[-3000:]
 
 
 def status(state_dir: Path) -> tuple[int, dict[str, Any] | None]:

@@ -11,12 +11,13 @@ from typing import Any
 
 import pytest
 
-from firmware.boards import load_board
+from firmware.common.boards import load_board
 from firmware.core.errors import AuthError, ConfigError, PolicyError, StateError
 from firmware.core.events import Event
-from firmware.gateway import control
-from firmware.gateway.control import ControlService
-from firmware.gateway.runtime import Gateway, GatewayConfig
+from firmware.gateway.runtime import control
+from firmware.gateway.runtime.config import GatewayConfig
+from firmware.gateway.runtime.control import ControlService
+from firmware.gateway.runtime.gateway import Gateway
 
 
 def make(state: Path) -> tuple[ControlService, list[Event]]:

@@ -6,8 +6,8 @@ import json
 import subprocess
 from pathlib import Path
 
-from firmware.gateway.install import PENDING_BLE, PENDING_TLS, install_bundle
-from firmware.gateway.keystore import KeyStore
+from firmware.gateway.identity.install import PENDING_BLE, PENDING_TLS, install_bundle
+from firmware.gateway.identity.keystore import KeyStore
 from provisioning.gateway import issue_gateway
 from provisioning.site import Site
 from tests.conftest import ROOT

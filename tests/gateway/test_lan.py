@@ -7,13 +7,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from firmware.boards import load_board
+from firmware.common.boards import load_board
 from firmware.core import frames
 from firmware.core.events import Event
 from firmware.device.portable.agent import DeviceAgent
 from firmware.device.runner import run_session
-from firmware.gateway.runtime import Gateway, GatewayConfig
-from firmware.gateway.services.lan import LanService, registry_authorizer
+from firmware.gateway.lan.service import LanService, registry_authorizer
+from firmware.gateway.runtime.config import GatewayConfig
+from firmware.gateway.runtime.gateway import Gateway
 
 IDENT = {"lock-1": {"id": "lock-1", "kind": "lock", "transport": "ip", "maker": "M",
                     "model": "L", "interval": 0.2, "level": 3}}

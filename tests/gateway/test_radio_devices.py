@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from firmware.gateway.demo import site_dir_for
-from firmware.gateway.zigbee.installcode import DEFAULT_TC_LINK_KEY, link_key
+from firmware.common.installcode import DEFAULT_TC_LINK_KEY, link_key
+from host_tools.demo import site_dir_for
 from provisioning.devices import issue_device
 from provisioning.site import Site
 from tests.conftest import ROOT, require
@@ -34,7 +34,7 @@ def radios_online(doc: dict[str, Any]) -> bool:
 def test_ble_and_zigbee_demo_devices_join_window_and_rogue_alert(tmp_path: Path) -> None:
     require("mosquitto")  # the demo's platform broker (WAN command to the BLE device)
     state = tmp_path / "gw"
-    proc = start_gateway(state, "--duration", "40")
+    proc = start_gateway(state)
     try:
         doc = wait_for(state, radios_online, timeout=30)
         devs = by_id(doc)
@@ -48,7 +48,7 @@ def test_ble_and_zigbee_demo_devices_join_window_and_rogue_alert(tmp_path: Path)
         # a platform command over the WAN reaches the BLE device through the router
         broker = "mqtts://" + doc["wan"]["broker"].split("://")[-1]
         cmd = subprocess.run(
-            [sys.executable, "-m", "host_tools.cli", "platform", "command", "--broker", broker,
+            [sys.executable, "-m", "host_tools.cli.main", "platform", "command", "--broker", broker,
              "--site", str(site_dir_for(state)), "--gateway", "sim-gateway",
              "--device", "bedroom-window", "--action", "disarm", "--json"],
             cwd=ROOT, capture_output=True, text=True, timeout=60)
@@ -65,7 +65,7 @@ def test_ble_and_zigbee_demo_devices_join_window_and_rogue_alert(tmp_path: Path)
                                             for e in d.get("events", [])))
         ev = [e for e in doc["events"] if e["kind"] == "rogue.zigbee"][0]
         assert ev["severity"] == "alert" and "reason" not in ev  # status: no free text
-        shown = subprocess.run([sys.executable, "-m", "host_tools.cli", "logs", "show",
+        shown = subprocess.run([sys.executable, "-m", "host_tools.cli.main", "logs", "show",
                                 str(state), "--json"], cwd=ROOT, capture_output=True,
                                text=True, timeout=60)
         rec = [r for r in json.loads(shown.stdout) if r.get("kind") == "rogue.zigbee"]
@@ -105,7 +105,9 @@ def test_ble_and_zigbee_demo_devices_join_window_and_rogue_alert(tmp_path: Path)
 def test_permit_without_a_running_gateway_is_a_clear_error(tmp_path: Path) -> None:
     creds = tmp_path / "c.json"
     creds.write_text(json.dumps({"format": "mamori-device-credentials/1",
-                                 "transport": "zigbee"}))
+                                 "transport": "zigbee", "device_id": "plug",
+                                 "install_code": "00" * 18, "ieee": "02:00:00:00:00:00:00:01",
+                                 "record": {"signed": "by nobody"}}))
     proc = gateway("zigbee", "permit", "--state-dir", str(tmp_path), "--credentials",
                    str(creds))
     assert proc.returncode == 1 and "no gateway is running" in proc.stderr

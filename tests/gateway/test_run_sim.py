@@ -6,11 +6,18 @@ import signal
 import subprocess
 from pathlib import Path
 
-from tests.gateway.helpers import gateway_cmd, online, start_gateway, status, wait_for
+from tests.gateway.helpers import (
+    gateway_cmd,
+    online,
+    start_gateway,
+    status,
+    stop_gateway,
+    wait_for,
+)
 
 
 def test_sim_gateway_lists_three_devices_online_and_exits_zero(tmp_path: Path) -> None:
-    proc = start_gateway(tmp_path, "--duration", "8")
+    proc = start_gateway(tmp_path)
     try:
         doc = wait_for(tmp_path, lambda d: len(online(d)) >= 3)
         for dev in doc["devices"]:
@@ -18,8 +25,17 @@ def test_sim_gateway_lists_three_devices_online_and_exits_zero(tmp_path: Path) -
         assert doc["gateway"]["running"] is True
         assert doc["lan"]["port"] > 0
     finally:
-        out, err = proc.communicate(timeout=30)
-    assert proc.returncode == 0, err[-2000:]
+        code, err = stop_gateway(proc)
+    assert code == 0, err
+    code, doc = status(tmp_path)
+    assert code == 3 and doc is not None and doc["gateway"]["state"] == "stopped"
+
+
+def test_duration_stops_the_gateway_by_itself(tmp_path: Path) -> None:
+    proc = subprocess.run(gateway_cmd("run", "--board", "sim", "--state-dir", str(tmp_path),
+                                      "--duration", "0.5"),
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
     code, doc = status(tmp_path)
     assert code == 3 and doc is not None and doc["gateway"]["state"] == "stopped"
 
@@ -38,7 +54,7 @@ def test_sigterm_shuts_down_cleanly(tmp_path: Path) -> None:
 
 
 def test_second_gateway_on_same_state_dir_refused(tmp_path: Path) -> None:
-    proc = start_gateway(tmp_path, "--duration", "10")
+    proc = start_gateway(tmp_path)
     try:
         wait_for(tmp_path, lambda d: d.get("gateway", {}).get("running") is True)
         second = subprocess.run(gateway_cmd("run", "--board", "sim", "--state-dir",

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from firmware.gateway.services.broker import BrokerTls, EmbeddedBroker
+from firmware.gateway.sim.broker import BrokerTls, EmbeddedBroker
 from provisioning.devices import issue_device
 from provisioning.gateway import issue_gateway
 from provisioning.site import Site
@@ -25,7 +25,7 @@ from tests.gateway.helpers import gateway_cmd, wait_for
 
 
 def mamori(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "host_tools.cli", *args], cwd=ROOT,
+    return subprocess.run([sys.executable, "-m", "host_tools.cli.main", *args], cwd=ROOT,
                           capture_output=True, text=True, timeout=timeout)
 
 
@@ -56,7 +56,7 @@ def house(tmp_path: Path) -> Iterator[dict[str, Path | str]]:
 def test_installation_end_to_end(house: dict[str, Path | str]) -> None:
     site, url, state = str(house["site"]), str(house["url"]), Path(house["state"])
     watch = subprocess.Popen(
-        [sys.executable, "-m", "host_tools.cli", "platform", "watch", "--broker", url,
+        [sys.executable, "-m", "host_tools.cli.main", "platform", "watch", "--broker", url,
          "--site", site, "--session", "e2e-platform", "--log-inbox", str(house["inbox"]),
          "--duration", "90", "--json"], cwd=ROOT, stdout=subprocess.PIPE,
         stderr=subprocess.PIPE, text=True)

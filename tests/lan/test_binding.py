@@ -11,16 +11,19 @@ from pathlib import Path
 
 import pytest
 
-from firmware.boards import load_board
+from firmware.common.boards import load_board
 from firmware.core.errors import AuthError, ConfigError
 from firmware.core.events import Event
 from firmware.device.cli import load_ticket
+from firmware.device.credentials import tls_context as client_context
 from firmware.device.portable.agent import DeviceAgent
 from firmware.device.runner import run_session
-from firmware.gateway.binding import BOUND, DeviceBinding, set_required
-from firmware.gateway.lantls import DeviceAuthorizer, client_context, server_context
-from firmware.gateway.runtime import Gateway, GatewayConfig
-from firmware.gateway.services.lan import LanService
+from firmware.gateway.identity.admission import DeviceAuthorizer
+from firmware.gateway.identity.binding import BOUND, DeviceBinding, set_required
+from firmware.gateway.lan.service import LanService
+from firmware.gateway.lan.tls import server_context
+from firmware.gateway.runtime.config import GatewayConfig
+from firmware.gateway.runtime.gateway import Gateway
 from provisioning.gateway import issue_gateway
 from provisioning.installsecret import issue_install_secret
 from tests.provisioning.sitekit import Kit, load

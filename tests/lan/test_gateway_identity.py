@@ -10,9 +10,9 @@ import pytest
 
 from firmware.core import frames
 from firmware.core.errors import AuthError
+from firmware.device.credentials import tls_context as client_context
 from firmware.device.portable.agent import DeviceAgent
 from firmware.device.runner import run_session
-from firmware.gateway.lantls import client_context
 from tests.provisioning.sitekit import Kit, load
 
 

@@ -10,14 +10,17 @@ from pathlib import Path
 
 import pytest
 
-from firmware.boards import load_board
+from firmware.common.boards import load_board
 from firmware.core.errors import AuthError, MamoriError, StateError
 from firmware.core.events import Event
+from firmware.device.credentials import tls_context as client_context
 from firmware.device.portable.agent import DeviceAgent
 from firmware.device.runner import run_session
-from firmware.gateway.lantls import DeviceAuthorizer, client_context, install_crl, server_context
-from firmware.gateway.runtime import Gateway, GatewayConfig
-from firmware.gateway.services.lan import LanService
+from firmware.gateway.identity.admission import DeviceAuthorizer, install_crl
+from firmware.gateway.lan.service import LanService
+from firmware.gateway.lan.tls import server_context
+from firmware.gateway.runtime.config import GatewayConfig
+from firmware.gateway.runtime.gateway import Gateway
 from provisioning import pki
 from tests.provisioning.sitekit import Kit, load, mismatched_key
 

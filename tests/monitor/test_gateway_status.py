@@ -11,7 +11,7 @@ from tests.gateway.helpers import start_gateway, wait_for
 
 
 def test_status_has_monitor_section_and_counts_rogue_attempts(tmp_path: Path) -> None:
-    proc = start_gateway(tmp_path, "--duration", "30")
+    proc = start_gateway(tmp_path)
     try:
         doc = wait_for(tmp_path, lambda d: "monitor" in d and d.get("lan", {}).get("port"))
         port = doc["lan"]["port"]

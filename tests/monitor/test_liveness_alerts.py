@@ -9,11 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from firmware.boards import load_board
+from firmware.common.boards import load_board
 from firmware.core.events import Event
-from firmware.gateway import runtime
 from firmware.gateway.monitor.service import MonitorService
-from firmware.gateway.runtime import Gateway, GatewayConfig
+from firmware.gateway.runtime import gateway as runtime
+from firmware.gateway.runtime.config import GatewayConfig
+from firmware.gateway.runtime.gateway import Gateway
 from tests.core.portable import FakeClock
 
 

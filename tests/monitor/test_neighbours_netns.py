@@ -12,11 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from firmware.boards import load_board
+from firmware.common.boards import load_board
 from firmware.core.events import Event
 from firmware.gateway.monitor.neighbours import NeighbourWatcher, parse_ip_neigh, parse_proc_arp
 from firmware.gateway.monitor.service import MonitorService, peer_ip
-from firmware.gateway.runtime import Gateway, GatewayConfig
+from firmware.gateway.runtime.config import GatewayConfig
+from firmware.gateway.runtime.gateway import Gateway
 from tests.conftest import require
 from tests.monitor.helpers import until
 

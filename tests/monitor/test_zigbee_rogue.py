@@ -6,11 +6,12 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from firmware.boards import load_board
+from firmware.common.boards import load_board
 from firmware.core.events import Event
 from firmware.core.rogue import RoguePipeline
 from firmware.gateway.monitor.service import MonitorService
-from firmware.gateway.runtime import Gateway, GatewayConfig
+from firmware.gateway.runtime.config import GatewayConfig
+from firmware.gateway.runtime.gateway import Gateway
 from firmware.gateway.zigbee.app import FakeRadio, MamoriZigbeeApp
 
 CONFIG = {"device": {"path": "sim://zigbee"}, "database_path": None}

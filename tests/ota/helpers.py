@@ -12,7 +12,7 @@ from typing import Any
 
 from tuf.api.metadata import Metadata, Signed, Targets
 
-from firmware.boards import load_board
+from firmware.common.boards import load_board
 from firmware.gateway.update.agent import UpdateAgent
 from host_tools.release.repo import ReleaseRepo
 from host_tools.release.serve import RepoServer
@@ -109,7 +109,7 @@ def gateway_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 
     """Run `mamori-gateway ARGS` as a subprocess (stdin: `input`, else empty)."""
     e = dict(os.environ)
     e.update(env or {})
-    return subprocess.run([sys.executable, "-m", "firmware.gateway.cli", *args], cwd=ROOT,
+    return subprocess.run([sys.executable, "-m", "firmware.gateway.cli.main", *args], cwd=ROOT,
                           capture_output=True, text=True, timeout=timeout, env=e,
                           input=input or "")
 
@@ -122,7 +122,7 @@ def admin_state(env: Env, tmp: Path, change: bool = True) -> str:
     (changed to ADMIN_SECRET, or the unchanged initial one when change is False)."""
     import shutil
 
-    from firmware.gateway.install import change_admin_credential
+    from firmware.gateway.identity.install import change_admin_credential
     from tests.provisioning.sitekit import Kit
 
     kit = Kit(tmp / "kit")

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from firmware.boards import load_board
+from firmware.common.boards import load_board
 from firmware.gateway.update.agent import UpdateAgent
 from firmware.gateway.update.boot import TrybootBoot, parse_autoboot
 from firmware.gateway.update.store import Paths
@@ -66,8 +66,8 @@ class RpiRig:
         self.env = env
         tmp = env.tmp
         self.image = tmp / "rpi4.img"
-        r = subprocess.run([sys.executable, "-m", "host_tools.cli", "flash", "image", "--board",
-                            "rpi4", "--out", str(self.image), "--json",
+        r = subprocess.run([sys.executable, "-m", "host_tools.cli.main", "flash", "image",
+                            "--board", "rpi4", "--out", str(self.image), "--json",
                             "--unsigned-dev-build"], cwd=ROOT,
                            capture_output=True, text=True, timeout=120)
         assert r.returncode == 0, r.stderr

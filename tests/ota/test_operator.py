@@ -6,8 +6,8 @@ from __future__ import annotations
 import tarfile
 from pathlib import Path
 
-from firmware.gateway.commands.update import local_console
-from firmware.gateway.install import change_admin_credential
+from firmware.gateway.cli.update import local_console
+from firmware.gateway.identity.install import change_admin_credential
 from firmware.gateway.owner.resale import resale_pending, resale_reset
 from firmware.gateway.update import status
 from tests.ota.helpers import ADMIN_SECRET, Env, admin_state, gateway_cli, tree_digest

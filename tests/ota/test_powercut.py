@@ -27,7 +27,7 @@ CUTS = 110
 def _start(env: Env) -> subprocess.Popen[str]:
     e = dict(os.environ, MAMORI_OTA_TRACE="1")
     return subprocess.Popen(
-        [sys.executable, "-m", "firmware.gateway.cli", "update", "--state-dir", str(env.state),
+        [sys.executable, "-m", "firmware.gateway.cli.main", "update", "--state-dir", str(env.state),
          "--from", env.url], cwd=ROOT, env=e, stderr=subprocess.PIPE,
         stdout=subprocess.DEVNULL, text=True)
 

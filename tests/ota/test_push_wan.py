@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from firmware.gateway.services.broker import BrokerTls, EmbeddedBroker
+from firmware.gateway.sim.broker import BrokerTls, EmbeddedBroker
 from firmware.gateway.update import status
 from firmware.gateway.update.agent import UpdateAgent
 from firmware.gateway.wan import topics
@@ -32,7 +32,7 @@ GWS = ("gw-a", "gw-b")
 
 
 def mamori(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "host_tools.cli", *args], cwd=ROOT,
+    return subprocess.run([sys.executable, "-m", "host_tools.cli.main", *args], cwd=ROOT,
                           capture_output=True, text=True, timeout=timeout)
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 
-from firmware.gateway.install import install_bundle
+from firmware.gateway.identity.install import install_bundle
 from provisioning import pki
 from provisioning.devices import issue_device
 from provisioning.gateway import issue_gateway

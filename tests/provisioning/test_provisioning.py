@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 
+from firmware.common.installcode import check_install_code, link_key
+from firmware.common.passwords import MustChangeCredential
 from firmware.core.errors import AuthError, ConfigError, IntegrityError, PolicyError, StateError
-from firmware.gateway import install
-from firmware.gateway.credential import MustChangeCredential
-from firmware.gateway.enrol import InstallTickets
-from firmware.gateway.keystore import KeyStore
-from firmware.gateway.zigbee.installcode import check_install_code, link_key
-from host_tools.cli import main as mamori
+from firmware.gateway.identity import install
+from firmware.gateway.identity.keystore import KeyStore
+from firmware.gateway.identity.tickets import InstallTickets
+from host_tools.cli.main import main as mamori
 from provisioning import pki
 from provisioning.gateway import issue_gateway
 from provisioning.site import Site

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from firmware.core.errors import ConfigError
-from host_tools.cli import main
+from host_tools.cli.main import main
 from host_tools.risk import cvss
 
 PLAIN = "AV:N/AC:H/PR:N/UI:N/S:U/C:H/I:H/A:H"

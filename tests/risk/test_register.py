@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from firmware.core.errors import ConfigError
-from host_tools.cli import main
+from host_tools.cli.main import main
 from host_tools.risk.register import build_register, load_model
 
 ROOT = Path(__file__).resolve().parents[2]

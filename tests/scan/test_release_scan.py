@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from host_tools.cli import main
+from host_tools.cli.main import main
 from host_tools.scan.report import passed, report_hash
 from tests.conftest import require
 from tests.scan import fixtures

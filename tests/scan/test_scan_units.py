@@ -7,9 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from firmware.common import osv
 from firmware.core.errors import ConfigError, PolicyError, StateError
+from host_tools.release.sbom import release_sbom
 from host_tools.scan import findings as F
-from host_tools.scan import osv, tools
+from host_tools.scan import tools
 from host_tools.scan.gate import check_scan
 from host_tools.scan.report import build_report, passed, render_html, report_hash
 from host_tools.scan.staging import ExtraService
@@ -86,7 +88,7 @@ def test_osv_files_and_match(tmp_path: Path) -> None:
         with pytest.raises(ConfigError):
             osv.load_advisories(tmp_path / "bad.json") if bad != "{\"bomFormat\": \"SPDX\"}" \
                 else osv.load_sbom(tmp_path / "bad.json")
-    assert osv.release_sbom("sim")["bomFormat"] == "CycloneDX"
+    assert release_sbom("sim")["bomFormat"] == "CycloneDX"
 
 
 # -- tools and policy ------------------------------------------------------------------------
@@ -202,7 +204,7 @@ def test_gate(tmp_path: Path) -> None:
 
 def test_release_publish_refuses_failed_scan_unless_overridden(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from host_tools.cli import main
+    from host_tools.cli.main import main
     from tests.ota.helpers import make_payload
 
     repo = tmp_path / "repo"

@@ -12,11 +12,12 @@ from typing import Any
 
 from firmware.core import selftest as model
 from firmware.core.events import Event
-from firmware.gateway import deviceinfo
 from firmware.gateway.accesslog.service import AccessLogService
-from firmware.gateway.install import change_admin_credential
-from firmware.gateway.keystore import KeyStore
-from firmware.gateway.runtime import Gateway, GatewayConfig
+from firmware.gateway.identity import deviceinfo
+from firmware.gateway.identity.install import change_admin_credential
+from firmware.gateway.identity.keystore import KeyStore
+from firmware.gateway.runtime.config import GatewayConfig
+from firmware.gateway.runtime.gateway import Gateway
 from firmware.gateway.selftest.runner import run_checks
 from host_tools.logs.inbox import PlatformInbox
 from tests.provisioning.sitekit import Kit

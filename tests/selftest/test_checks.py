@@ -14,8 +14,9 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
-from firmware.boards import boards_dir
-from firmware.gateway import deviceinfo, tlspolicy
+from firmware.common import tlspolicy
+from firmware.common.boards import boards_dir
+from firmware.gateway.identity import deviceinfo
 from tests.selftest.helpers import TODAY, assert_fail, provisioned, run_area, snapshot
 
 run = run_area

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from firmware.boards import load_board
+from firmware.common.boards import load_board
 from firmware.gateway.firewall import nft, posture
 from firmware.gateway.firewall.policy import policy_for_board
 from firmware.gateway.firewall.ruleset import build

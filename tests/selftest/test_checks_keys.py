@@ -12,8 +12,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
-from firmware.gateway import devicekey
-from firmware.gateway.keystore import KeyStore
+from firmware.common import kek as devicekey
+from firmware.gateway.identity.keystore import KeyStore
 from firmware.gateway.selftest.checks.keys import strength_bits
 from tests.selftest import helpers
 from tests.selftest.helpers import TODAY, provisioned, run_area
@@ -127,7 +127,7 @@ def test_plaintext_open_and_foreign_key_files(tmp_path: Path) -> None:
 
 
 def test_feature_checks_are_registered_with_stable_ids() -> None:
-    from firmware.gateway.selftest.registry import load_checks
+    from firmware.gateway.selftest.checks import load_checks
 
     checks = load_checks()
     want = {"firewall.ruleset": "SR3-H-2", "firewall.listeners": "C4",

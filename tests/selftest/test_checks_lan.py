@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from firmware.gateway import lantls
+from firmware.gateway.lan import tls as lantls
 from firmware.gateway.selftest.checks.lan import ProbeSite
 from tests.selftest.helpers import provisioned, single_check, snapshot
 

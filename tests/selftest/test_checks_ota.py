@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from firmware.boards import load_board
+from firmware.common.boards import load_board
 from firmware.gateway.update.agent import UpdateAgent
 from host_tools.release.repo import ReleaseRepo
 from tests.selftest.helpers import assert_fail, provisioned, run_area, snapshot
@@ -54,7 +54,7 @@ def test_fresh_gateway_with_broken_verifier_fails(tmp_path: Path,
     monkeypatch.setattr(tufclient.TufClient, "refresh", lambda self: None)
     monkeypatch.setattr(tufclient.TufClient, "target", lambda self, p: object())
     assert_fail(run(provisioned(tmp_path)), "ota.image-integrity", IMG,
-                "accepted metadata whose bundle hash was altered")
+                "accepted metadata whose target hash was altered")
 
 
 def test_installed_release_passes(tmp_path: Path) -> None:

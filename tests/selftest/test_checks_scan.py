@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from firmware.gateway import tlspolicy
+from firmware.common import tlspolicy
 from tests.selftest.helpers import provisioned, single_check, snapshot
 from tests.selftest.test_checks_ota import install_release
 

@@ -9,15 +9,15 @@ from typing import Any
 
 import pytest
 
-from firmware.boards import load_board
+from firmware.common.boards import load_board
 from firmware.core.errors import IntegrityError, ProtocolError
 from firmware.core.events import Event
-from firmware.gateway.cli import main as gw_main
-from firmware.gateway.keystore import KeyStore
+from firmware.gateway.cli.main import main as gw_main
+from firmware.gateway.identity.keystore import KeyStore
 from firmware.gateway.selftest import commissioning as comm
 from firmware.gateway.selftest.remote import handle_request
 from firmware.gateway.selftest.signing import verify_report
-from host_tools.cli import main as host_main
+from host_tools.cli.main import main as host_main
 from tests.selftest.helpers import provisioned
 
 ONLY = "deviceinfo"  # a fast feature for the remote tests

@@ -14,9 +14,10 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
 from firmware.core.errors import ConfigError, IntegrityError, StateError
-from firmware.gateway.cli import main
+from firmware.gateway.cli.main import main
 from firmware.gateway.selftest import registry
-from firmware.gateway.selftest.registry import check, load_checks, passed
+from firmware.gateway.selftest.checks import load_checks
+from firmware.gateway.selftest.registry import check, passed
 from firmware.gateway.selftest.report import build_report, render_html, render_table
 from firmware.gateway.selftest.runner import resolve_level, run_checks
 from firmware.gateway.selftest.signing import sign_report, verify_report

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from firmware.core.selftest import REQUIREMENTS
-from firmware.gateway.selftest.registry import load_checks
+from firmware.gateway.selftest.checks import load_checks
 from host_tools import trace
-from host_tools.cli import main
+from host_tools.cli.main import main
 
 BROKEN = """
 schema = "mamori-trace/1"

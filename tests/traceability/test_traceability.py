@@ -13,7 +13,7 @@ import pytest
 
 from firmware.core.errors import ConfigError
 from firmware.core.selftest import REQUIREMENTS
-from firmware.gateway.selftest.registry import load_checks
+from firmware.gateway.selftest.checks import load_checks
 from host_tools import trace
 
 MATRIX = trace.load_matrix()

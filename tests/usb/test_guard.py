@@ -15,11 +15,12 @@ from typing import Any
 
 import pytest
 
-from firmware.boards import load_board
+from firmware.common.boards import load_board
+from firmware.common.passwords import hash_credential
 from firmware.core.events import Event
-from firmware.gateway.cli import main
-from firmware.gateway.credential import hash_credential
-from firmware.gateway.runtime import Gateway, GatewayConfig
+from firmware.gateway.cli.main import main
+from firmware.gateway.runtime.config import GatewayConfig
+from firmware.gateway.runtime.gateway import Gateway
 from firmware.gateway.usbguard.backend import SysfsBackend, UsbguardDaemonBackend
 from firmware.gateway.usbguard.service import UsbGuardService
 from firmware.gateway.usbguard.sysfs import Sysfs

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from firmware.gateway.services.broker import BrokerTls, EmbeddedBroker
+from firmware.gateway.sim.broker import BrokerTls, EmbeddedBroker
 from firmware.gateway.wan.identity import WanIdentity
 from host_tools.platform.site import LAYOUT, PlatformSite, load_site
 from tests.conftest import require

@@ -11,7 +11,7 @@ from typing import Any
 
 from firmware.core.acl import DeviceAcl
 from firmware.core.events import Event
-from firmware.gateway.runtime import EventBus
+from firmware.gateway.runtime.gateway import EventBus
 from firmware.gateway.wan.identity import WanIdentity
 from firmware.gateway.wan.service import WanService
 

@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from firmware.core.events import Event
 from firmware.gateway.wan import topics
-from host_tools.cli import main as mamori
+from host_tools.cli.main import main as mamori
 from host_tools.platform.client import PlatformClient
 from host_tools.platform.signing import new_envelope, sign
 from tests.wan.conftest import identity, platform_site

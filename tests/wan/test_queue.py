@@ -75,7 +75,7 @@ def test_nonces_persist_until_expiry(tmp_path: Path) -> None:
 
 
 def test_sealed_outbox_holds_no_event_in_clear_and_rekeys(tmp_path: Path) -> None:
-    from firmware.gateway.keystore import KeyStore
+    from firmware.gateway.identity.keystore import KeyStore
     from firmware.gateway.wan.service import QUEUE_KEY, outbox_key
 
     db = tmp_path / "wan" / "outbox.db"

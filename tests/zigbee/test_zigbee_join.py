@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 import zigpy.config as zconf
 
+from firmware.common.installcode import DEFAULT_TC_LINK_KEY, link_key
 from firmware.core.errors import ConfigError, PolicyError
 from firmware.core.events import Event
 from firmware.gateway.zigbee.app import FakeRadio, MamoriZigbeeApp
-from firmware.gateway.zigbee.installcode import DEFAULT_TC_LINK_KEY, link_key
 from tests.provisioning.sitekit import Kit, load
 
 CONFIG = {"device": {"path": "sim://zigbee"}, "database_path": None}

@@ -10,14 +10,15 @@ from typing import Any
 
 import pytest
 
-from firmware.boards import load_board
+from firmware.common.boards import load_board
+from firmware.common.installcode import DEFAULT_TC_LINK_KEY, link_key
 from firmware.core.errors import AuthError, ConfigError, PolicyError, StateError
 from firmware.core.events import Event
-from firmware.gateway import control
-from firmware.gateway.control import ControlService
-from firmware.gateway.lantls import install_crl
-from firmware.gateway.runtime import Gateway, GatewayConfig
-from firmware.gateway.zigbee.installcode import DEFAULT_TC_LINK_KEY, link_key
+from firmware.gateway.identity.admission import install_crl
+from firmware.gateway.runtime import control
+from firmware.gateway.runtime.config import GatewayConfig
+from firmware.gateway.runtime.control import ControlService
+from firmware.gateway.runtime.gateway import Gateway
 from firmware.gateway.zigbee.service import (
     RECORD_KIND,
     SimZigbeeRadio,

@@ -19,17 +19,19 @@ import struct
 from pathlib import Path
 from typing import Any
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from firmware.common.accesslog.files import (
+    BUNDLE_LABEL,
+    DATA_LABEL,
+    SEAL_LABEL,
+    SIGN_LABEL,
+    load_seal,
+)
+from firmware.common.kek import device_kek, unwrap, wrap
 from firmware.core.accesslog.chain import SealKey
 from firmware.core.errors import IntegrityError, StateError
-from firmware.gateway.devicekey import device_kek, unwrap, wrap
-
-DATA_LABEL = b"mamori-accesslog-data"
-SIGN_LABEL = b"mamori-accesslog-sign"
-SEAL_LABEL = b"mamori-accesslog-seal"
-BUNDLE_LABEL = b"mamori-accesslog-platform-bundle"
 
 
 def atomic_write(path: Path, data: bytes, wipe_old: bool = False) -> None:
@@ -85,15 +87,6 @@ def shred(path: Path) -> None:
 def public_bytes(key: Ed25519PrivateKey) -> bytes:
     """Raw 32-byte Ed25519 public key."""
     return key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
-
-
-def ed25519_verify(pub: bytes, msg: bytes, sig: bytes) -> bool:
-    """Signature check passed to the portable verifier."""
-    try:
-        Ed25519PublicKey.from_public_bytes(pub).verify(sig, msg)
-        return True
-    except Exception:
-        return False
 
 
 class LogKeys:
@@ -172,22 +165,3 @@ class LogKeys:
             self.seal.wipe()
         self.data_key = b""
         self.sign_key = None
-
-
-def load_seal(state_dir: Path, log_dir: Path) -> SealKey:
-    """The current seal key and epoch of a gateway's log (needs the device KEK)."""
-    kek = device_kek(state_dir, create=False)
-    blob = unwrap(kek, (Path(log_dir) / "keys" / "seal.key").read_bytes(), SEAL_LABEL)
-    if len(blob) != 40:
-        raise IntegrityError("access-log seal key file is damaged")
-    return SealKey(struct.unpack(">Q", blob[:8])[0], blob[8:])
-
-
-def load_bundle(state_dir: Path, log_dir: Path) -> dict[str, Any] | None:
-    """The not-yet-uploaded platform bundle, if it is still on the gateway."""
-    path = Path(log_dir) / "outbox" / "keys.bin"
-    if not path.exists():
-        return None
-    kek = device_kek(state_dir, create=False)
-    data: dict[str, Any] = json.loads(unwrap(kek, path.read_bytes(), BUNDLE_LABEL))
-    return data

@@ -10,10 +10,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from firmware.common.accesslog.files import list_segments, load_bundle
 from firmware.core.events import Event
-from firmware.gateway.accesslog.keys import atomic_write, load_bundle, shred
-from firmware.gateway.accesslog.store import AccessLogStore, list_segments
-from firmware.gateway.runtime import Gateway, Service
+from firmware.gateway.accesslog.keys import atomic_write, shred
+from firmware.gateway.accesslog.store import AccessLogStore
+from firmware.gateway.runtime.gateway import Gateway, Service
 
 log = logging.getLogger("mamori.accesslog")
 
@@ -57,7 +58,7 @@ class AccessLogService(Service):
     async def start(self) -> None:
         """Open the log and start the checkpoint/upload timer."""
         self.open()
-        self._task = asyncio.create_task(self._timer())
+        self._task = self.gw.spawn("accesslog.checkpoints", self._timer)
 
     async def stop(self) -> None:
         """Seal, try a last upload, close."""

@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-import re
 import secrets
 import threading
 import time
@@ -26,33 +25,16 @@ from typing import Any
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from firmware.common.accesslog.files import LOG_DIR, list_segments, seg_name
+from firmware.common.fsutil import atomic_write
 from firmware.core.accesslog import chain, framing
 from firmware.core.accesslog.encoding import canonical, make_record
 from firmware.core.accesslog.writer import NONCE_LEN, ChainWriter, record_aad, resume
 from firmware.core.errors import ConfigError, IntegrityError, StateError
-from firmware.fsutil import atomic_write
 from firmware.gateway.accesslog.keys import LogKeys, fsync_dir
 
-LOG_DIR = "accesslog"
-SEG_RE = re.compile(r"^seg-(\d{8})\.log$")
 SYNC_POLICIES = ("always", "checkpoint", "none")
 URGENT = ("warning", "alert", "critical")
-
-
-def seg_name(n: int) -> str:
-    """File name of segment n."""
-    return "seg-%08d.log" % n
-
-
-def list_segments(log_dir: Path) -> list[tuple[int, Path]]:
-    """(number, path) of every segment in a folder, oldest first."""
-    out = []
-    if Path(log_dir).is_dir():
-        for p in Path(log_dir).iterdir():
-            m = SEG_RE.match(p.name)
-            if m:
-                out.append((int(m.group(1)), p))
-    return sorted(out)
 
 
 def boot_id() -> str:

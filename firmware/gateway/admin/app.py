@@ -16,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from firmware.common.passwords import MIN_NEW_LENGTH, MustChangeCredential, hash_credential
 from firmware.core.errors import (
     AuthError,
     ConfigError,
@@ -37,7 +38,6 @@ from firmware.gateway.admin.web import (
     split_path,
     valid_segment,
 )
-from firmware.gateway.credential import MIN_NEW_LENGTH, MustChangeCredential, hash_credential
 from firmware.gateway.owner.personal import PersonalStore
 
 log = logging.getLogger("mamori.admin")
@@ -576,7 +576,7 @@ class AdminApp:
 
     def h_transfer(self, req: Request, s: Session, _p: dict[str, str], body: Any) -> Response:
         """POST /api/ownership/transfer."""
-        from firmware.gateway.credential import new_credential
+        from firmware.common.passwords import new_credential
         from firmware.gateway.owner.transfer import transfer_ownership
 
         new_owner = body.get("new_owner")

@@ -14,11 +14,11 @@ import secrets
 from pathlib import Path
 from typing import Any
 
+from firmware.common.passwords import AdminCredential, hash_credential, verify_hash
 from firmware.core.errors import AuthError, StateError
-from firmware.gateway import install
 from firmware.gateway.admin.db import AdminDB
-from firmware.gateway.credential import AdminCredential, hash_credential, verify_hash
-from firmware.gateway.keystore import KeyStore
+from firmware.gateway.identity import install
+from firmware.gateway.identity.keystore import KeyStore
 
 PEPPER = "admin-session-pepper"
 INSTALLER_ACCOUNT = "installer"

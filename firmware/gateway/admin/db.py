@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from firmware.core.errors import IntegrityError
-from firmware.gateway.owner.atrest import FieldCipher, StoreKey
+from firmware.gateway.identity.atrest import FieldCipher, StoreKey
 
 DB_FILE = "admin/admin.db"
 FIELDS_KEY = "admin-db-fields"

@@ -6,21 +6,21 @@ import asyncio
 import contextlib
 from typing import Any
 
+from firmware.common.ports import ADMIN_HTTPS_PORT
 from firmware.core.events import Event
 from firmware.gateway.admin.app import AdminApp
 from firmware.gateway.admin.bind import check_bind
 from firmware.gateway.admin.server import AdminServer
 from firmware.gateway.admin.tlsctx import server_context
-from firmware.gateway.ports import ADMIN_HTTPS_PORT
-from firmware.gateway.runtime import Gateway, Service
+from firmware.gateway.runtime.gateway import Gateway, Service
 
 REAP_INTERVAL_S = 15.0
 
 
 def admin_port(gw: Gateway) -> int:
-    """extra["admin_port"], else the declared port (the sim board: any free port)."""
-    if "admin_port" in gw.config.extra:
-        return int(gw.config.extra["admin_port"])
+    """The configured port, else the declared port (the sim board: any free port)."""
+    if gw.config.admin.port is not None:
+        return gw.config.admin.port
     return 0 if gw.board["name"] == "sim" else ADMIN_HTTPS_PORT
 
 
@@ -39,7 +39,7 @@ class AdminService(Service):
     async def start(self) -> None:
         """Check the bind address, open the database, serve."""
         gw = self.gw
-        host = check_bind(str(gw.config.extra.get("admin_host", gw.config.lan_host)), gw.board)
+        host = check_bind(gw.config.admin.host or gw.config.lan_host, gw.board)
         loop = asyncio.get_running_loop()
 
         def emit(ev: Event) -> None:
@@ -49,7 +49,7 @@ class AdminService(Service):
         ctx, self.cert = server_context(gw.state_dir, gw.board)
         self.server = AdminServer((host, admin_port(gw)), self.app, ctx)
         self.server.start()
-        self._reaper = asyncio.create_task(self._reap())
+        self._reaper = self.gw.spawn("admin.reaper", self._reap)
         gw.emit(Event("admin.started", source="local-admin", action="listen",
                       target="%s:%d" % (host, self.server.port), result="ok",
                       params={"certificate": self.cert}))

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from firmware.core.errors import ConfigError
-from firmware.gateway.keystore import KeyStore
+from firmware.gateway.identity.keystore import KeyStore
 
 MANIFEST = "admin/locked.json"
 MAC_KEY = "admin-settings-mac"

@@ -16,8 +16,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from firmware.gateway import install, tlspolicy
-from firmware.gateway.keystore import KeyStore
+from firmware.common import tlspolicy
+from firmware.gateway.identity import install
+from firmware.gateway.identity.keystore import KeyStore
 
 SELF_CERT = "admin/tls/selfsigned.pem"
 SELF_KEY = "admin/tls/selfsigned-key.pem"

@@ -21,11 +21,11 @@ from typing import Any, Protocol
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import x25519
 
+from firmware.common.signeddoc import verify_doc
 from firmware.core import blelink
 from firmware.core.errors import AuthError, IntegrityError, MamoriError, ProtocolError
 from firmware.core.events import Event
 from firmware.gateway.ble.noise import CipherState, NoiseIK
-from firmware.gateway.signeddoc import verify_doc
 
 PROLOGUE = b"mamori-ble/1"
 RECORD_KIND = "mamori-ble-device"
@@ -167,9 +167,9 @@ class GatewayBle:
     """Gateway side: accepts BLE links, authenticates devices, logs every refusal."""
 
     def __init__(self, state_dir: Path, emit: Callable[[Event], Any]) -> None:
-        from firmware.gateway.install import BLE_STATIC, IDENTITY, installed_identity
-        from firmware.gateway.keystore import KeyStore
-        from firmware.gateway.lantls import DeviceAuthorizer, Revocation
+        from firmware.gateway.identity.admission import DeviceAuthorizer, Revocation
+        from firmware.gateway.identity.install import BLE_STATIC, IDENTITY, installed_identity
+        from firmware.gateway.identity.keystore import KeyStore
 
         self.state_dir = Path(state_dir)
         self.meta = installed_identity(self.state_dir)

@@ -19,8 +19,8 @@ from firmware.core import blelink, frames
 from firmware.core.errors import AuthError, MamoriError, ProtocolError, StateError
 from firmware.core.events import Event
 from firmware.gateway.ble.channel import BleSession, BleTransport, GatewayBle, LoopbackTransport
-from firmware.gateway.runtime import Gateway
-from firmware.gateway.services.devicesession import REFUSED, DeviceSession, DeviceSessionService
+from firmware.gateway.devices.session import REFUSED, DeviceSession, DeviceSessionService
+from firmware.gateway.runtime.gateway import Gateway
 
 # hello(dict), identity(dict) -> anything, or AuthError (installation-ticket binding)
 HelloCheck = Callable[[dict[str, Any], dict[str, Any]], Any]

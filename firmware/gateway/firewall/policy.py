@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from firmware.common.ports import ADMIN_HTTPS_PORT, LAN_DEVICE_PORT
 from firmware.core.boardspec import interfaces_by_role
 from firmware.core.errors import ConfigError
-from firmware.gateway.ports import ADMIN_HTTPS_PORT, LAN_DEVICE_PORT
 
 PROTOS = ("tcp", "udp")
 
@@ -98,7 +98,7 @@ def policy_for_board(
     admin_port: int = ADMIN_HTTPS_PORT,
     extra_ports: tuple[Port, ...] = (),
 ) -> Policy:
-    """Policy for a validated board profile (firmware.boards.load_board)."""
+    """Policy for a validated board profile (firmware.common.boards.load_board)."""
     wan = _real(board, "wan")
     lan = _real(board, "lan")
     both = set(wan) & set(lan)

@@ -8,13 +8,13 @@ import logging
 import time
 from typing import Any
 
+from firmware.common.ports import ADMIN_HTTPS_PORT, LAN_DEVICE_PORT
 from firmware.core.errors import MamoriError, StateError
 from firmware.core.events import Event
 from firmware.gateway.firewall import nft, posture
 from firmware.gateway.firewall.policy import policy_for_board
 from firmware.gateway.firewall.ruleset import FAMILY, TABLE, Ruleset, build
-from firmware.gateway.ports import ADMIN_HTTPS_PORT, LAN_DEVICE_PORT
-from firmware.gateway.runtime import Gateway, Service
+from firmware.gateway.runtime.gateway import Gateway, Service
 
 log = logging.getLogger("mamori.gateway.firewall")
 
@@ -31,15 +31,14 @@ class FirewallService(Service):
     def __init__(self, gw: Gateway, interval: float | None = None, netns: str | None = None,
                  reapply_on_drift: bool = True) -> None:
         super().__init__(gw)
-        extra = getattr(gw.config, "extra", {}) or {}
-        self.interval = float(interval if interval is not None
-                              else extra.get("firewall_interval", DEFAULT_INTERVAL))
-        self.netns = netns if netns is not None else extra.get("firewall_netns")
+        cfg = gw.config.firewall
+        self.interval = float(interval if interval is not None else cfg.interval)
+        self.netns = netns if netns is not None else cfg.netns
         self.reapply_on_drift = reapply_on_drift
-        lan_port = getattr(gw.config, "lan_port", 0) or LAN_DEVICE_PORT
+        lan_port = gw.config.lan_port or LAN_DEVICE_PORT
         self.ruleset: Ruleset = build(policy_for_board(
             gw.board, device_port=lan_port,
-            admin_port=int(extra.get("admin_port", ADMIN_HTTPS_PORT))))
+            admin_port=gw.config.admin.port or ADMIN_HTTPS_PORT))
         self.state = "starting"
         self.applied = False
         self.checks = 0
@@ -73,7 +72,7 @@ class FirewallService(Service):
                            target=f"{FAMILY} {TABLE}", result="ok",
                            params={"digest": self.ruleset.digest(), "netns": self.netns or ""}))
         await self.check_once()
-        self._task = asyncio.create_task(self._loop())
+        self._task = self.gw.spawn("firewall.check", self._loop)
 
     async def stop(self) -> None:
         """Stop checking; the ruleset stays loaded (the posture outlives the process)."""

@@ -23,7 +23,7 @@ from typing import Any
 from firmware.core.errors import StateError
 from firmware.core.rogue import NeighbourTable
 from firmware.gateway.monitor.service import MonitorService, peer_ip
-from firmware.gateway.runtime import Gateway, Service
+from firmware.gateway.runtime.gateway import Gateway, Service
 
 SKIP_STATES = {"FAILED", "INCOMPLETE", "NOARP"}
 PROC_ARP = Path("/proc/net/arp")
@@ -104,7 +104,7 @@ class NeighbourWatcher(Service):
     async def start(self) -> None:
         """Start scanning (the first scan happens at once)."""
         self._stop.clear()
-        self._task = asyncio.create_task(self._loop())
+        self._task = self.gw.spawn("monitor.neighbours", self._loop)
         self.monitor.extra_status["neighbours"] = self.status
 
     async def stop(self) -> None:

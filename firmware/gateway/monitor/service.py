@@ -24,7 +24,7 @@ from firmware.core.events import Event
 from firmware.core.liveness import ProbeScheduler
 from firmware.core.rogue import PATHS, RoguePipeline
 from firmware.gateway.monitor.events import anomaly_event, radio_event, rogue_event
-from firmware.gateway.runtime import Gateway, Service
+from firmware.gateway.runtime.gateway import Gateway, Service
 
 log = logging.getLogger("mamori.monitor")
 
@@ -74,7 +74,7 @@ class MonitorService(Service):
             self.lan.admission = self.admission
             self._wrap_execute(self.lan)
         self._stop.clear()
-        self._task = asyncio.create_task(self._loop())
+        self._task = self.gw.spawn("monitor.liveness", self._loop)
 
     async def stop(self) -> None:
         """Stop the loop and the probes in flight."""

@@ -8,7 +8,7 @@ from typing import Any
 from firmware.core.errors import ConfigError
 from firmware.gateway.monitor.neighbours import NeighbourWatcher
 from firmware.gateway.monitor.service import MonitorService
-from firmware.gateway.runtime import Gateway, Service
+from firmware.gateway.runtime.gateway import Gateway, Service
 
 ALLOW_FILE = "monitor/lan-allow"
 
@@ -40,13 +40,12 @@ def lan_interface(board: dict[str, Any]) -> str | None:
 def monitor_services(gw: Gateway, lan: Any) -> list[Service]:
     """The monitor, plus the neighbour watcher when the LAN is a real (or namespaced) network.
 
-    ``gw.config.extra`` may carry ``lan_netns`` / ``lan_dev`` to watch a network namespace.
+    ``gw.config.monitor`` may name a device or a network namespace to watch.
     """
     monitor = MonitorService(gw, lan=lan)
     services: list[Service] = [monitor]
-    extra = gw.config.extra
-    dev = extra.get("lan_dev") or lan_interface(gw.board)
-    netns = extra.get("lan_netns")
+    dev = gw.config.monitor.lan_dev or lan_interface(gw.board)
+    netns = gw.config.monitor.lan_netns
     if dev or netns:
         allow = read_allowlist(gw.state_dir / ALLOW_FILE)
         services.append(NeighbourWatcher(gw, monitor, dev=dev, netns=netns, allow=allow))

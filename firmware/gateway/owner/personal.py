@@ -15,7 +15,7 @@ from typing import Any
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from firmware.core.errors import ConfigError, IntegrityError
-from firmware.gateway.keystore import KeyStore
+from firmware.gateway.identity.keystore import KeyStore
 from firmware.gateway.owner.shred import shred
 
 DATA_FILE = "personal/data.bin"

@@ -2,9 +2,9 @@
 
 A crash-safe state machine whose state is ``resale.json`` (written atomically and synced):
 
-0. hand-off (changes nothing else): the access log is sealed in a final ``reset`` checkpoint
-   and delivered to the platform (WAN) or to an operator's folder (``owner.loghandoff``); if
-   that fails the reset does not start.
+0. hand-off (changes nothing else), handed in by the caller: the access log is sealed in a
+   final ``reset`` checkpoint and delivered to the platform (WAN) or to an operator's folder
+   (``firmware/gateway/cli/loghandoff.py``); if that fails the reset does not start.
 1. ``marked``: the marker exists. From here on every start of the gateway finishes the reset
    before anything else and then holds: no device, LAN, admin or WAN service.
 2. ``kek``: the device key-encryption key is destroyed first: everything wrapped by it (the
@@ -33,14 +33,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from firmware.core.errors import ConfigError, MamoriError, PolicyError, StateError
-from firmware.fsutil import atomic_write, fsync_dir
-from firmware.gateway import devicekey
-from firmware.gateway.keystore import kek_backend
-from firmware.gateway.owner import loghandoff
+from firmware.common import kek as devicekey
+from firmware.common.accesslog.files import LOG_DIR, list_segments
+from firmware.common.fsutil import atomic_write, fsync_dir
+from firmware.core.errors import PolicyError, StateError
+from firmware.gateway.identity.keystore import kek_backend
 from firmware.gateway.owner.shred import shred
 from firmware.gateway.owner.stores import PERSONAL
-from firmware.gateway.runtime import LOCK_FILE, Gateway, Service
+from firmware.gateway.runtime.gateway import LOCK_FILE, Gateway, Service
 
 MARKER = "resale.json"
 MARKER_FORMAT = "mamori-resale/2"
@@ -48,6 +48,9 @@ KEEP = "update/"
 KEEP_UPDATE_DROP = ("update/staging", "update/offline")
 STEPS = ("marked", "kek", "personal", "files", "done")
 RESETTING, RESOLD = "resetting", "resold"
+# Step 0, handed in by the caller (the `reset` verb: firmware/gateway/cli/loghandoff.py):
+# hand the access log to the platform, or raise MamoriError and the reset does not start.
+HandOff = Callable[[Path, dict[str, Any]], dict[str, Any]]
 
 
 def trace(point: str) -> None:
@@ -129,47 +132,6 @@ def _lock(state_dir: Path) -> int:
         raise StateError("a gateway is running on %s" % state_dir,
                          "stop it first (the reset must not race the running gateway)")
     return fd
-
-
-def _last_broker(state_dir: Path) -> str | None:
-    from firmware.gateway.wan.service import BROKER_FILE
-
-    try:
-        url = json.loads((state_dir / BROKER_FILE).read_text())["url"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-    return str(url)
-
-
-def _handoff(state_dir: Path, board: dict[str, Any], handoff: str, broker: str | None,
-             escrow_to: Path | None, reason: str, timeout: float) -> dict[str, Any]:
-    """Step 0: the access log reaches the platform (or an operator), or the reset stops."""
-    if handoff not in loghandoff.MODES:
-        raise ConfigError("unknown log hand-off %r" % handoff)
-    if not loghandoff.has_log(state_dir):
-        return {"handoff": "none", "delivered": False, "reason": "no access log"}
-    if handoff == "discard":
-        if len(reason.strip()) < 10:
-            raise ConfigError("discarding the access log needs a real reason (10+ characters)")
-        try:
-            final: dict[str, Any] = loghandoff.finalize(state_dir, "discard", reason)
-        except MamoriError as exc:  # a damaged log is discarded as it is
-            final = {"error": exc.message}
-        return {"handoff": "discard", "delivered": False, "reason": reason.strip(),
-                "final": final}
-    if handoff == "escrow":
-        if escrow_to is None:
-            raise ConfigError("an escrow hand-off needs the folder (--escrow-to DIR)")
-        final = loghandoff.finalize(state_dir, "escrow")
-        return dict(loghandoff.escrow(state_dir, escrow_to), final=final)
-    url = broker or _last_broker(state_dir)
-    if url is None:
-        raise StateError("the access log must reach the platform before the keys are "
-                         "destroyed, and no platform broker is known",
-                         "give --broker mqtts://HOST:PORT, or as the operator hand the log "
-                         "over with --escrow-to DIR (or --discard-log REASON)")
-    final = loghandoff.finalize(state_dir, "wan")
-    return dict(loghandoff.deliver_wan(state_dir, board, url, timeout), final=final)
 
 
 def _walk(root: Path, keep: list[Path], spare: set[Path]) -> int:
@@ -254,11 +216,16 @@ def _finish(state_dir: Path, board: dict[str, Any], doc: dict[str, Any],
     return doc
 
 
-def resale_reset(state_dir: Path, board: dict[str, Any], yes: bool = False,
-                 handoff: str = "wan", broker: str | None = None,
-                 escrow_to: Path | None = None, discard_reason: str = "",
-                 timeout: float = 120.0, clock: Callable[[], float] = time.time
-                 ) -> dict[str, Any]:
+def no_handoff(state_dir: Path, _board: dict[str, Any]) -> dict[str, Any]:
+    """Step 0 when the caller brings none: fine without an access log, else refused."""
+    if list_segments(Path(state_dir) / LOG_DIR):
+        raise StateError("the access log must be handed to the platform before a resale reset",
+                         "use `mamori-gateway reset --resale` (it hands the log off first)")
+    return {"handoff": "none", "delivered": False, "reason": "no access log"}
+
+
+def resale_reset(state_dir: Path, board: dict[str, Any], handoff: HandOff = no_handoff,
+                 yes: bool = False, clock: Callable[[], float] = time.time) -> dict[str, Any]:
     """Hand the log off, then destroy the household's state and keep the firmware (or finish
     an interrupted reset); the final marker document."""
     if not yes:
@@ -277,8 +244,7 @@ def resale_reset(state_dir: Path, board: dict[str, Any], yes: bool = False,
             logs = {"handoff": "none", "delivered": False,
                     "reason": "already resold: the log since then holds no household data"}
         else:
-            logs = _handoff(state_dir, board, handoff, broker, escrow_to, discard_reason,
-                            timeout)
+            logs = handoff(state_dir, board)
         trace("handoff")
         doc = {"format": MARKER_FORMAT, "state": RESETTING, "step": "marked",
                "started_at": clock(), "firmware_before": _firmware(state_dir, board),

@@ -2,8 +2,9 @@
 protected at rest, and what an ownership transfer and the resale reset do to it.
 
 ``tests/admin/test_personal_stores.py`` checks this list against the code (each entry's
-``source`` constant names the same path) and against a real gateway's state directory (every
-file it wrote is listed here). The resale reset destroys the personal stores first, in this
+``source`` constant names the same path, every state-dir path constant is listed) and
+``tests/admin/test_canary_image.py`` against a real gateway's state directory (every file it
+wrote is listed here). The resale reset destroys the personal stores first, in this
 order, then everything else but the firmware; the ownership transfer runs each personal
 store's transfer step.
 """
@@ -54,11 +55,11 @@ PERSONAL: tuple[Store, ...] = (
     Store("accesslog/", "every operation with its principal, target and reason",
           "records AES-256-GCM under the log data key (wrapped by the KEK)",
           "kept (the service's audit trail; the old owner cannot read it on the gateway)",
-          "firmware.gateway.accesslog.store:LOG_DIR"),
+          "firmware.common.accesslog.files:LOG_DIR"),
     Store("run/status.json", "recent events and device states for `mamori-gateway status`",
           "minimised: no principal, reason, parameter or non-device target "
           "(runtime.status_event)", "rewritten every second without personal fields",
-          "firmware.gateway.runtime:STATUS_FILE"),
+          "firmware.gateway.runtime.gateway:STATUS_FILE"),
 )
 
 OTHER: tuple[Store, ...] = (
@@ -68,21 +69,22 @@ OTHER: tuple[Store, ...] = (
           "-", "firmware.gateway.wan.service:BROKER_FILE"),
     Store("keys/", "the device KEK and the key store (secrets, wrapped by the KEK)",
           "KEK 0600 (or a secure element); entries AES-256-GCM under it", "transfer rotates the "
-          "session pepper, settings MAC key and field keys", "firmware.gateway.keystore:STORE_DIR"),
+          "session pepper, settings MAC key and field keys",
+          "firmware.gateway.identity.keystore:STORE_DIR"),
     Store("identity/", "installation: certificates, CA chain, CRL, ACL, allowlist",
-          "no household data", "-", "firmware.gateway.install:IDENTITY"),
+          "no household data", "-", "firmware.gateway.identity.install:IDENTITY"),
     Store("admin/locked.json", "installer-locked settings and their MAC", "no household data",
           "MAC key rotated", "firmware.gateway.admin.settings:MANIFEST"),
     Store("admin/credential.json", "an operator's admin credential record (USB maintenance)",
-          "scrypt hash, no household data", "-", "firmware.gateway.commands.usb:CREDENTIAL_FILE"),
+          "scrypt hash, no household data", "-", "firmware.gateway.cli.usb:CREDENTIAL_FILE"),
     Store("admin/tls/", "the admin API's self-signed certificate", "key encrypted", "-",
           "firmware.gateway.admin.tlsctx:SELF_CERT"),
     Store("deviceinfo.json", "product and support information", "no household data", "-",
-          "firmware.gateway.deviceinfo:FILE"),
+          "firmware.gateway.identity.deviceinfo:FILE"),
     Store("binding/", "devices bound by installation tickets", "device ids only", "-",
-          "firmware.gateway.binding:BOUND"),
+          "firmware.gateway.identity.binding:BOUND"),
     Store("policy/", "installer policies", "no household data", "-",
-          "firmware.gateway.binding:POLICY"),
+          "firmware.gateway.identity.binding:POLICY"),
     Store("zigbee/", "joined Zigbee devices", "device ids and addresses", "-",
           "firmware.gateway.zigbee.service:REGISTRY"),
     Store("monitor/", "LAN hosts never reported as new (installer list)", "no household data",
@@ -96,9 +98,9 @@ OTHER: tuple[Store, ...] = (
     Store("broker/", "sim only: the demo platform broker's configuration and log",
           "no household data", "-"),
     Store("run/gateway.*", "lock and pid of the running gateway", "no data", "-",
-          "firmware.gateway.runtime:LOCK_FILE"),
+          "firmware.gateway.runtime.gateway:LOCK_FILE"),
     Store("run/control.sock", "local control socket", "no data", "-",
-          "firmware.gateway.control:SOCKET"),
+          "firmware.gateway.runtime.control:SOCKET"),
     Store("update/", "firmware trust state, floors, history, staging (kept by the reset)",
           "no household data", "-", "firmware.gateway.owner.resale:KEEP"),
     Store("slots/", "sim only: firmware slots (kept by the reset)", "no household data", "-"),

@@ -21,10 +21,10 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
+from firmware.common.fsutil import atomic_write
 from firmware.core.errors import ConfigError, StateError
-from firmware.fsutil import atomic_write
-from firmware.gateway import deviceinfo
-from firmware.gateway.keystore import KeyStore
+from firmware.gateway.identity import deviceinfo
+from firmware.gateway.identity.keystore import KeyStore
 from firmware.gateway.selftest.report import build_report, canonical
 from firmware.gateway.selftest.runner import resolve_board, resolve_level, run_checks
 from firmware.gateway.selftest.signing import key_id, sign_report

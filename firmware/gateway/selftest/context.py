@@ -8,8 +8,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from firmware.boards import boards_dir as default_boards_dir
-from firmware.boards import load_board
+from firmware.common.boards import boards_dir as default_boards_dir
+from firmware.common.boards import load_board
 
 
 class CheckContext:

@@ -10,13 +10,12 @@ A feature adds its checks in one module under ``firmware/gateway/selftest/checks
         ...
         return failed("fixture mass-storage device was authorised")
 
-Every module in that package is imported by :func:`load_checks`.
+Every module in that package is imported by
+:func:`firmware.gateway.selftest.checks.load_checks`.
 """
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -105,13 +104,3 @@ def check(check_id: str, title: str, requirements: list[str],
         return func
 
     return deco
-
-
-def load_checks() -> dict[str, Check]:
-    """Import every module of the checks package and return the registry, sorted by ID."""
-    from firmware.gateway.selftest import checks
-
-    for info in sorted(pkgutil.iter_modules(checks.__path__), key=lambda i: i.name):
-        if not info.name.startswith("_"):
-            importlib.import_module(checks.__name__ + "." + info.name)
-    return dict(sorted(REGISTRY.items()))

@@ -7,7 +7,7 @@ from typing import Any
 
 from firmware.core.errors import MamoriError
 from firmware.core.events import Event
-from firmware.gateway.runtime import Gateway, Service
+from firmware.gateway.runtime.gateway import Gateway, Service
 from firmware.gateway.selftest.remote import handle_request
 
 REQUEST_KIND = "platform.selftest_requested"

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import datetime as dt
 import html
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from firmware.common.version import software_version
 from firmware.core import selftest as model
 from firmware.gateway.selftest.htmlreport import (
     base_css,
@@ -30,13 +30,6 @@ SCHEMA = "mamori-selftest/1"
 STARS = {2: "★★", 3: "★★★"}
 
 
-def _version() -> str:
-    try:
-        return metadata.version("mamori")
-    except metadata.PackageNotFoundError:
-        return "unknown"
-
-
 def build_report(results: list[model.Result], level: int, state_dir: Path,
                  board: str | None, device: dict[str, Any] | None = None,
                  now: dt.datetime | None = None) -> dict[str, Any]:
@@ -51,7 +44,7 @@ def build_report(results: list[model.Result], level: int, state_dir: Path,
             "manufacturer": (device or {}).get("manufacturer", ""),
             "model": (device or {}).get("model", ""),
             "board": board or "",
-            "software_version": _version(),
+            "software_version": software_version(),
             "state_dir": str(state_dir),
         },
         "service_level": level,

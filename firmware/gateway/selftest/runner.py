@@ -11,9 +11,10 @@ from typing import Any
 
 from firmware.core import selftest as model
 from firmware.core.errors import ConfigError, MamoriError, StateError
-from firmware.gateway import deviceinfo
+from firmware.gateway.identity import deviceinfo
+from firmware.gateway.selftest.checks import load_checks
 from firmware.gateway.selftest.context import CheckContext
-from firmware.gateway.selftest.registry import Check, Outcome, load_checks
+from firmware.gateway.selftest.registry import Check, Outcome
 
 STARS = {2: "★★", 3: "★★★"}
 # Where the signed installation profile may record the level (issue 3); first match wins.

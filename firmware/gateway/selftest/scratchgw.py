@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from firmware.core.events import Event
-from firmware.gateway.runtime import Gateway, GatewayConfig
+from firmware.gateway.runtime.config import GatewayConfig
+from firmware.gateway.runtime.gateway import Gateway
 
 
 class ScratchGateway(Gateway):

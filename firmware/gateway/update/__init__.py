@@ -8,7 +8,7 @@ from typing import Any
 
 def status(state_dir: Path | str, board: dict[str, Any] | None = None) -> dict[str, Any]:
     """Firmware status for `mamori-gateway status --json`: version, slot, state, history."""
-    from firmware.boards import load_board
+    from firmware.common.boards import load_board
     from firmware.gateway.update.blockslot import slot_store
     from firmware.gateway.update.store import Paths, read_json
 

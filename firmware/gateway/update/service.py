@@ -17,12 +17,12 @@ import json
 import os
 from typing import Any
 
+from firmware.common.update_requests import PRIORITY, REQUESTED, STREAM, result_body
 from firmware.core.errors import MamoriError
 from firmware.core.events import Event
 from firmware.core.update import machine
-from firmware.gateway.runtime import Service
+from firmware.gateway.runtime.gateway import Service
 from firmware.gateway.update import status
-from firmware.gateway.update.remote import PRIORITY, REQUESTED, STREAM, result_body
 from firmware.gateway.update.store import Paths, read_json, write_json
 
 PENDING = "request.json"  # the platform request whose final result is still owed

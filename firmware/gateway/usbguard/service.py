@@ -14,7 +14,7 @@ from firmware.core.errors import MamoriError
 from firmware.core.events import Event
 from firmware.core.usbmaint import MaintenanceWindows
 from firmware.core.usbpolicy import BoardUsb, evaluate, refused
-from firmware.gateway.runtime import Gateway, Service
+from firmware.gateway.runtime.gateway import Gateway, Service
 from firmware.gateway.usbguard.backend import SysfsBackend, UsbguardDaemonBackend
 from firmware.gateway.usbguard.store import RULES_FILE, PolicyStore, windows_locked
 from firmware.gateway.usbguard.sysfs import Sysfs, device_of
@@ -86,9 +86,10 @@ class UsbGuardService(Service):
                 self.source = nl
             except OSError as exc:
                 log.warning("no uevent source (%s): only periodic rescans", exc)
-        if self.source is not None:
-            self._tasks.append(asyncio.create_task(self._listen(self.source)))
-        self._tasks.append(asyncio.create_task(self._housekeeping()))
+        source = self.source
+        if source is not None:
+            self._tasks.append(self.gw.spawn("usb.uevents", lambda: self._listen(source)))
+        self._tasks.append(self.gw.spawn("usb.windows", self._housekeeping))
 
     async def stop(self) -> None:
         """Stop listening; devices keep their authorisation (default deny stays on)."""

@@ -10,10 +10,10 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+from firmware.common.fsutil import atomic_write
 from firmware.core.errors import ConfigError
 from firmware.core.usbmaint import MaintenanceWindows
 from firmware.core.usbpolicy import BoardUsb, Policy
-from firmware.fsutil import atomic_write
 
 RULES_FILE = "usb/rules.conf"
 WINDOWS_FILE = "usb/maintenance.json"

@@ -9,7 +9,7 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 
 from firmware.core.acl import DeviceAcl
-from firmware.gateway.install import IDENTITY, installed_identity, tls_key_passphrase
+from firmware.gateway.identity.install import IDENTITY, installed_identity, tls_key_passphrase
 from firmware.gateway.wan.identity import WanIdentity, parse_broker_url, verify_key_from_pem
 
 

@@ -17,8 +17,8 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 
 from firmware.core.errors import ConfigError, MamoriError
 from firmware.core.events import Event
-from firmware.gateway.install import IDENTITY
-from firmware.gateway.runtime import Gateway, Service
+from firmware.gateway.identity.install import IDENTITY
+from firmware.gateway.runtime.gateway import Gateway, Service
 
 ESCROW_FILE = "platform-log-escrow.pub"
 ESCROW_INFO = b"mamori-accesslog-escrow/1"
@@ -129,7 +129,7 @@ class LogUplinkService(Service):
         self.accesslog.set_uploader(None)
 
     def _upload(self, item: dict[str, Any]) -> bool:
-        body = encode_item(item, self.recipient, str(self.gw.config.extra.get("gateway_id")))
+        body = encode_item(item, self.recipient, str(self.gw.gateway_id))
         if body is None:
             self.refused += 1
             return False

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from firmware.core.errors import IntegrityError, ProtocolError, StateError
-from firmware.gateway.owner.atrest import FieldCipher, StoreKey
+from firmware.gateway.identity.atrest import FieldCipher, StoreKey
 
 ROW_OVERHEAD = 64
 DEFAULT_BUDGET = 8 * 1024 * 1024

@@ -24,15 +24,15 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from firmware.common.fsutil import atomic_write
+from firmware.common.update_requests import UpdateRequestHandler
 from firmware.core.acl import DeviceAcl
 from firmware.core.command_auth import CommandAuthorizer, LocalOperations, ReplayCache
 from firmware.core.errors import MamoriError
 from firmware.core.events import PRIORITY, Event
 from firmware.core.update.request import UpdateRequestChecker
-from firmware.fsutil import atomic_write
-from firmware.gateway.owner.atrest import StoreKey
-from firmware.gateway.runtime import Gateway, Service
-from firmware.gateway.update.remote import UpdateRequestHandler
+from firmware.gateway.identity.atrest import StoreKey
+from firmware.gateway.runtime.gateway import Gateway, Service
 from firmware.gateway.wan import topics
 from firmware.gateway.wan.client import WanClient
 from firmware.gateway.wan.commands import CommandProcessor, Executor, ed25519_verifier

@@ -16,9 +16,9 @@ import zigpy.application
 import zigpy.config as zconf
 import zigpy.types as t
 
+from firmware.common.installcode import DEFAULT_TC_LINK_KEY
 from firmware.core.errors import ConfigError, PolicyError
 from firmware.core.events import Event
-from firmware.gateway.zigbee.installcode import DEFAULT_TC_LINK_KEY
 from firmware.gateway.zigbee.joinpolicy import JoinPolicy
 
 

@@ -11,9 +11,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from firmware.common.installcode import DEFAULT_TC_LINK_KEY, link_key
 from firmware.core.errors import PolicyError
 from firmware.core.events import Event
-from firmware.gateway.zigbee.installcode import DEFAULT_TC_LINK_KEY, link_key
 
 MAX_WINDOW = 300
 

@@ -23,12 +23,12 @@ from typing import Any
 
 from cryptography import x509
 
+from firmware.common.signeddoc import verify_doc
 from firmware.core.errors import AuthError, ConfigError, IntegrityError, MamoriError, StateError
 from firmware.core.events import Event
-from firmware.gateway.control import ControlService
-from firmware.gateway.install import IDENTITY, installed_identity, write_file
-from firmware.gateway.runtime import Gateway, Service
-from firmware.gateway.signeddoc import verify_doc
+from firmware.gateway.identity.install import IDENTITY, installed_identity, write_file
+from firmware.gateway.runtime.control import ControlService
+from firmware.gateway.runtime.gateway import Gateway, Service
 from firmware.gateway.zigbee.app import FakeRadio, MamoriZigbeeApp
 from firmware.gateway.zigbee.joinpolicy import MAX_WINDOW, norm_ieee
 
@@ -158,7 +158,7 @@ class ZigbeeService(Service):
     # -- join windows --------------------------------------------------------------------
     def check_credentials(self, creds: dict[str, Any]) -> dict[str, Any]:
         """The identity of Zigbee credentials whose site-signed record is valid here."""
-        from firmware.gateway.lantls import DeviceAuthorizer, Revocation
+        from firmware.gateway.identity.admission import DeviceAuthorizer, Revocation
 
         if not isinstance(creds, dict) or creds.get("transport") != "zigbee":
             raise ConfigError("credentials are not for a Zigbee device")

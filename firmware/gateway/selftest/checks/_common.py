@@ -1,6 +1,6 @@
 """Helpers shared by the check modules: the live status file, the installed release, verdicts.
 
-The leading underscore keeps :func:`firmware.gateway.selftest.registry.load_checks` from
+The leading underscore keeps :func:`firmware.gateway.selftest.checks.load_checks` from
 treating this module as a check module.
 """
 
@@ -10,7 +10,7 @@ import json
 from typing import Any
 
 from firmware.core.errors import ConfigError
-from firmware.gateway.runtime import STATUS_FILE
+from firmware.gateway.runtime.gateway import STATUS_FILE
 from firmware.gateway.selftest.context import CheckContext
 from firmware.gateway.selftest.registry import Outcome, failed, not_applicable, passed
 from firmware.gateway.update.blockslot import slot_store

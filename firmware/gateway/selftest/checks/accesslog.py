@@ -15,13 +15,16 @@ import time
 from pathlib import Path
 from typing import Any
 
+from firmware.common.accesslog.files import list_segments
+from firmware.common.accesslog.reader import records, verify
+from firmware.common.accesslog.source import open_source
 from firmware.core.accesslog import framing
 from firmware.core.accesslog.writer import split_record
 from firmware.core.errors import IntegrityError, MamoriError
 from firmware.core.events import Event
 from firmware.gateway.accesslog.service import AccessLogService
-from firmware.gateway.accesslog.store import list_segments
-from firmware.gateway.runtime import Gateway, GatewayConfig
+from firmware.gateway.runtime.config import GatewayConfig
+from firmware.gateway.runtime.gateway import Gateway
 from firmware.gateway.selftest import scan
 from firmware.gateway.selftest.context import CheckContext
 from firmware.gateway.selftest.registry import (
@@ -32,8 +35,6 @@ from firmware.gateway.selftest.registry import (
     not_applicable,
     passed,
 )
-from host_tools.logs.reader import records, verify
-from host_tools.logs.source import open_source
 
 LOG_DIR = "accesslog"
 STATUS_FILE = "run/status.json"

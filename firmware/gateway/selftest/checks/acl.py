@@ -12,8 +12,8 @@ import secrets
 
 from firmware.core.acl import ANY, DeviceAcl
 from firmware.core.errors import MamoriError
-from firmware.gateway.install import installed_identity
-from firmware.gateway.lantls import DeviceAuthorizer
+from firmware.gateway.identity.admission import DeviceAuthorizer
+from firmware.gateway.identity.install import installed_identity
 from firmware.gateway.selftest.checks._common import verdict
 from firmware.gateway.selftest.context import CheckContext
 from firmware.gateway.selftest.registry import Outcome, check, failed

@@ -8,15 +8,15 @@ import ssl
 from pathlib import Path
 from typing import Any
 
-from firmware.gateway import install
+from firmware.common.passwords import hash_credential, new_credential
 from firmware.gateway.admin import auth, roles
 from firmware.gateway.admin.app import AdminApp
 from firmware.gateway.admin.routes import ROUTES
 from firmware.gateway.admin.server import AdminServer
 from firmware.gateway.admin.tlsctx import SELF_CERT, server_context
 from firmware.gateway.admin.web import COOKIE, REQUIRED_HEADERS
-from firmware.gateway.credential import hash_credential, new_credential
-from firmware.gateway.keystore import KeyStore
+from firmware.gateway.identity import install
+from firmware.gateway.identity.keystore import KeyStore
 from firmware.gateway.selftest.context import CheckContext
 from firmware.gateway.selftest.registry import Outcome, check, failed, inconclusive, passed
 

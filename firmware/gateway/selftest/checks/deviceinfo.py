@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from firmware.core.errors import ConfigError
-from firmware.gateway import deviceinfo
+from firmware.gateway.identity import deviceinfo
 from firmware.gateway.selftest.context import CheckContext
 from firmware.gateway.selftest.registry import Outcome, check, failed, passed
 
@@ -11,7 +11,7 @@ from firmware.gateway.selftest.registry import Outcome, check, failed, passed
 @check("deviceinfo.disclosure", "Security contact and vulnerability disclosure URL published",
        requirements=["UK2", "PSTI-2", "R3-8"],
        remediation="write security_contact and an https disclosure_url into "
-                   "STATE_DIR/deviceinfo.json (firmware.gateway.deviceinfo.save)")
+                   "STATE_DIR/deviceinfo.json (firmware.gateway.identity.deviceinfo.save)")
 def disclosure(ctx: CheckContext) -> Outcome:
     """Device info names where to report vulnerabilities."""
     try:

@@ -20,11 +20,11 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+from firmware.common.ports import ADMIN_HTTPS_PORT, LAN_DEVICE_PORT
 from firmware.core.errors import ConfigError, MamoriError
 from firmware.gateway.firewall import listeners, nft, posture
 from firmware.gateway.firewall.policy import policy_for_board
 from firmware.gateway.firewall.ruleset import FAMILY, TABLE, Ruleset, build
-from firmware.gateway.ports import ADMIN_HTTPS_PORT, LAN_DEVICE_PORT
 from firmware.gateway.selftest import scan
 from firmware.gateway.selftest.checks._common import live_status
 from firmware.gateway.selftest.context import CheckContext

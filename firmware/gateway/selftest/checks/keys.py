@@ -1,9 +1,10 @@
 """Key-management checks per NIST SP 800-57 (SR3-H-7, SR2-H-3, UK4).
 
-The gateway's key inventory is the key store's ``keys/inventory.json`` (firmware.gateway.keystore)
-plus the keys that components keep themselves and declare here (the device KEK and the access
-log's keys; see COMPONENT_KEYS). Every key file found in the state directory must be in that
-inventory and every inventoried key must exist; sizes must give at least 112-bit security;
+The gateway's key inventory is the key store's ``keys/inventory.json``
+(firmware.gateway.identity.keystore) plus the keys that components keep themselves and
+declare here (the device KEK and the access log's keys; see COMPONENT_KEYS). Every key
+file found in the state directory must be in that inventory and every inventoried key must
+exist; sizes must give at least 112-bit security;
 ages must be within the cryptoperiod; key files must be 0600 and wrapped or encrypted.
 Key material is only ever unwrapped in memory, to prove the wrapping and measure the key; no
 secret appears in the evidence.
@@ -22,9 +23,10 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, rsa
 from cryptography.hazmat.primitives.serialization import load_der_private_key
 
+from firmware.common import kek as devicekey
+from firmware.common.accesslog.files import DATA_LABEL, SEAL_LABEL, SIGN_LABEL
 from firmware.core.errors import MamoriError
-from firmware.gateway import devicekey, keystore
-from firmware.gateway.accesslog.keys import DATA_LABEL, SEAL_LABEL, SIGN_LABEL
+from firmware.gateway.identity import keystore
 from firmware.gateway.selftest import scan
 from firmware.gateway.selftest.context import CheckContext
 from firmware.gateway.selftest.registry import Outcome, check, failed, passed
@@ -39,7 +41,7 @@ COMPONENT_KEYS: dict[str, dict[str, Any]] = {
         "name": "device-kek", "purpose": "device-unique key-encryption key (wraps every other "
         "secret at rest)", "algorithm": "AES-256-GCM key wrap", "size_bits": 256,
         "cryptoperiod_days": 730, "label": None, "created_from": "mtime",
-        "owner": "firmware.gateway.devicekey"},
+        "owner": "firmware.common.kek"},
     "accesslog/keys/data.key": {
         "name": "accesslog-data", "purpose": "access-log record encryption",
         "algorithm": "AES-256-GCM", "size_bits": 256, "cryptoperiod_days": 730,
@@ -95,7 +97,8 @@ def _store_entries(root: Path) -> dict[str, dict[str, Any]]:
     ks = keystore.KeyStore(root)
     out = {}
     for e in ks.inventory():
-        out[f"{keystore.STORE_DIR}/{e['name']}.key"] = dict(e, owner="firmware.gateway.keystore")
+        out[f"{keystore.STORE_DIR}/{e['name']}.key"] = dict(
+            e, owner="firmware.gateway.identity.keystore")
     return out
 
 
@@ -115,7 +118,8 @@ def _inventory_problem(root: Path) -> str | None:
 
 @check("keys.inventory", "Key inventory matches the keys present (none missing, none unlisted)",
        requirements=KEY_REQS,
-       remediation="store every key through firmware.gateway.keystore.KeyStore (which records "
+       remediation="store every key through firmware.gateway.identity.keystore.KeyStore "
+                   "(which records "
                    "it in keys/inventory.json) and zeroise stray key files; restore or delete "
                    "inventory entries whose key is gone")
 def inventory_matches(ctx: CheckContext) -> Outcome:

@@ -3,7 +3,7 @@
 Requirements: SR2-H-2 (mutual authentication with every device), SR3-H-5 (encrypted path to
 devices), C5 (needed ports protected by per-device credentials), UK5.
 
-The server under test is ``firmware.gateway.lantls.server_context`` built on a scratch copy of
+The server under test is ``firmware.gateway.lan.tls.server_context`` built on a scratch copy of
 the state directory:
 
 1. with the installed trust material as is: a client without a certificate and a client with a
@@ -27,9 +27,11 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from firmware.common import certs
 from firmware.core.errors import MamoriError
-from firmware.gateway import lantls
-from firmware.gateway.install import IDENTITY
+from firmware.gateway.identity.admission import Revocation
+from firmware.gateway.identity.install import IDENTITY
+from firmware.gateway.lan import tls as lantls
 from firmware.gateway.selftest.checks._common import verdict
 from firmware.gateway.selftest.context import CheckContext
 from firmware.gateway.selftest.registry import Outcome, check, failed, inconclusive
@@ -90,8 +92,8 @@ class ProbeSite:
                 .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
                     self.key.public_key()), critical=False)
                 .add_extension(x509.SubjectAlternativeName([
-                    x509.UniformResourceIdentifier(lantls.DEVICE_URI + dev_id),
-                    x509.UniformResourceIdentifier(lantls.MODEL_URI + "Mamori/SelftestProbe")]),
+                    x509.UniformResourceIdentifier(certs.DEVICE_URI + dev_id),
+                    x509.UniformResourceIdentifier(certs.MODEL_URI + "Mamori/SelftestProbe")]),
                     critical=False)
                 .sign(self.key, hashes.SHA256()))
         cert_file, key_file = self.dir / f"{dev_id}.crt", self.dir / f"{dev_id}.key"
@@ -140,7 +142,7 @@ def _board(ctx: CheckContext) -> dict[str, Any] | None:
        requirements=LAN_REQS,
        remediation="install the gateway's bundle (`mamori-gateway run --bundle FILE`) so the "
                    "LAN channel runs mutual TLS; build its context only with "
-                   "firmware.gateway.lantls.server_context (CERT_REQUIRED + CRL check)")
+                   "firmware.gateway.lan.tls.server_context (CERT_REQUIRED + CRL check)")
 def mutual_auth(ctx: CheckContext) -> Outcome:
     """Loopback sessions with no / foreign-CA / revoked client certificates: all refused."""
     if not (ctx.live_state_dir / IDENTITY / "gateway.json").is_file():
@@ -149,7 +151,7 @@ def mutual_auth(ctx: CheckContext) -> Outcome:
     board = _board(ctx)
     evidence, bad = [], []
     try:
-        crl_serials = lantls.Revocation(ctx.live_state_dir).serials()
+        crl_serials = Revocation(ctx.live_state_dir).serials()
         evidence.append(f"installed CRL verifies against the site CA ({len(crl_serials)} "
                         "revoked serial(s))")
     except (MamoriError, OSError, ValueError) as exc:

@@ -15,6 +15,8 @@ import secrets
 import time
 from typing import Any
 
+from firmware.common.accesslog.reader import records
+from firmware.common.accesslog.source import open_source
 from firmware.core.errors import MamoriError
 from firmware.core.events import Event
 from firmware.gateway.accesslog.service import AccessLogService
@@ -24,8 +26,6 @@ from firmware.gateway.selftest.context import CheckContext
 from firmware.gateway.selftest.registry import Outcome, check, failed, inconclusive, passed
 from firmware.gateway.selftest.scratchgw import ScratchGateway
 from firmware.gateway.wan.service import event_route
-from host_tools.logs.reader import records
-from host_tools.logs.source import open_source
 
 STATUS_FILE = "run/status.json"
 # A silent device must be reported offline within this many heartbeat intervals.

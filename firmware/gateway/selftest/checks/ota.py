@@ -22,6 +22,7 @@ from typing import Any
 
 from tuf.api.metadata import Metadata, Root, TargetFile, Targets
 
+from firmware.common.chunks import chunk_hashes
 from firmware.core.errors import ConfigError, IntegrityError, MamoriError
 from firmware.core.update.chunks import verify_chunk
 from firmware.core.update.version import compare, parse_version
@@ -47,7 +48,7 @@ from firmware.gateway.update.store import Paths, read_json
 
 def family_of(board: str) -> str:
     """The delegated role that signs this board's releases."""
-    from host_tools.release.families import family_of as fam
+    from firmware.common.families import family_of as fam
 
     return fam(board)
 
@@ -101,12 +102,6 @@ def rebuild_bundle(slot_dir: Path, out: Path) -> None:
                 tar.addfile(info, f)
 
 
-def _chunks(path: Path, size: int) -> tuple[int, str, list[str]]:
-    from host_tools.release.bundle import chunk_hashes
-
-    return chunk_hashes(path, size)
-
-
 def _tamper_bundle(bundle: Path, target: dict[str, Any], work: Path) -> str | None:
     """Flip a byte in a copy of the bundle: the agent's chunk verifier must refuse it."""
     data = bytearray(bundle.read_bytes())
@@ -150,39 +145,33 @@ def _tamper_metadata(tuf_dir: Path, board: str) -> str | None:
 
 
 def scratch_repo_exercise(work: Path) -> tuple[list[str], list[str]]:
-    """Publish a release to a scratch signed repo; the TUF client must accept it and refuse a
-    tampered copy of its metadata."""
+    """Sign a scratch repo; the TUF client must accept it and refuse it once a signed target
+    hash was altered."""
+    from firmware.gateway.selftest import scratchtuf
     from firmware.gateway.update.tufclient import TufClient
-    from host_tools.release.repo import ReleaseRepo
 
-    repo = ReleaseRepo.init(work / "repo", root_keys=1, root_threshold=1)
-    payload = work / "payload" / "app"
-    payload.mkdir(parents=True)
-    (payload / "main.py").write_text("print('selftest')\n")
-    repo.publish("sim", "0.0.1", work / "payload", chunk_size=1024)
+    repo = work / "repo"
+    trusted = scratchtuf.build(repo, b"print('selftest')\n")
     problems, evidence = [], []
 
     def client(name: str) -> TufClient:
         d = work / name
         d.mkdir()
-        (d / "root.json").write_bytes(repo.trusted_root())
-        return TufClient(d, (work / "repo" / "metadata").as_uri() + "/", clock=time.time)
+        (d / "root.json").write_bytes(trusted)
+        return TufClient(d, repo.as_uri() + "/", clock=time.time)
 
     c = client("good")
     c.refresh()
-    if c.target("sim/firmware.bundle") is None:
-        problems.append("the TUF client did not find the release in an untampered repo")
+    if c.target(scratchtuf.TARGET) is None:
+        problems.append("the TUF client did not find the target in an untampered repo")
     else:
-        evidence.append("scratch signed repo: release 0.0.1 verified by the gateway's TUF client")
-    fam = sorted((work / "repo" / "metadata").glob("*.sim.json"))[-1]
-    doc = json.loads(fam.read_bytes())
-    doc["signed"]["targets"]["sim/firmware.bundle"]["hashes"]["sha256"] = "0" * 64
-    fam.write_text(json.dumps(doc))
+        evidence.append("scratch signed repo: target verified by the gateway's TUF client")
+    scratchtuf.tamper_target_hash(repo)
     try:
         c2 = client("tampered")
         c2.refresh()
-        c2.target("sim/firmware.bundle")
-        problems.append("the TUF client accepted metadata whose bundle hash was altered")
+        c2.target(scratchtuf.TARGET)
+        problems.append("the TUF client accepted metadata whose target hash was altered")
     except MamoriError as exc:
         evidence.append(f"tampered metadata refused: {exc.message[:120]}")
     return problems, evidence
@@ -236,7 +225,7 @@ def image_integrity(ctx: CheckContext) -> Outcome:
         bundle = work / "running.bundle"
         try:
             rebuild_bundle(inst.slot_dir, bundle)
-            length, sha, chunks = _chunks(bundle, int(target.get("chunk_size") or 1))
+            length, sha, chunks = chunk_hashes(bundle, int(target.get("chunk_size") or 1))
         except (OSError, ValueError, KeyError) as exc:
             problems.append(f"the running image cannot be re-assembled: {exc}")
         else:

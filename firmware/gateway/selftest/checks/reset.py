@@ -14,9 +14,9 @@ import secrets
 from pathlib import Path
 from typing import Any
 
+from firmware.common import kek as devicekey
 from firmware.core.errors import MamoriError
-from firmware.gateway import devicekey
-from firmware.gateway.keystore import STORE_DIR
+from firmware.gateway.identity.keystore import STORE_DIR
 from firmware.gateway.owner import resale
 from firmware.gateway.owner.personal import DATA_FILE, PersonalStore
 from firmware.gateway.selftest import scan
@@ -49,6 +49,11 @@ def _slot_dirs(root: Path, board: dict[str, Any]) -> list[Path]:
     return out
 
 
+def _no_handoff(_state: Path, _board: dict[str, Any]) -> dict[str, Any]:
+    return {"handoff": "discard", "delivered": False,
+            "reason": "self-test scratch copy: its log is never handed off"}
+
+
 @check("reset.keeps-firmware", "Resale reset erases user data and keys and keeps the firmware",
        requirements=["C7", "UK11", "R2-5", "R2-9"],
        remediation="fix firmware/gateway/owner/resale.py: every file outside update/ and the "
@@ -75,8 +80,7 @@ def keeps_firmware(ctx: CheckContext) -> Outcome:
     keys_before = sorted(p.name for p in (root / STORE_DIR).glob("*")) \
         if (root / STORE_DIR).is_dir() else []
     try:
-        doc = resale.resale_reset(root, board, yes=True, handoff="discard",
-                                  discard_reason="self-test scratch copy: never handed off")
+        doc = resale.resale_reset(root, board, _no_handoff, yes=True)
     except MamoriError as exc:
         return failed(f"the resale reset refused to run on the scratch copy: {exc}")
     problems: list[str] = []

@@ -13,8 +13,8 @@ from __future__ import annotations
 import hashlib
 import re
 
+from firmware.common import tlspolicy
 from firmware.core.errors import IntegrityError, MamoriError
-from firmware.gateway import tlspolicy
 from firmware.gateway.selftest.checks import firewall
 from firmware.gateway.selftest.checks._common import installed_release, verdict
 from firmware.gateway.selftest.checks.ota import release_record, verify_metadata
@@ -74,7 +74,7 @@ def attestation(ctx: CheckContext) -> Outcome:
             problems.append("the running image's SBOM differs from the signed one")
         adv = ctx.live_state_dir / ADVISORY_FILE
         if adv.is_file():
-            from host_tools.scan import osv
+            from firmware.common import osv
 
             try:
                 hits = osv.match(osv.load_sbom(sbom_path), osv.load_advisories(adv))

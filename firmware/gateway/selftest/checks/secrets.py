@@ -11,7 +11,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.serialization import load_der_private_key
 
-from firmware.gateway.devicekey import KEK_FILE
+from firmware.common.kek import KEK_FILE
 from firmware.gateway.selftest import scan
 from firmware.gateway.selftest.context import CheckContext
 from firmware.gateway.selftest.registry import Outcome, check, failed, passed
@@ -129,7 +129,8 @@ def find_plaintext_keys(root: Any, known_secrets: list[bytes]) -> list[str]:
 
 @check("secrets.plaintext-keys", "No plaintext private keys or raw key material in the state dir",
        requirements=["SR2-H-3", "SR3-H-6", "UK4"],
-       remediation="wrap every key under the device KEK (firmware.gateway.devicekey.wrap) or "
+       remediation="wrap every key under the device KEK "
+                   "(firmware.common.kek.wrap) or "
                    "move it into the secure element; delete stray key files")
 def plaintext_keys(ctx: CheckContext) -> Outcome:
     """Scan for PEM/DER/JWK private keys, raw key files and copies of the KEK."""

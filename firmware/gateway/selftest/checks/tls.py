@@ -5,7 +5,7 @@ from __future__ import annotations
 import ssl
 from typing import Any
 
-from firmware.gateway import tlspolicy
+from firmware.common import tlspolicy
 from firmware.gateway.selftest.context import CheckContext
 from firmware.gateway.selftest.registry import Outcome, check, failed, inconclusive, passed
 from firmware.gateway.selftest.tlsprobe import HOST, ProbePKI, handshake, weak_context
@@ -95,7 +95,7 @@ def _probe_server(name: str, factory: Any, pki: ProbePKI, client_pki: ProbePKI,
 
 @check("tls.policy", "TLS contexts: 1.2+ with ECDHE+AEAD only, verification on (exercised)",
        requirements=["SR3-H-4", "UK5"],
-       remediation="build every SSLContext with firmware.gateway.tlspolicy (client_context / "
+       remediation="build every SSLContext with firmware.common.tlspolicy (client_context / "
                    "server_context) and register it with tlspolicy.register_context")
 def tls_policy(ctx: CheckContext) -> Outcome:
     """Audit each registered context, then handshake it over loopback against weak peers."""

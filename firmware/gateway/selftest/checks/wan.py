@@ -15,7 +15,7 @@ from pathlib import Path
 
 from cryptography import x509
 
-from firmware.gateway import tlspolicy
+from firmware.common import tlspolicy
 from firmware.gateway.selftest.checks._common import verdict
 from firmware.gateway.selftest.context import CheckContext
 from firmware.gateway.selftest.registry import Outcome, check, failed, inconclusive, passed

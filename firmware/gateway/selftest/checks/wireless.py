@@ -113,8 +113,8 @@ async def _ble_exercise(gw_ble: GatewayBle) -> list[str]:
 
 
 async def _zigbee_exercise(ieee_tag: str) -> tuple[list[str], list[str]]:
+    from firmware.common.installcode import DEFAULT_TC_LINK_KEY, new_install_code
     from firmware.gateway.zigbee.app import FakeRadio, MamoriZigbeeApp
-    from firmware.gateway.zigbee.installcode import DEFAULT_TC_LINK_KEY, new_install_code
 
     problems: list[str] = []
     events: list[Any] = []

@@ -1,0 +1,52 @@
+"""Durable file writes shared by the gateway and the host tools (CPython)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+
+
+def fsync_dir(path: Path) -> None:
+    """Make a rename inside directory `path` durable."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_all(fd: int, data: bytes) -> None:
+    """Write every byte of data to fd (os.write may write fewer bytes than asked)."""
+    view = memoryview(data)
+    while view:
+        n = os.write(fd, view)
+        view = view[n:]
+
+
+def atomic_write(path: Path, data: bytes, mode: int = 0o600, dir_mode: int = 0o700,
+                 sync_dir: bool = False) -> None:
+    """Replace `path` with `data` atomically: temp file with `mode`, fsync, rename.
+
+    A crash leaves either the old or the new content, never a mix; the temp file is hidden
+    (a leading dot) and created with its final permissions, so a secret is never readable.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True, mode=dir_mode)
+    tmp = path.with_name("." + path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    try:
+        try:
+            os.fchmod(fd, mode)
+            write_all(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except BaseException:
+        # Full disk, read-only filesystem, I/O error: the old file stays, no temp file remains.
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    if sync_dir:
+        fsync_dir(path.parent)

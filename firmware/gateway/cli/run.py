@@ -1,0 +1,53 @@
+"""`mamori-gateway run`: start the gateway on a board profile."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from firmware.common.boards import load_board
+from firmware.core.errors import ConfigError
+from firmware.gateway.runtime import jsonlog
+from firmware.gateway.runtime.config import GatewayConfig
+from firmware.gateway.runtime.gateway import Gateway
+from firmware.gateway.runtime.statedir import add_state_dir_arg, resolve
+
+
+def register(sub: Any) -> None:
+    """Add the `run` command."""
+    p = sub.add_parser("run")
+    p.add_argument("--board", required=True, help="board profile name (e.g. sim, rpi4)")
+    add_state_dir_arg(p)
+    p.add_argument("--duration", type=float, default=None, metavar="SECONDS",
+                   help="stop by itself after this many seconds (unattended runs)")
+    p.add_argument("--bundle", type=Path, default=None, metavar="FILE",
+                   help="installation bundle from `mamori provision gateway`")
+    p.add_argument("--broker", default=None, metavar="URL",
+                   help="platform broker, e.g. mqtts://platform.example:8883")
+    p.add_argument("--sim-house", type=Path, default=None, metavar="HOUSE_JSON",
+                   help="sim board: run the demo house the installer made (`mamori demo`)")
+    p.add_argument("--lan-host", default="127.0.0.1", help="LAN listen address")
+    p.add_argument("--lan-port", type=int, default=0, help="LAN listen port (0: any free)")
+    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning"])
+    p.set_defaults(func=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    board = load_board(args.board)
+    if args.duration is not None and args.duration <= 0:
+        raise ConfigError("--duration must be a positive number of seconds")
+    state_dir = resolve(args.state_dir, args.board)
+    jsonlog.setup(args.log_level)
+    cfg = GatewayConfig(board_name=args.board, state_dir=state_dir, duration=args.duration,
+                        bundle=args.bundle, broker=args.broker, sim_house=args.sim_house,
+                        lan_host=args.lan_host, lan_port=args.lan_port)
+    return asyncio.run(_main(cfg, board))
+
+
+async def _main(cfg: GatewayConfig, board: dict[str, Any]) -> int:
+    from firmware.gateway.composition import build_services  # the whole gateway: only for run
+
+    gw = Gateway(cfg, board)
+    return await gw.run(build_services(gw))

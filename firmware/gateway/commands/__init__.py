@@ -1,1 +1,0 @@
-"""`mamori-gateway` sub-commands: every module here with register(subparsers) is one."""

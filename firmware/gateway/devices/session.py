@@ -1,0 +1,169 @@
+"""Device sessions independent of their transport: dispatch, commands, registration (CPython).
+
+The LAN service (TCP + TLS streams) and the BLE service (Noise IK over GATT) carry the same
+messages once a device is authenticated and has sent its ``hello``: ``hb`` {seq, state},
+``result`` {cid, ok, commanded, actual, reason} for a gateway ``cmd`` {cid, action, params}, and
+``local`` {action, state} (a manual operation at the device, which has priority over remote
+commands). ``DeviceSessionService`` keeps that part once; each service keeps only its transport.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from typing import Any, Generic, TypeVar
+
+from firmware.core.errors import StateError
+from firmware.core.events import Event
+from firmware.gateway.runtime.gateway import Gateway, Service
+
+# Sent to a device that failed authentication before the link is dropped.
+REFUSED = {"type": "refused", "reason": "authentication failed"}
+
+
+class DeviceSession:
+    """One authenticated device on some transport: identity, pending commands, last report."""
+
+    def __init__(self, identity: dict[str, Any]) -> None:
+        self.identity = identity
+        self.device_id: str = identity["id"]
+        self.pending: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        self.connected_at = time.time()
+        self.last_state: dict[str, Any] = {}
+
+    async def send(self, msg: dict[str, Any]) -> None:
+        """Send one message to the device (the transport's part)."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """End the session from the gateway's side (the transport's part)."""
+        raise NotImplementedError
+
+
+S = TypeVar("S", bound=DeviceSession)
+
+
+class DeviceSessionService(Service, Generic[S]):
+    """The transport-independent half of a device channel service; ``name`` is the event source."""
+
+    # "%s" is the device id; the StateError of execute() on a device with no session.
+    not_connected = "device %s is not connected"
+
+    def __init__(self, gw: Gateway) -> None:
+        super().__init__(gw)
+        self.sessions: dict[str, S] = {}
+        self.local_ops: dict[str, tuple[float, dict[str, Any]]] = {}
+        self._cids = itertools.count(1)
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    # -- connection tasks ----------------------------------------------------------------
+    def _track(self) -> asyncio.Task[Any] | None:
+        """Register the running connection task so stop() can cancel it."""
+        task = asyncio.current_task()
+        if task is not None:
+            self._tasks.add(task)
+        return task
+
+    async def _cancel_tasks(self) -> None:
+        for t in list(self._tasks):
+            t.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    # -- session life --------------------------------------------------------------------
+    async def _register(self, session: S, raw_interval: float, transport: str,
+                        info: dict[str, Any],
+                        connected: dict[str, Any] | None = None) -> float:
+        """Make `session` the device's session, declare it to liveness, welcome it.
+
+        An older session of the same device is closed. `info` is the device information shown
+        in the status view; `connected`, when given, is emitted as a ``device.connected`` event.
+        Returns the heartbeat interval the device was welcomed with.
+        """
+        old = self.sessions.get(session.device_id)
+        self.sessions[session.device_id] = session
+        if old is not None:
+            old.close()  # the device reconnected: the new session replaces the old one
+        interval = min(max(raw_interval, 0.5), 3600.0)
+        self.gw.register_device(session.device_id, transport, interval,
+                                int(session.identity.get("level", 2)), **info)
+        await session.send({"type": "welcome",
+                            "gateway": self.gw.gateway_id or "gateway",
+                            "interval": interval})
+        if connected is not None:
+            self.gw.emit(Event("device.connected", "info", self.name,
+                               principal=session.device_id, action="connect",
+                               target=session.device_id, result="admitted", params=connected))
+        self.gw.device_seen(session.device_id)
+        return interval
+
+    def _idle_timeout(self, session: S) -> float:
+        """How long a session may stay silent before it is closed."""
+        return max(60.0, 10 * float(self.gw.liveness.devices[session.device_id].interval))
+
+    def _end(self, session: S) -> None:
+        """Forget an ended session and fail the commands still waiting for it."""
+        if self.sessions.get(session.device_id) is session:
+            del self.sessions[session.device_id]
+            self.gw.emit(Event("device.disconnected", "info", self.name,
+                               principal=session.device_id, action="disconnect",
+                               target=session.device_id, result="closed"))
+        for fut in session.pending.values():
+            if not fut.done():
+                fut.set_exception(StateError("device disconnected"))
+
+    # -- messages ------------------------------------------------------------------------
+    def _dispatch(self, session: S, msg: dict[str, Any]) -> None:
+        kind = msg.get("type")
+        self.gw.device_seen(session.device_id)
+        if kind == "hb":
+            state = msg.get("state")
+            if isinstance(state, dict):
+                session.last_state = state
+                self.gw.device_info[session.device_id]["reported"] = state
+        elif kind == "result":
+            fut = session.pending.pop(str(msg.get("cid")), None)
+            if fut is not None and not fut.done():
+                fut.set_result(msg)
+        elif kind == "local":
+            self.local_ops[session.device_id] = (time.monotonic(), msg)
+            self.gw.emit(Event("device.local_operation", "notice", "device",
+                               principal=session.device_id, action=str(msg.get("action")),
+                               target=session.device_id, result="done",
+                               params={"state": msg.get("state")}))
+        else:
+            self._unknown_message(session, "unknown message type %r" % str(kind)[:40])
+
+    def _unknown_message(self, session: S, reason: str) -> None:
+        """What the transport does with a message type it does not know."""
+        raise NotImplementedError
+
+    # -- commands ------------------------------------------------------------------------
+    async def execute(self, device_id: str, action: str, params: dict[str, Any] | None = None,
+                      timeout: float = 5.0) -> dict[str, Any]:
+        """Send a command to a connected device; return its real result (commanded vs actual)."""
+        session = self.sessions.get(device_id)
+        if session is None:
+            raise StateError(self.not_connected % device_id)
+        cid = str(next(self._cids))
+        fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        session.pending[cid] = fut
+        await session.send({"type": "cmd", "cid": cid, "action": action,
+                            "params": params or {}})
+        try:
+            res = await asyncio.wait_for(fut, timeout)
+        except TimeoutError:
+            session.pending.pop(cid, None)
+            return {"ok": False, "device": device_id, "action": action,
+                    "reason": "no answer within %.0f s" % timeout, "actual": None}
+        return {"ok": bool(res.get("ok")), "device": device_id, "action": action,
+                "commanded": res.get("commanded"), "actual": res.get("actual"),
+                "reason": str(res.get("reason", ""))[:200]}
+
+    def recent_local_operation(self, device_id: str, within: float) -> dict[str, Any] | None:
+        """The device's manual operation if it happened within the last `within` seconds."""
+        op = self.local_ops.get(device_id)
+        if op and time.monotonic() - op[0] <= within:
+            return op[1]
+        return None

@@ -1,0 +1,60 @@
+"""Mutual TLS for LAN devices: SSLContext builders, peer certificate -> device identity (CPython).
+
+Server side (the gateway): TLS 1.3 only (TLS 1.2 with ECDHE + AEAD suites only if the OpenSSL
+build lacks 1.3), client certificate required and verified against the site CA chain with the
+site CRL (leaf check), no session tickets (every connection authenticates afresh). Build the
+context once and reuse it for every connection. After the handshake ``DeviceAuthorizer`` maps
+the certificate to a device identity, re-checks revocation against the current CRL file (which
+the platform may have refreshed), and checks the model against the signed allowlist.
+"""
+
+from __future__ import annotations
+
+import ssl
+from pathlib import Path
+
+from firmware.common.certs import lan_floor
+from firmware.gateway.identity.admission import DeviceAuthorizer
+from firmware.gateway.identity.install import IDENTITY, installed_identity, tls_key_passphrase
+
+
+def server_context(state_dir: Path, board: dict | None = None) -> ssl.SSLContext:
+    """The gateway's LAN server context: mutual TLS against the installed site CA and CRL."""
+    ident = Path(state_dir) / IDENTITY
+    installed_identity(state_dir)
+    ctx = lan_floor(ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER))
+    ctx.load_verify_locations(cafile=str(ident / "ca-chain.pem"))
+    ctx.load_verify_locations(cafile=str(ident / "crl.pem"))
+    ctx.verify_flags |= ssl.VERIFY_CRL_CHECK_LEAF | ssl.VERIFY_X509_STRICT
+    passphrase = tls_key_passphrase(state_dir, board)
+    ctx.load_cert_chain(str(ident / "gateway.pem"), str(ident / "gateway-key.pem"),
+                        password=lambda: passphrase)
+    ctx.num_tickets = 0
+    return ctx
+
+
+def secure_lan(state_dir: Path, board: dict | None,
+               bundle: Path | None) -> tuple[ssl.SSLContext, DeviceAuthorizer, str] | None:
+    """Install the bundle if given; return (server context, authorizer, gateway id) or None.
+
+    None means the state directory holds no installed identity (sim board without a bundle).
+    """
+    from firmware.gateway.identity.install import install_bundle
+
+    if bundle is not None:
+        install_bundle(Path(state_dir), Path(bundle), board)
+    elif not (Path(state_dir) / IDENTITY / "gateway.json").is_file():
+        return None
+    meta = installed_identity(state_dir)
+    return server_context(state_dir, board), DeviceAuthorizer(state_dir), meta["gateway_id"]
+
+
+def tls_failure_reason(exc: BaseException) -> str:
+    """A short, secret-free reason for a failed TLS handshake."""
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return "client certificate rejected: %s" % (exc.verify_message or exc.reason)
+    if isinstance(exc, ssl.SSLError):
+        return "TLS handshake failed: %s" % (exc.reason or exc.__class__.__name__)
+    if isinstance(exc, TimeoutError):
+        return "TLS handshake timed out"
+    return "TLS handshake failed: %s" % exc.__class__.__name__

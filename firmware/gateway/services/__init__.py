@@ -1,1 +1,0 @@
-"""Gateway services (each a runtime.Service) wired together by composition.py."""

@@ -1,0 +1,72 @@
+"""Simulated devices for the `sim` board: real device agents over loopback (CPython)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Coroutine
+from typing import Any
+
+from firmware.core.events import Event
+from firmware.device.portable.agent import DeviceAgent
+from firmware.device.runner import run_forever
+from firmware.gateway.lan.service import LanService
+from firmware.gateway.runtime.gateway import Gateway, Service
+
+
+class SimTasksService(Service):
+    """A service running one task per simulated device until stop(), which ends them all."""
+
+    def __init__(self, gw: Gateway) -> None:
+        super().__init__(gw)
+        self.agents: dict[str, DeviceAgent] = {}
+        self._stop = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        self._tasks.append(asyncio.create_task(coro))
+
+    def _started(self, devices: list[str]) -> None:
+        self.gw.emit(Event("sim.devices", "info", "gateway", action="simulate",
+                           result="started", params={"devices": devices}))
+
+    async def stop(self) -> None:
+        """Stop every simulated device."""
+        self._stop.set()
+        for t in self._tasks:
+            t.cancel()
+        for t in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await t
+
+
+class SimDevicesService(SimTasksService):
+    """Runs device agents in-process that connect to the gateway's LAN service."""
+
+    name = "simdevices"
+
+    def __init__(self, gw: Gateway, lan: LanService, identities: dict[str, dict[str, Any]],
+                 ssl_contexts: dict[str, Any] | None = None,
+                 server_hostname: str | None = None) -> None:
+        super().__init__(gw)
+        self.lan = lan
+        self.identities = identities
+        self.ssl_contexts = ssl_contexts or {}
+        self.server_hostname = server_hostname
+
+    async def start(self) -> None:
+        """Start one agent task per simulated device."""
+        for dev_id, ident in self.identities.items():
+            agent = DeviceAgent(dev_id, kind=ident["kind"], interval=ident["interval"],
+                                maker=ident["maker"], model=ident["model"],
+                                transport=ident["transport"])
+            self.agents[dev_id] = agent
+            self._spawn(run_forever(agent, self.lan.host, self.lan.port,
+                                    self.ssl_contexts.get(dev_id), self.server_hostname,
+                                    stop=self._stop))
+        self._started(sorted(self.identities))
+
+    def status(self) -> dict[str, Any]:
+        """Which simulated devices run and whether they are welcomed."""
+        return {dev_id: {"ready": a.ready, "heartbeats": a.seq}
+                for dev_id, a in sorted(self.agents.items())}

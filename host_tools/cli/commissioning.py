@@ -1,0 +1,59 @@
+"""`mamori commissioning verify`: check a gateway's signed self-test report on the host."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from firmware.common.cli import emit
+from firmware.core.errors import ConfigError, IntegrityError
+from firmware.gateway.selftest.report import render_table
+from firmware.gateway.selftest.signing import PublicKey, key_id, verify_report
+
+
+def register(sub: Any) -> None:
+    """Add the `commissioning` command group."""
+    p = sub.add_parser("commissioning")
+    cs = p.add_subparsers(dest="commissioning_cmd", metavar="ACTION")
+    cs.required = True
+    vp = cs.add_parser("verify", help="verify a signed self-test report (exit 0 valid and "
+                                      "passing, 2 valid but failing, 1 invalid)")
+    vp.add_argument("report", type=Path, metavar="SIGNED_REPORT")
+    vp.add_argument("--key", type=Path, required=True, metavar="PUB_PEM",
+                    help="the gateway's report-signing public key (report-signing.pub.pem)")
+    vp.add_argument("--request-id", help="also require this platform request ID in the report")
+    vp.add_argument("--json", action="store_true")
+    vp.set_defaults(func=_verify)
+
+
+def _load_public(path: Path) -> PublicKey:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+
+    try:
+        pub = serialization.load_pem_public_key(path.read_bytes())
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"cannot load public key: {type(exc).__name__}", str(path))
+    if not isinstance(pub, (ed25519.Ed25519PublicKey, ec.EllipticCurvePublicKey)):
+        raise ConfigError("report keys are Ed25519 or EC P-256", str(path))
+    return pub
+
+
+def _verify(args: argparse.Namespace) -> int:
+    pub = _load_public(args.key)
+    try:
+        envelope = json.loads(args.report.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise IntegrityError(f"cannot read signed report: {type(exc).__name__}")
+    if not isinstance(envelope, dict):
+        raise IntegrityError("signed report is malformed")
+    report = verify_report(envelope, pub)
+    if args.request_id is not None and report.get("request_id") != args.request_id:
+        raise IntegrityError("report answers another request (replayed report)")
+    verdict = report["summary"]["verdict"]
+    emit({"valid": True, "keyid": key_id(pub), "verdict": verdict,
+          "service_level": report.get("service_level"), "report": report}, args.json,
+         render_table(report) + f"\n\nsignature valid (key {key_id(pub)[:16]})")
+    return int(report["summary"]["exit_code"])

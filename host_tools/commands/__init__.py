@@ -1,1 +1,0 @@
-"""`mamori` sub-commands: every module here with a register(subparsers) function is one."""

@@ -1,0 +1,129 @@
+"""The `make run` demo house: the installer's side of a simulated installation.
+
+`mamori demo` plays the installer on this PC: it creates a demo site beside the gateway's state
+directory (what `mamori provision init-site/allow/device/gateway` make), issues credentials for
+the simulated devices and an installation bundle, and writes ``house.json`` — the list the sim
+board reads to run those devices and the embedded platform broker. It then starts the gateway
+(`mamori-gateway run --board sim --sim-house SITE/house.json`). The gateway itself never
+provisions anything: it only reads what the installer made.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from firmware.common.fsutil import atomic_write
+from firmware.core.errors import ConfigError
+from provisioning.devices import issue_device
+from provisioning.gateway import issue_gateway
+from provisioning.site import Site
+
+DEMO_GATEWAY = "sim-gateway"
+HOUSE_FILE = "house.json"
+HOUSE_FORMAT = "mamori-sim-house/1"
+MAX_SIM_DEVICES = 1000
+# Remote actions the demo platform may run on each simulated kind (default deny otherwise).
+DEMO_GRANTS = {"lock": ["lock", "unlock"], "shutter": ["open", "close", "set"],
+               "sensor": ["arm", "disarm"]}
+
+
+@dataclass(frozen=True)
+class SimDevice:
+    """One simulated device of the demo house."""
+
+    id: str
+    kind: str
+    transport: str
+    maker: str
+    model: str
+    interval: float
+    level: int
+
+
+IP_DEVICES = [
+    SimDevice("front-door-lock", "lock", "ip", "Mamori Labs", "SimLock 1", 2.0, 3),
+    SimDevice("living-shutter", "shutter", "ip", "Mamori Labs", "SimShutter 1", 3.0, 2),
+    SimDevice("hall-sensor", "sensor", "ip", "Mamori Labs", "SimSensor 1", 2.0, 2),
+    SimDevice("garden-sensor", "sensor", "ip", "Mamori Labs", "SimSensor 1", 3.0, 2),
+]
+# Radio devices of the default demo (BLE Noise IK, Zigbee install code).
+RADIO_DEVICES = [
+    SimDevice("bedroom-window", "sensor", "ble", "Mamori Labs", "SimWindow 1", 2.0, 2),
+    SimDevice("porch-motion", "sensor", "zigbee", "Mamori Labs", "SimMotion 1", 2.0, 2),
+]
+MODELS = {(d.maker, d.model, d.transport) for d in IP_DEVICES + RADIO_DEVICES}
+
+
+def site_dir_for(state_dir: Path) -> Path:
+    """The demo site lives beside the state directory, never inside it (it holds CA keys)."""
+    state_dir = Path(state_dir).resolve()
+    return state_dir.parent / (state_dir.name + "-demo-site")
+
+
+def ip_devices(count: int) -> list[SimDevice]:
+    """The first `count` simulated IP devices (the named four, then numbered sensors)."""
+    if not 0 <= count <= MAX_SIM_DEVICES:
+        raise ConfigError("the demo runs 0 to %d simulated devices, not %d"
+                          % (MAX_SIM_DEVICES, count))
+    named = IP_DEVICES[:count]
+    extra = [SimDevice("sensor-%04d" % i, "sensor", "ip", "Mamori Labs", "SimSensor 1",
+                       10.0, 2) for i in range(len(named) + 1, count + 1)]
+    return named + extra
+
+
+def _issue_missing(site: Site, devices: Iterable[SimDevice], site_dir: Path,
+                   gateway: str | None = None) -> dict[str, Path]:
+    out = {}
+    for dev in devices:
+        path = site_dir / "devices" / (dev.id + ".json")
+        if not path.is_file():
+            if site.issued_path(dev.id).exists():
+                continue  # issued by an older demo and lost: leave it out
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            issue_device(site, dev.transport, dev.maker, dev.model, dev.id, path,
+                         gateway=gateway)
+        out[dev.id] = path
+    return out
+
+
+def ensure_demo_house(state_dir: Path, devices: int | None = None) -> Path:
+    """Create the demo site, credentials, bundle and house list once; return house.json.
+
+    `devices` None is the default demo: four IP devices plus a BLE and a Zigbee device; a
+    number runs that many IP devices only.
+    """
+    site_dir = site_dir_for(state_dir)
+    ip = ip_devices(len(IP_DEVICES) if devices is None else devices)
+    radio = RADIO_DEVICES if devices is None else []
+    if not (site_dir / "site.json").is_file():
+        Site.init(site_dir, 3, "Mamori demo house")
+    site = Site(site_dir)
+    for maker, model, transport in sorted(MODELS):
+        if not any(e["model"] == model for e in site.allowlist()):
+            site.allow(maker, model, transport)
+    creds = _issue_missing(site, ip, site_dir)
+    bundle = site_dir / "gateways" / (DEMO_GATEWAY + ".bundle")
+    if not bundle.is_file():
+        bundle.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        acl = [{"principal": "platform", "device": d.id, "actions": DEMO_GRANTS[d.kind]}
+               for d in IP_DEVICES + RADIO_DEVICES]
+        issue_gateway(site, "sim", DEMO_GATEWAY, bundle, acl=acl)
+    # BLE credentials carry the gateway's static key: issued after the gateway.
+    creds.update(_issue_missing(site, radio, site_dir, gateway=DEMO_GATEWAY))
+    house = site_dir / HOUSE_FILE
+    doc: dict[str, Any] = {
+        "format": HOUSE_FORMAT,
+        "gateway": DEMO_GATEWAY,
+        "bundle": str(bundle.relative_to(site_dir)),
+        "platform": {"ca": "platform/ca.pem", "cert": "platform/server.pem",
+                     "key": "platform/server.key", "crl": "ca/crl.pem"},
+        "devices": [dict(vars(d), credentials=str(creds[d.id].relative_to(site_dir)))
+                    for d in ip + radio if d.id in creds],
+    }
+    atomic_write(house, json.dumps(doc, indent=1, sort_keys=True).encode(), mode=0o600)
+    return house
+
