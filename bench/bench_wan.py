@@ -39,6 +39,7 @@ from firmware.gateway.wan import topics  # noqa: E402
 from firmware.gateway.wan.client import WanClient  # noqa: E402
 from firmware.gateway.wan.identity import WanIdentity  # noqa: E402
 from firmware.gateway.wan.queue import OutboundQueue  # noqa: E402
+from firmware.gateway.wan.service import outbox_key  # noqa: E402
 from firmware.gateway.wan.tls import client_context  # noqa: E402
 from tests.wan.pki import make_world  # noqa: E402
 
@@ -131,7 +132,7 @@ def _bare(ident: WanIdentity, n: int, db_path: Path | None, backlog: bool = Fals
 
 
 def _ours(ident: WanIdentity, db: Path, n: int, outage: bool) -> float:
-    q = OutboundQueue(db)
+    q = OutboundQueue(db, key=outbox_key(db.parent, None))  # sealed, as the WAN service runs it
     c = WanClient(ident, q, backoff_min=0.05, backoff_max=0.2)
     topic = topics.up(ident.gateway_id, "events")
     if outage:  # accepted while the broker is unreachable, then drained

@@ -47,6 +47,30 @@ def device_kek(state_dir: Path, create: bool = True) -> bytes:
     return data
 
 
+def destroy_kek(state_dir: Path) -> bool:
+    """Overwrite the fallback KEK file with zeros, fsync, unlink, fsync the folder."""
+    path = kek_path(state_dir)
+    for p in (path.with_suffix(".tmp"), path):
+        try:
+            fd = os.open(p, os.O_WRONLY | getattr(os, "O_NOFOLLOW", 0))
+        except FileNotFoundError:
+            continue
+        try:
+            os.pwrite(fd, b"\0" * max(os.fstat(fd).st_size, 32), 0)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.unlink(p)
+        dfd = os.open(p.parent, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+        if p == path:
+            return True
+    return False
+
+
 def wrap(kek: bytes, plaintext: bytes, label: bytes) -> bytes:
     """Encrypt a secret under the KEK; label binds it to its purpose (AAD)."""
     nonce = secrets.token_bytes(12)

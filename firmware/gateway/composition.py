@@ -15,7 +15,7 @@ from firmware.gateway.identity.install import installed
 from firmware.gateway.lan.service import LanService
 from firmware.gateway.lan.tls import secure_lan
 from firmware.gateway.monitor.wiring import monitor_services
-from firmware.gateway.owner.resale import ResaleHoldService, resale_pending
+from firmware.gateway.owner.resale import ResaleHoldService, finish_interrupted, resale_pending
 from firmware.gateway.radios import radio_services
 from firmware.gateway.runtime.control import ControlService
 from firmware.gateway.runtime.gateway import Gateway, Service
@@ -54,6 +54,8 @@ def _demo(gw: Gateway) -> DemoHouse | None:
 def build_services(gw: Gateway) -> list[Service]:
     """Create the gateway's services for its board and configuration."""
     cfg = gw.config
+    # A resale reset a power cut interrupted is finished before anything opens a store.
+    finished = finish_interrupted(gw.state_dir, gw.board)
     # The access log first (it opens no port) so it records every other service's events;
     # then the firewall, so the posture is in place before any server listens.
     accesslog = AccessLogService(gw)
@@ -64,7 +66,7 @@ def build_services(gw: Gateway) -> list[Service]:
     if resale_pending(gw.state_dir):
         # Resold (R2-9): no device, LAN, admin or WAN service until the OTA agent has installed
         # the latest firmware and cleared the marker.
-        return services + [ResaleHoldService(gw)]
+        return services + [ResaleHoldService(gw, finished)]
     demo = _demo(gw)
     bundle = cfg.bundle
     if bundle is None and demo is not None and not installed(gw.state_dir):

@@ -13,6 +13,7 @@ from typing import Any
 from firmware.common.accesslog.reader import LogTampered, iso, matches, parse_time, records, verify
 from firmware.common.accesslog.source import open_source
 from firmware.common.cli import emit
+from firmware.core.errors import ConfigError, MamoriError
 
 CSV_FIELDS = ["seq", "time", "ts", "mono", "boot", "severity", "kind", "source", "principal",
               "action", "target", "result", "reason", "id", "params"]
@@ -26,7 +27,18 @@ def register(sub: Any) -> None:
     vp = lsub.add_parser("verify", help="check chain, seals, signatures and completeness")
     _common(vp)
     vp.add_argument("--json", action="store_true", help="machine-readable report")
+    vp.add_argument("--expect-reset", action="store_true",
+                    help="also require that the log ended in a resale reset (exit 2 if not)")
     vp.set_defaults(func=_verify)
+    ip = lsub.add_parser("import", help="file an operator's escrow of a gateway's log (written "
+                                        "by `mamori-gateway reset --escrow-to`) into the "
+                                        "platform's inbox")
+    ip.add_argument("escrow", type=Path, metavar="FILE", help="mamori-log-escrow-*.jsonl")
+    ip.add_argument("--site", type=Path, required=True, help="the site (its log-escrow key)")
+    ip.add_argument("--inbox", type=Path, required=True,
+                    help="the platform's log inbox (one folder per gateway)")
+    ip.add_argument("--json", action="store_true", help="machine-readable summary")
+    ip.set_defaults(func=_import)
     sp = lsub.add_parser("show", help="readable timeline of the records")
     _common(sp)
     _filters(sp)
@@ -69,6 +81,10 @@ def _verify(args: argparse.Namespace) -> int:
         first = rep["first_problem"]
         lines = ["BROKEN at %s: %s" % (first["where"], first["problem"])]
         lines += ["  also at %s: %s" % (p["where"], p["problem"]) for p in rep["problems"][1:]]
+    if rep["ended_in_reset"]:
+        fin = rep["final_checkpoint"]
+        lines.append("  ended in a resale reset at %s (final checkpoint, epoch %s, seq %s)"
+                     % (iso(fin["ts"]), fin["epoch"], fin["seq"]))
     lines += ["  note: " + w for w in rep["warnings"]]
     emit(rep, args.json, "\n".join(lines))
     if not rep["ok"]:
@@ -76,6 +92,52 @@ def _verify(args: argparse.Namespace) -> int:
             return LogTampered.exit_code
         raise LogTampered("access log failed verification at %s" % rep["first_problem"]["where"],
                           rep["first_problem"]["problem"])
+    if args.expect_reset and not rep["ended_in_reset"]:
+        if args.json:
+            return LogTampered.exit_code
+        raise LogTampered("the access log does not end in a resale reset",
+                          "records or checkpoints follow the last one, or the gateway was "
+                          "reset without sealing its log")
+    return 0
+
+
+def _import(args: argparse.Namespace) -> int:
+    from firmware.core.command_auth import valid_token
+    from host_tools.logs.inbox import Inboxes
+    from host_tools.platform.site import load_site
+
+    inboxes = Inboxes(args.inbox, load_site(args.site).escrow_key())
+    filed = refused = 0
+    gateways: set[str] = set()
+    try:
+        lines = args.escrow.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError("cannot read %s: %s" % (args.escrow, type(exc).__name__))
+    for n, line in enumerate(lines, 1):
+        try:
+            m = json.loads(line)
+            gw, body = m["gateway"], m["body"]
+            if m.get("type") != "logs" or not isinstance(body, dict) or not isinstance(gw, str) \
+                    or not valid_token(gw):
+                raise ValueError("not a log message")
+            ok = inboxes.file(gw, body)
+        except (ValueError, KeyError, TypeError, MamoriError) as exc:
+            raise ConfigError("%s line %d is not a Mamori log escrow message (%s)"
+                              % (args.escrow, n, exc if isinstance(exc, MamoriError)
+                                 else type(exc).__name__))
+        gateways.add(gw)
+        if ok is False:
+            refused += 1
+        elif ok:
+            filed += 1
+    doc = {"filed": filed, "refused": refused, "gateways": sorted(gateways),
+           "inbox": str(args.inbox)}
+    emit(doc, args.json, "%d message(s) filed for %s under %s; %d refused"
+         % (filed, ", ".join(sorted(gateways)) or "no gateway", args.inbox, refused))
+    if refused:
+        raise LogTampered("%d escrowed message(s) were refused by the inbox" % refused,
+                          "they would rewrite what the platform holds: keep the file as "
+                          "evidence")
     return 0
 
 

@@ -14,8 +14,7 @@ from firmware.common.cli import emit
 from firmware.core.command_auth import valid_token
 from firmware.core.errors import ConfigError, StateError
 from firmware.gateway.wan import topics
-from firmware.gateway.wan.logupload import decode_item
-from host_tools.logs.inbox import PlatformInbox
+from host_tools.logs.inbox import LOG_ITEMS, Inboxes
 from host_tools.platform.client import PlatformClient
 from host_tools.platform.signing import new_envelope, sign
 from host_tools.platform.site import load_site
@@ -105,15 +104,14 @@ def _watch(args: argparse.Namespace) -> int:
         _check_ids(args.gateway)
     seen = [0]
 
-    inboxes: dict[str, PlatformInbox] = {}
+    inboxes = Inboxes(args.log_inbox, site.escrow_key()) if args.log_inbox else None
 
     def file_log(m: dict[str, Any]) -> None:
         gw_id, body = str(m.get("gateway")), m.get("body") or {}
-        if args.log_inbox is None or body.get("type") not in ("keys", "head", "segment"):
+        if inboxes is None or body.get("type") not in LOG_ITEMS:
             return
         _check_ids(gw_id)
-        inbox = inboxes.setdefault(gw_id, PlatformInbox(args.log_inbox / gw_id))
-        if not inbox(decode_item(body, site.escrow_key(), gw_id)):
+        if inboxes.file(gw_id, body) is False:
             # e.g. a second, different key escrow or a rewritten segment: possible tampering
             print("ALERT: %s log upload refused by the platform inbox (%s %s)"
                   % (gw_id, body.get("type"), body.get("name", body.get("log_id", ""))),

@@ -3,7 +3,8 @@
 ``PlatformInbox(dir)`` is an uploader (see firmware.gateway.accesslog.service) that stores what
 it receives the way the platform does: ``platform-keys.json`` (log id, signing public key, seal
 key_0, data key), ``heads.jsonl`` (every checkpoint head, as received) and ``seg-*.log``
-(the longest prefix of each segment received). `mamori logs` reads that folder.
+(the longest prefix of each segment received, possibly sent in chunks at offsets). `mamori
+logs` reads that folder.
 
 What is held is never rewritten: the first key escrow is pinned (a later, possibly compromised
 gateway cannot re-key its log to re-seal the past), heads are append-only, and a segment upload
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from firmware.common.accesslog.files import SEG_RE
+from firmware.gateway.wan.logupload import decode_item
 
 
 class PlatformInbox:
@@ -52,14 +54,38 @@ class PlatformInbox:
                 return False
             path = self.dir / name
             data: bytes = item["data"]
-            if path.exists():
-                held = path.read_bytes()
-                if held.startswith(data):
-                    return True  # nothing new (never shorten what the platform holds)
-                if not data.startswith(held):
-                    return False  # the held bytes would be rewritten: refused
-            path.write_bytes(data)
+            offset = item.get("offset", 0)
+            if not isinstance(offset, int) or offset < 0:
+                return False
+            held = path.read_bytes() if path.exists() else b""
+            if offset > len(held):
+                return False  # a gap: an earlier chunk is missing
+            overlap = held[offset:offset + len(data)]
+            if not data.startswith(overlap):
+                return False  # the held bytes would be rewritten: refused
+            if len(overlap) == len(data):
+                return True  # nothing new (never shorten what the platform holds)
+            path.write_bytes(held[:offset] + data)
         else:
             return False
         self.received.append(str(kind))
         return True
+
+
+LOG_ITEMS = ("keys", "head", "segment")
+
+
+class Inboxes:
+    """The platform's inboxes, one folder per gateway under ROOT, fed with uplink messages."""
+
+    def __init__(self, root: Path, escrow_key: Any) -> None:
+        self.root = Path(root)
+        self.escrow_key = escrow_key
+        self.by_gateway: dict[str, PlatformInbox] = {}
+
+    def file(self, gateway_id: str, body: dict[str, Any]) -> bool | None:
+        """File one `logs` message body (None: not a log item); False when refused."""
+        if body.get("type") not in LOG_ITEMS:
+            return None
+        inbox = self.by_gateway.setdefault(gateway_id, PlatformInbox(self.root / gateway_id))
+        return inbox(decode_item(body, self.escrow_key, gateway_id))

@@ -2,17 +2,21 @@
 
 Policy: nothing answers from the WAN side; on the LAN side only the declared ports
 (``firmware.common.ports``) are open and every one of them speaks TLS that meets the crypto
-policy (TLS 1.2+, for TLS 1.2 only ECDHE with AEAD ciphers, a sound certificate); the admin
-API sends its security headers and refuses unauthenticated and malformed requests; no SBOM
-component has a known advisory.
+policy (TLS 1.2+, for TLS 1.2 only ECDHE with AEAD ciphers, a sound certificate); nothing else
+listens on any of the gateway's addresses (IPv4 and IPv6, TCP and UDP); the admin API sends its
+security headers and refuses unauthenticated and malformed requests; no SBOM component has a
+known advisory. A check that could not be made (no advisory source, a declared port that does
+not answer) is ``inconclusive``: never a pass.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
-PASS, FAIL, SKIPPED = "pass", "fail", "skipped"
-VERDICTS = (PASS, FAIL, SKIPPED)
+PASS, FAIL, SKIPPED, INCONCLUSIVE = "pass", "fail", "skipped", "inconclusive"
+VERDICTS = (PASS, FAIL, SKIPPED, INCONCLUSIVE)
+LISTENING = ("open", "open|filtered")
 REQUIREMENTS = ["SR3-H-9", "R3-6"]
 OLD_PROTOCOLS = ("SSLv2", "SSLv3", "TLSv1.0", "TLSv1.1")
 AEAD_MARKERS = ("GCM", "CHACHA20", "CCM")
@@ -32,46 +36,124 @@ def finding(fid: str, category: str, title: str, verdict: str, evidence: list[st
 
 
 def open_ports(hosts: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Ports nmap saw in state 'open' (open|filtered is a silent drop, not a service)."""
+    """Ports nmap saw in state 'open' (something answered)."""
     return [dict(p, address=h["address"]) for h in hosts for p in h["ports"]
             if p["state"] == "open"]
 
 
+def listening(hosts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Ports of a sweep where nothing filters (inside the gateway): open or open|filtered.
+
+    Every closed port answers there, so open|filtered means a listener that stayed silent.
+    """
+    return [dict(p, address=h["address"]) for h in hosts for p in h["ports"]
+            if p["state"] in LISTENING]
+
+
+def family(address: str) -> str:
+    """IPv4 or IPv6."""
+    return "IPv6" if ":" in address else "IPv4"
+
+
 def _desc(p: dict[str, Any]) -> str:
     svc = " ".join(x for x in (p.get("service", ""), p.get("product", "")) if x)
-    return f"{p['address']} {p['proto']}/{p['port']}" + (f" ({svc})" if svc else "")
+    state = "" if p.get("state", "open") == "open" else " " + p["state"]
+    return f"{p['address']} {p['proto']}/{p['port']}{state}" + (f" ({svc})" if svc else "")
 
 
-def wan_exposure(hosts: list[dict[str, Any]], proto: str, scanned: str) -> dict[str, Any]:
-    """From the WAN side nothing may answer (no open TCP or UDP port on any gateway address)."""
-    found = [p for p in open_ports(hosts) if p["proto"] == proto]
+def _answer(side: str, a: dict[str, Any]) -> str:
+    where = f"{a['address']} {a['proto']}/{a['port']}"
+    if a.get("answered"):
+        return f"payload probe from the {side} side: {where} answered the {a['payload']} " \
+               f"payload ({a['bytes']} bytes)"
+    tried = a.get("tried") or []
+    why = f" ({a['error']})" if a.get("error") else ""
+    return f"payload probe from the {side} side: {where} no answer to {len(tried)} protocol " \
+           f"payloads ({', '.join(tried)}){why}"
+
+
+def wan_exposure(hosts: list[dict[str, Any]], proto: str, scanned: str,
+                 probes: Sequence[dict[str, Any]] = ()) -> dict[str, Any]:
+    """From the WAN side nothing may answer: no open port on any gateway address, and no
+    answer to protocol payloads sent to the ports the gateway listens on."""
+    found = [_desc(p) for p in open_ports(hosts) if p["proto"] == proto]
+    answered = [_answer("WAN", a) for a in probes if a["proto"] == proto and a.get("answered")]
+    quiet = [_answer("WAN", a) for a in probes if a["proto"] == proto and not a.get("answered")]
     fid = f"ports.wan.{proto}"
-    if not found:
+    if not found and not answered:
         return finding(fid, "ports", f"No {proto.upper()} service reachable from the WAN",
-                       PASS, [f"nmap {scanned}: no open port"])
+                       PASS, [f"nmap {scanned}: no open port"] + quiet)
     return finding(fid, "ports", f"{proto.upper()} service(s) reachable from the WAN", FAIL,
-                   [_desc(p) for p in found],
+                   found + answered,
                    "close the service or drop it in the WAN input/forward chains", "high")
 
 
 def lan_exposure(hosts: list[dict[str, Any]], proto: str, declared: set[tuple[str, int]],
-                 scanned: str) -> list[dict[str, Any]]:
-    """On the LAN side only declared ports may be open: one finding per undeclared port."""
-    found = [p for p in open_ports(hosts) if p["proto"] == proto]
-    extra = [p for p in found if (p["proto"], p["port"]) not in declared]
-    out = [finding(f"ports.lan.{p['proto']}-{p['port']}", "ports",
-                   f"Undeclared {p['proto'].upper()} port {p['port']} open on the LAN side",
-                   FAIL, [_desc(p)],
-                   "remove the service from the release or declare and justify it in "
-                   "firmware/common/ports.py", "medium") for p in extra]
-    ok = [_desc(p) for p in found if (p["proto"], p["port"]) in declared]
+                 scanned: str, local: Sequence[dict[str, Any]] = (),
+                 probes: Sequence[dict[str, Any]] = ()) -> list[dict[str, Any]]:
+    """Only declared ports may be open from the LAN or listen on any gateway address.
+
+    One finding per undeclared port: open from the LAN; open|filtered from the LAN where the
+    gateway has a listener (probed further with protocol payloads); or a listener the firewall
+    hides (found by the sweep inside the gateway). Then the summary for the protocol.
+    """
+    mine = [p for p in local if p["proto"] == proto]
+    lan = [p for p in hosts_ports(hosts) if p["proto"] == proto and p["state"] == "open"]
+    for q in mine:  # silent from the LAN: open|filtered, where nmap listed it or by default
+        for h in hosts:
+            if family(h["address"]) != family(q["address"]):
+                continue
+            st = next((x["state"] for x in h["ports"] if x["proto"] == proto
+                       and x["port"] == q["port"]), h.get("others", ""))
+            if st == "open|filtered" and not any(x["address"] == h["address"]
+                                                 and x["port"] == q["port"] for x in lan):
+                lan.append({"address": h["address"], "proto": proto, "port": q["port"],
+                            "state": st})
+    out = []
+    for port in sorted({p["port"] for p in lan + mine} - {n for pr, n in declared if pr == proto}):
+        from_lan = [p for p in lan if p["port"] == port]
+        inside = [p for p in mine if p["port"] == port]
+        ev = [_desc(p) for p in from_lan]
+        ev += [f"listening on {p['address']} (sweep inside the gateway: {p['state']})"
+               for p in inside]
+        ev += [_answer("LAN", a) for a in probes if a["proto"] == proto and a["port"] == port]
+        if from_lan:
+            state = "open" if any(p["state"] == "open" for p in from_lan) else "open|filtered"
+            out.append(finding(f"ports.lan.{proto}-{port}", "ports",
+                               f"Undeclared {proto.upper()} port {port} {state} on the LAN side",
+                               FAIL, ev, "remove the service from the release or declare and "
+                               "justify it in firmware/common/ports.py", "medium"))
+        else:
+            out.append(finding(f"ports.listener.{proto}-{port}", "ports",
+                               f"Undeclared {proto.upper()} listener on port {port} (firewalled)",
+                               FAIL, ev, "remove the listener from the release (the firewall "
+                               "is the only thing keeping it unreachable)", "low"))
+    ok = [_desc(p) for p in lan if (proto, p["port"]) in declared]
+    bad = [f["id"] for f in out]
     out.append(finding(f"ports.lan.{proto}", "ports",
                        f"LAN {proto.upper()} exposure limited to declared ports",
-                       FAIL if extra else PASS,
-                       [f"nmap {scanned}: {len(found)} open"] + ok
-                       + [f"undeclared: {_desc(p)}" for p in extra],
-                       "see the ports.lan.* findings", "medium"))
+                       FAIL if bad else PASS,
+                       [f"nmap {scanned}: {len(lan)} open"] + ok
+                       + [f"undeclared: {b}" for b in bad],
+                       "see the ports.lan.* and ports.listener.* findings", "medium"))
     return out
+
+
+def hosts_ports(hosts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every port nmap listed explicitly, with its host address."""
+    return [dict(p, address=h["address"]) for h in hosts for p in h["ports"]]
+
+
+def listener_inventory(local: list[dict[str, Any]], declared: set[tuple[str, int]],
+                       scanned: str) -> dict[str, Any]:
+    """What listens on the gateway's own addresses equals the declared ports."""
+    extra = sorted({(p["proto"], p["port"]) for p in local} - declared)
+    ev = [f"sweep inside the gateway, {scanned}: {len(local)} listening"]
+    ev += [_desc(p) for p in local]
+    return finding("ports.listeners", "ports", "Listeners on the gateway's addresses are the "
+                   "declared ports", FAIL if extra else PASS,
+                   ev + [f"undeclared: {pr}/{n}" for pr, n in extra],
+                   "see the ports.lan.* and ports.listener.* findings", "medium")
 
 
 def tls_endpoint(label: str, port: int, result: dict[str, Any],

@@ -32,10 +32,14 @@ def check_scan(report_path: Path | None, override: str | None) -> dict[str, Any]
     if not isinstance(report, dict) or report.get("schema") != SCHEMA:
         raise ConfigError(f"{report_path} is not a `mamori scan` report ({SCHEMA})")
     ok = passed(report)
+    bad = [f for f in report.get("findings", []) if isinstance(f, dict)
+           and f.get("verdict") in ("fail", "inconclusive")]
+    verdict = "pass" if ok else ("fail" if any(f.get("verdict") == "fail" for f in bad)
+                                 or not bad else "inconclusive")
     if not ok and not reason:
-        failed = [f.get("id") for f in report.get("findings", [])
-                  if isinstance(f, dict) and f.get("verdict") == "fail"]
-        raise PolicyError("the release scan failed: " + ", ".join(map(str, failed[:10])),
+        what = "failed" if verdict == "fail" else "was inconclusive"
+        raise PolicyError(f"the release scan {what}: "
+                          + ", ".join(str(f.get("id")) for f in bad[:10]),
                           "fix the findings and rescan, or --override-scan REASON (recorded)")
-    return {"scan_report_sha256": report_hash(report), "scan_verdict": "pass" if ok else "fail",
+    return {"scan_report_sha256": report_hash(report), "scan_verdict": verdict,
             "scan_override": reason if not ok else ""}

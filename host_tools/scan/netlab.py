@@ -19,6 +19,14 @@ from firmware.core.errors import StateError
 
 GW_WAN, WAN_ADDR = "10.97.1.1", "10.97.1.2"
 GW_LAN, LAN_ADDR = "10.97.2.1", "10.97.2.2"
+GW_WAN6, WAN_ADDR6 = "fd97:1::1", "fd97:1::2"
+GW_LAN6, LAN_ADDR6 = "fd97:2::1", "fd97:2::2"
+# The gateway's (WAN, LAN) addresses per address family.
+FAMILIES = {"IPv4": (GW_WAN, GW_LAN), "IPv6": (GW_WAN6, GW_LAN6)}
+# The gateway namespace answers every closed port at once: a full UDP sweep then takes
+# seconds instead of minutes, and a silent port means a silent listener, not a rate limit.
+ICMP_UNLIMITED = ("net.ipv4.icmp_ratemask=0", "net.ipv4.icmp_ratelimit=0",
+                  "net.ipv6.icmp.ratelimit=0", "net.ipv6.icmp.ratemask=")
 _counter = itertools.count()
 
 
@@ -62,14 +70,21 @@ class Lab:
                 "peer", "name", "up0", "netns", self.wan])
             sh(["ip", "-n", self.gw, "link", "add", self.lan_if, "type", "veth",
                 "peer", "name", "dev0", "netns", self.lan])
-            for ns, dev, addr in ((self.gw, self.wan_if, GW_WAN), (self.wan, "up0", WAN_ADDR),
-                                  (self.gw, self.lan_if, GW_LAN), (self.lan, "dev0", LAN_ADDR)):
+            for ns, dev, addr, addr6 in (
+                    (self.gw, self.wan_if, GW_WAN, GW_WAN6), (self.wan, "up0", WAN_ADDR, WAN_ADDR6),
+                    (self.gw, self.lan_if, GW_LAN, GW_LAN6), (self.lan, "dev0", LAN_ADDR,
+                                                              LAN_ADDR6)):
                 sh(["ip", "-n", ns, "addr", "add", addr + "/24", "dev", dev])
+                # nodad: usable at once (duplicate detection would delay the scan for seconds)
+                sh(["ip", "-n", ns, "addr", "add", addr6 + "/64", "dev", dev, "nodad"])
                 sh(["ip", "-n", ns, "link", "set", dev, "up"])
             # The WAN side routes the gateway's LAN prefix through it (as an ISP router could):
             # only the firewall keeps LAN services out of reach from there.
             sh(["ip", "-n", self.wan, "route", "add", "10.97.2.0/24", "via", GW_WAN])
+            sh(["ip", "-n", self.wan, "-6", "route", "add", "fd97:2::/64", "via", GW_WAN6])
             sh(["ip", "-n", self.lan, "route", "add", "default", "via", GW_LAN])
+            sh(["ip", "-n", self.lan, "-6", "route", "add", "default", "via", GW_LAN6])
+            sh(self.exec_args(self.gw, ["sysctl", "-qw", *ICMP_UNLIMITED]))
         except StateError:
             self.down()
             raise

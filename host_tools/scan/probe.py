@@ -4,6 +4,8 @@
 handshake completes without a client certificate even when the server then refuses us).
 ``python -m host_tools.scan.probe admin HOST PORT``: unauthenticated and malformed requests
 against the admin API; every response's status and security headers.
+``python -m host_tools.scan.probe udp HOST PORT``: protocol payloads sent to a UDP port that
+nmap could only call open|filtered; whether (and to which payload) anything answered.
 """
 
 from __future__ import annotations
@@ -90,14 +92,55 @@ def admin_probe(host: str, port: int) -> dict[str, Any]:
     return {"requests": out}
 
 
+# What UDP services of a home gateway answer to (well-formed requests of the usual protocols).
+UDP_PAYLOADS: list[tuple[str, bytes]] = [
+    ("empty", b""),
+    ("dns", bytes.fromhex("4d4d0100000100000000000006") + b"mamori" + bytes.fromhex(
+        "0773657276696365000001 0001".replace(" ", ""))),
+    ("snmp", bytes.fromhex("302602010004067075626c6963a019020400000001020100020100300b30090605"
+                           "2b06010201050000")),
+    ("ntp", b"\x1b" + b"\0" * 47),
+    ("ssdp", b"M-SEARCH * HTTP/1.1\r\nHOST: 239.255.255.250:1900\r\nMAN: \"ssdp:discover\"\r\n"
+             b"MX: 1\r\nST: ssdp:all\r\n\r\n"),
+    ("coap", bytes.fromhex("40014d4dbb") + b".well-known" + b"\x04core"),
+    ("text", b"\r\n\r\n"),
+]
+UDP_WAIT = 0.4
+
+
+def udp_probe(host: str, port: int) -> dict[str, Any]:
+    """Send each payload and wait briefly for any datagram back (an ICMP error ends the probe)."""
+    fam = socket.AF_INET6 if ":" in host else socket.AF_INET
+    tried = []
+    with socket.socket(fam, socket.SOCK_DGRAM) as s:
+        s.settimeout(UDP_WAIT)
+        try:
+            s.connect((host, port))  # connected: ICMP port-unreachable surfaces as an error
+        except OSError as exc:
+            return {"answered": False, "tried": [], "error": str(exc)}
+        for name, data in UDP_PAYLOADS:
+            tried.append(name)
+            try:
+                s.send(data)
+                reply = s.recv(4096)
+            except TimeoutError:
+                continue
+            except ConnectionRefusedError:
+                return {"answered": False, "closed": True, "tried": tried}
+            except OSError as exc:
+                return {"answered": False, "tried": tried, "error": str(exc)}
+            return {"answered": True, "payload": name, "bytes": len(reply), "tried": tried}
+    return {"answered": False, "tried": tried}
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run one probe and print its JSON result."""
     ap = argparse.ArgumentParser(prog="python -m host_tools.scan.probe")
-    ap.add_argument("kind", choices=("cert", "admin"))
+    ap.add_argument("kind", choices=("cert", "admin", "udp"))
     ap.add_argument("host")
     ap.add_argument("port", type=int)
     args = ap.parse_args(argv)
-    fn = cert_facts if args.kind == "cert" else admin_probe
+    fn = {"cert": cert_facts, "admin": admin_probe, "udp": udp_probe}[args.kind]
     print(json.dumps(fn(args.host, args.port)))
     return 0
 

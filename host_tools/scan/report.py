@@ -15,7 +15,7 @@ from firmware.gateway.selftest.htmlreport import (
     page_head,
     report_digest,
 )
-from host_tools.scan.findings import FAIL, PASS, SKIPPED, VERDICTS
+from host_tools.scan.findings import FAIL, INCONCLUSIVE, PASS, SKIPPED, VERDICTS
 
 __all__ = ["EXIT_ERROR", "EXIT_FINDINGS", "EXIT_PASS", "SCHEMA", "build_report", "canonical",
            "passed", "render_html", "render_table", "report_hash", "summarise"]
@@ -30,12 +30,18 @@ def report_hash(report: dict[str, Any]) -> str:
 
 
 def summarise(findings: list[dict[str, Any]]) -> dict[str, Any]:
-    """Counts per verdict, overall verdict and exit code (0 pass, 2 findings)."""
+    """Counts per verdict, overall verdict and exit code (0 pass, 2 findings, 1 inconclusive:
+    a check that could not be made is not a pass)."""
     counts = {v: sum(1 for f in findings if f["verdict"] == v) for v in VERDICTS}
-    failed = counts[FAIL] > 0
-    return {"counts": counts, "verdict": FAIL if failed else PASS,
-            "exit_code": EXIT_FINDINGS if failed else EXIT_PASS,
-            "failed": [f["id"] for f in findings if f["verdict"] == FAIL]}
+    if counts[FAIL]:
+        verdict, code = FAIL, EXIT_FINDINGS
+    elif counts[INCONCLUSIVE]:
+        verdict, code = INCONCLUSIVE, EXIT_ERROR
+    else:
+        verdict, code = PASS, EXIT_PASS
+    return {"counts": counts, "verdict": verdict, "exit_code": code,
+            "failed": [f["id"] for f in findings if f["verdict"] == FAIL],
+            "inconclusive": [f["id"] for f in findings if f["verdict"] == INCONCLUSIVE]}
 
 
 def build_report(board: str, findings: list[dict[str, Any]], staging: dict[str, Any],
@@ -67,14 +73,19 @@ def render_table(report: dict[str, Any]) -> str:
         if f["verdict"] == FAIL:
             lines += failure_details(f"{f['id']}: FAIL ({f['severity']})", f["evidence"],
                                      f["remediation"])
+    for f in rows:
+        if f["verdict"] == INCONCLUSIVE:
+            lines += [f"{f['id']}: INCONCLUSIVE"] + [f"  {e}" for e in f["evidence"]]
     c = report["summary"]["counts"]
-    lines += ["", f"{c[PASS]} pass, {c[FAIL]} fail, {c[SKIPPED]} skipped: "
+    lines += ["", f"{c[PASS]} pass, {c[FAIL]} fail, {c.get(INCONCLUSIVE, 0)} inconclusive, "
+                  f"{c[SKIPPED]} skipped: "
                   f"{report['summary']['verdict'].upper()}  (report sha256 {report_hash(report)})"]
     return "\n".join(lines)
 
 
 _CSS = base_css("72em") + """\
 .v{font-weight:bold}.pass{color:#0a6b21}.fail{color:#b00020}.skipped{color:#555}
+.inconclusive{color:#8a5a00}
 ul{margin:.2em 0;padding-left:1.2em}code{font-size:.9em}
 """
 
@@ -90,6 +101,7 @@ def render_html(report: dict[str, Any]) -> str:
             ("Staging gateway", str(report["staging"].get("gateway", ""))),
             ("Tools", ", ".join(f"{k} {v}" for k, v in sorted(report["tools"].items()))),
             ("Findings", f"{s['counts'][PASS]} pass, {s['counts'][FAIL]} fail, "
+                         f"{s['counts'].get(INCONCLUSIVE, 0)} inconclusive, "
                          f"{s['counts'][SKIPPED]} skipped")]
     for k, v in meta:
         parts.append(f"<tr><th>{e(k)}</th><td>{e(v)}</td></tr>")

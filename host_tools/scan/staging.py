@@ -33,22 +33,33 @@ START_TIMEOUT = 45.0
 
 @dataclass(frozen=True)
 class ExtraService:
-    """A process started in the gateway namespace listening on PROTO/PORT."""
+    """A process started in the gateway namespace listening on PROTO/PORT (and more ports)."""
 
     proto: str
     port: int
     command: str
+    more: tuple[tuple[str, int], ...] = ()
+
+    @property
+    def ports(self) -> tuple[tuple[str, int], ...]:
+        """Every (proto, port) the process listens on."""
+        return ((self.proto, self.port), *self.more)
 
     @staticmethod
     def parse(spec: str) -> ExtraService:
-        """Parse ``tcp/2323=python3 -m http.server 2323``."""
+        """Parse ``tcp/2323=python3 -m http.server 2323`` or ``udp/161,tcp/2324=COMMAND``."""
         head, sep, command = spec.partition("=")
-        proto, _, port = head.strip().partition("/")
-        if not sep or not command.strip() or proto not in ("tcp", "udp") or not port.isdigit() \
-                or not 0 < int(port) < 65536:
-            raise ConfigError(f"bad staged service {spec!r}", hint="PROTO/PORT=COMMAND, e.g. "
-                              "tcp/2323=python3 -m http.server 2323")
-        return ExtraService(proto, int(port), command.strip())
+        ports: list[tuple[str, int]] = []
+        for item in head.split(","):
+            proto, _, port = item.strip().partition("/")
+            if proto not in ("tcp", "udp") or not port.isdigit() or not 0 < int(port) < 65536:
+                ports = []
+                break
+            ports.append((proto, int(port)))
+        if not sep or not command.strip() or not ports or len(set(ports)) != len(ports):
+            raise ConfigError(f"bad staged service {spec!r}", hint="PROTO/PORT[,PROTO/PORT]="
+                              "COMMAND, e.g. tcp/2323=python3 -m http.server 2323")
+        return ExtraService(ports[0][0], ports[0][1], command.strip(), tuple(ports[1:]))
 
 
 def lab_interfaces(board: dict[str, Any]) -> tuple[str, str]:
@@ -92,7 +103,8 @@ class Staging:
         site = Site.init(self.work / "site", 3, "release-scan staging")
         bundle = self.work / "gateway.bundle"
         issue_gateway(site, "sim", "staging-gw", bundle)
-        ports = tuple(Port(s.proto, s.port, "staged extra service") for s in self.extra)
+        ports = tuple(Port(proto, port, "staged extra service")
+                      for s in self.extra for proto, port in s.ports)
         ruleset = build(policy_for_board(lab_board(self.board, self.lab.wan_if, self.lab.lan_if),
                                          LAN_DEVICE_PORT, ADMIN_HTTPS_PORT, ports))
         posture.apply(ruleset, self.lab.gw)
@@ -104,7 +116,7 @@ class Staging:
         gw = self.lab.start(self.lab.gw, cmd, cwd=str(ROOT))
         for s in self.extra:
             self.lab.start(self.lab.gw, ["sh", "-c", s.command], cwd=str(self.work))
-        wanted = [("tcp", LAN_DEVICE_PORT)] + [(s.proto, s.port) for s in self.extra]
+        wanted = [("tcp", LAN_DEVICE_PORT)] + [pp for s in self.extra for pp in s.ports]
         self._wait(wanted, gw)
         services = json.loads(names.read_text(encoding="utf-8"))
         if "admin" in services:
@@ -114,7 +126,8 @@ class Staging:
                      "services": services,
                      "firewall_digest": ruleset.digest(),
                      "interfaces": {"wan": self.lab.wan_if, "lan": self.lab.lan_if},
-                     "extra_services": [f"{s.proto}/{s.port}" for s in self.extra]}
+                     "extra_services": [f"{proto}/{port}" for s in self.extra
+                                        for proto, port in s.ports]}
         return self.info
 
     def _wait(self, wanted: list[tuple[str, int]], gw: Any) -> None:

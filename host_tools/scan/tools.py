@@ -11,13 +11,15 @@ from typing import Any
 
 from firmware.core.errors import StateError
 
-NMAP_TCP = ["-n", "-Pn", "-sS", "-T4", "--min-rate", "20000", "--max-retries", "1",
-            "--host-timeout", "90s"]
-NMAP_UDP = ["-n", "-Pn", "-sU", "-T4", "--min-rate", "2000", "--max-retries", "1",
-            "--host-timeout", "60s"]
-UDP_TOP_PORTS = 100
+NMAP_COMMON = ["-n", "-Pn", "--host-timeout", "120s"]
+# From outside, the firewall drops nearly every probe and nmap paces itself at the floor: a high
+# floor keeps a full sweep short (65535 ports x 2 tries of 2 addresses in ~6 s). Inside the
+# gateway namespace every closed port answers at once (ICMP unlimited there), so nmap's own
+# pacing (-T5) is fast; a lower floor leaves room for those answers, so none is lost and
+# mistaken for a silent listener.
+RATE_OUTSIDE, RATE_LOCAL = 50000, 5000
+ALL_PORTS = "1-65535"
 SSLSCAN_PAUSE_MS = 70
-RATE_REFILL_S = 2.5  # per-source burst bucket refills (40 at 20/s) before each endpoint
 
 
 class ToolMissing(StateError):
@@ -49,7 +51,8 @@ def _xml(text: str, tool: str) -> ET.Element:
 
 
 def parse_nmap(text: str) -> list[dict[str, Any]]:
-    """Hosts from ``nmap -oX -``: address and ports (proto, port, state, service)."""
+    """Hosts from ``nmap -oX -``: address, listed ports (proto, port, state, service) and the
+    state of the others (``others``: e.g. every unlisted port is open|filtered)."""
     root = _xml(text, "nmap")
     hosts = []
     for h in root.iter("host"):
@@ -67,20 +70,25 @@ def parse_nmap(text: str) -> list[dict[str, Any]]:
                                                 if svc is not None else ()) if x),
                 "tunnel": svc.get("tunnel", "") if svc is not None else "",
             })
-        hosts.append({"address": addr, "ports": ports})
+        # The ports nmap did not list share its "extraports" state (the most common one).
+        extra = [(int(e.get("count", "0") or 0), e.get("state", "")) for e in h.iter("extraports")]
+        hosts.append({"address": addr, "ports": ports,
+                      "others": max(extra)[1] if extra else ""})
     return hosts
 
 
 def nmap_args(targets: Sequence[str], udp: bool, ports: str | None = None,
-              service_detection: bool = False) -> list[str]:
-    """nmap command line: all TCP ports (or the given ones), or the top UDP ports."""
-    args = [require_tool("nmap"), *(NMAP_UDP if udp else NMAP_TCP)]
-    if ports:
-        args += ["-p", ports]
-    elif udp:
-        args += ["--top-ports", str(UDP_TOP_PORTS)]
-    else:
-        args += ["-p-"]
+              service_detection: bool = False, local: bool = False) -> list[str]:
+    """nmap command line: every port (or the given ones) of one protocol, one address family
+    (IPv6 when the targets are IPv6 addresses)."""
+    # Outside, a lost probe could hide an exposure: one retry. Inside, every closed port
+    # answers over loopback at once, and a UDP port left silent is confirmed by a probe.
+    args = [require_tool("nmap"), *NMAP_COMMON, "-sU" if udp else "-sS",
+            "-T5" if local else "-T4", "--max-retries", "0" if local else "1",
+            "--min-rate", str(RATE_LOCAL if local else RATE_OUTSIDE),
+            "-p", ports or ALL_PORTS]
+    if any(":" in t for t in targets):
+        args.append("-6")
     if service_detection:
         args += ["-sV", "--version-light"]
     return [*args, "-oX", "-", *targets]
@@ -121,8 +129,9 @@ def sslscan_args(host: str, port: int) -> list[str]:
     """sslscan command line for one endpoint (XML on stdout)."""
     # Paced below the firewall's per-source limit (20 new connections/s, burst 40): a burst
     # would be dropped silently and read as "protocol not supported".
+    target = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     return [require_tool("sslscan"), "--no-colour", "--xml=-", "--timeout=5",
-            f"--sleep={SSLSCAN_PAUSE_MS}", f"{host}:{port}"]
+            f"--sleep={SSLSCAN_PAUSE_MS}", target]
 
 
 def sslscan_xml(stdout: str) -> str:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import http.client
 import json
+import ssl
 from pathlib import Path
 from typing import Any
 
@@ -104,3 +106,30 @@ class World:
         r = c.call("POST", "/api/credential/initial", {"account": name, "old": pw, "new": new})
         assert r.status == 204, body(r)
         return c
+
+
+def https(port: int, cafile: Path, method: str, path: str, data: object = None,
+          headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
+    """One request to the admin API over real HTTPS (its certificate pinned by CAFILE)."""
+    ctx = ssl.create_default_context(cafile=str(cafile))
+    conn = http.client.HTTPSConnection("127.0.0.1", port, context=ctx, timeout=10)
+    h = dict(headers or {})
+    raw = None
+    if data is not None:
+        raw = json.dumps(data).encode()
+        h["Content-Type"] = "application/json"
+    conn.request(method, path, body=raw, headers=h)
+    resp = conn.getresponse()
+    out = resp.read()
+    hdrs = dict(resp.getheaders())
+    conn.close()
+    return resp.status, hdrs, out
+
+
+def https_login(port: int, cafile: Path, account: str, password: str) -> dict[str, str]:
+    """Log in over HTTPS; the headers a browser then sends (cookie, CSRF token)."""
+    st, hdrs, raw = https(port, cafile, "POST", "/api/login",
+                          {"account": account, "password": password})
+    assert st == 200, raw
+    return {"Cookie": hdrs["Set-Cookie"].split(";")[0],
+            "X-CSRF-Token": json.loads(raw)["csrf_token"]}

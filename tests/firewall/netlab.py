@@ -20,9 +20,9 @@ GW_LAN, LAN_ADDR = "10.99.2.1", "10.99.2.2"
 _counter = itertools.count()
 
 
-def sh(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-    """Run a command, raising with its stderr on failure."""
-    proc = subprocess.run(list(args), capture_output=True, text=True)
+def sh(*args: str, check: bool = True, input: str | None = None) -> subprocess.CompletedProcess:
+    """Run a command (stdin from INPUT), raising with its stderr on failure."""
+    proc = subprocess.run(list(args), capture_output=True, text=True, input=input)
     if check and proc.returncode != 0:
         raise RuntimeError("%s failed: %s" % (" ".join(args), proc.stderr.strip()))
     return proc
@@ -94,6 +94,7 @@ class Lab:
             raise RuntimeError("scanner failed: " + proc.stderr)
         return json.loads(proc.stdout)
 
-    def nft(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-        """nft inside the gateway namespace."""
-        return sh("ip", "netns", "exec", self.gw, "nft", *args, check=check)
+    def nft(self, *args: str, check: bool = True,
+            input: str | None = None) -> subprocess.CompletedProcess:
+        """nft inside the gateway namespace (a script on stdin with ``-f -``)."""
+        return sh("ip", "netns", "exec", self.gw, "nft", *args, check=check, input=input)

@@ -139,3 +139,44 @@ def test_undeclared_listeners_are_reported(lab: Lab, capsys: pytest.CaptureFixtu
     rc, res = _cli(capsys, "check", *args)
     assert rc == 3 and res["ruleset"]["ok"]
     assert sorted(u["key"] for u in res["listeners"]["unexpected"]) == ["tcp/2222", "udp/5353"]
+
+
+FOREIGN = [
+    # (label, nft script of a foreign table, whether it hooks a chain our table hooks)
+    ("iptables-style ip filter on input",
+     "table ip sneaky {\n chain INPUT {\n  type filter hook input priority -10; policy accept;\n"
+     "  tcp dport 22 accept\n }\n}\n", True),
+    ("inet table on forward",
+     "table inet sneaky {\n chain relay {\n  type filter hook forward priority 10; "
+     "policy accept;\n }\n}\n", True),
+    ("ip6 nat on input",
+     "table ip6 sneaky {\n chain in {\n  type nat hook input priority 100;\n }\n}\n", True),
+    ("regular chains only", "table inet sneaky {\n chain helper {\n  counter\n }\n}\n", False),
+    ("arp table on input", "table arp sneaky {\n chain in {\n  type filter hook input "
+     "priority 0; policy accept;\n }\n}\n", False),
+]
+
+
+@pytest.mark.parametrize("label,script,hooks", FOREIGN, ids=[f[0] for f in FOREIGN])
+def test_foreign_table_on_our_hooks_fails_the_check(
+        lab: Lab, capsys: pytest.CaptureFixture[str], label: str, script: str,
+        hooks: bool) -> None:
+    args = ("--board", "rpi4", "--netns", lab.gw, "--no-listeners")
+    rc, res = _cli(capsys, "apply", *args)
+    assert rc == 0 and res["ok"]
+    fam = script.split()[1]
+    lab.nft("-f", "-", input=script)
+    rc, res = _cli(capsys, "check", *args)
+    assert f"{fam} sneaky" in res["ruleset"]["foreign_tables"], label
+    if hooks:
+        assert rc == 3 and not res["ok"], label
+        hooked = res["ruleset"]["foreign_hooks"]
+        assert hooked and all(h["table"] == f"{fam} sneaky" for h in hooked), hooked
+        capsys.readouterr()
+        assert main(["firewall", "check", *args]) == 3
+        assert f"foreign table {fam} sneaky" in capsys.readouterr().out
+    else:
+        assert rc == 0 and res["ok"] and res["ruleset"]["foreign_hooks"] == [], label
+    lab.nft("delete", "table", fam, "sneaky")
+    rc, res = _cli(capsys, "check", *args)
+    assert rc == 0 and res["ruleset"]["foreign_tables"] == []

@@ -98,3 +98,28 @@ def test_service_applies_detects_drift_and_restores(lab: Lab, tmp_path: Path) ->
         assert svc2.status()["checks"] >= 2
 
     asyncio.run(scenario())
+
+
+def test_service_alerts_once_on_a_foreign_table_hooking_input(lab: Lab, tmp_path: Path) -> None:
+    lab.listen(lab.gw, [LAN_DEVICE_PORT, ADMIN_HTTPS_PORT], [])
+    gw, events = _gw("rpi4", tmp_path, netns=lab.gw, interval=3600)
+
+    async def scenario() -> None:
+        svc = FirewallService(gw)
+        await svc.start()
+        lab.nft("-f", "-", input="table ip other {\n chain INPUT {\n  type filter hook input "
+                                 "priority -5; policy accept;\n }\n}\n")
+        res = await svc.check_once()
+        await svc.check_once()
+        assert not res["ok"] and res["ruleset"]["drift"] == []
+        alerts = [e for e in events if e.kind == "firewall.foreign"]
+        assert len(alerts) == 1 and "ip other hooks input" in alerts[0].reason
+        assert svc.status()["foreign_hooks"] == ["ip other hooks input"]
+        assert svc.status()["state"] == "foreign table(s) on our hooks"
+        assert "firewall.drift" not in [e.kind for e in events]  # our own table is intact
+        lab.nft("delete", "table", "ip", "other")
+        res = await svc.check_once()
+        assert res["ok"] and svc.status()["state"] == "applied"
+        await svc.stop()
+
+    asyncio.run(scenario())

@@ -16,6 +16,8 @@ from tests.scan import fixtures
 
 EXTRA_PORT = 2323
 TLS10_PORT = 4433
+LISTEN = Path(__file__).with_name("listen.py")
+GW_LAN6, GW_WAN6 = "fd97:2::1", "fd97:1::1"
 
 
 def _need() -> None:
@@ -53,6 +55,15 @@ def test_normal_staging_gateway_passes(tmp_path: Path,
         assert f[fid]["verdict"] == "pass", f[fid]
     assert "10.97.2.1 tcp/8883" in " ".join(f["ports.lan.tcp"]["evidence"])
     assert f["tls.lan-8883.protocols"]["evidence"] == ["enabled: TLSv1.3"]
+    # Every port of both protocols on both families, from both sides and from inside.
+    for fid in ("ports.wan.tcp", "ports.wan.udp", "ports.lan.tcp", "ports.lan.udp"):
+        ev = " ".join(f[fid]["evidence"])
+        assert "65535" in ev and "IPv6" in ev and "IPv4" in ev, (fid, ev)
+    assert GW_WAN6 in " ".join(f["ports.wan.udp"]["evidence"])
+    listeners = " ".join(f["ports.listeners"]["evidence"])
+    assert f["ports.listeners"]["verdict"] == "pass" and "tcp/8883" in listeners
+    # TLS is checked on every declared TLS port, the admin port included.
+    assert f["tls.lan-8443.protocols"]["verdict"] == "pass"
     # The hash printed with --json is the hash of the report written with --out.
     saved = json.loads(out.read_text())
     assert report_hash(saved) == rep["report_sha256"]
@@ -65,12 +76,15 @@ def test_weakened_staging_gateway_reports_each_weakness(
     _need()
     cert, key = fixtures.self_signed(tmp_path)
     debug_http = shlex.join([sys.executable, "-m", "http.server", str(EXTRA_PORT)])
+    listen = shlex.join([sys.executable, str(LISTEN), "udp4:161", "udp6:5683:echo",
+                         "tcp6:2324"])
     sbom = fixtures.sbom(tmp_path / "sbom.json", {"cryptography": "44.0.1", "urllib3": "1.26.4"})
     advs = fixtures.advisories(tmp_path / "osv.json",
                                fixtures.advisory(fixtures.VULN_ID, "urllib3", "0", "1.26.5"))
     rc, rep = _scan(capsys, "--sbom", str(sbom), "--advisories", str(advs),
                     "--stage-extra", f"tcp/{EXTRA_PORT}={debug_http}",
-                    "--stage-extra", fixtures.tls10_server(TLS10_PORT, cert, key))
+                    "--stage-extra", fixtures.tls10_server(TLS10_PORT, cert, key),
+                    "--stage-extra", f"udp/161,udp/5683,tcp/2324={listen}")
     f = _by_id(rep)
     assert rc == 2 and rep["summary"]["verdict"] == "fail" and not passed(rep)
     # 1. the extra open port (and it is plaintext HTTP)
@@ -88,9 +102,19 @@ def test_weakened_staging_gateway_reports_each_weakness(
     vuln = f["sbom.urllib3." + fixtures.VULN_ID.lower()]
     assert vuln["verdict"] == "fail" and "urllib3 1.26.4" in vuln["evidence"][0]
     assert "1.26.5" in vuln["remediation"]
+    # 4. undeclared listeners on both families and protocols, each found: a silent IPv4 UDP
+    # listener (open|filtered, probed further), an answering IPv6-only UDP one, an IPv6-only TCP
+    for fid, where in ((f"ports.lan.tcp-{EXTRA_PORT}", "10.97.2.1 tcp/2323"),
+                       ("ports.lan.udp-161", "10.97.2.1 udp/161 open|filtered"),
+                       ("ports.lan.udp-5683", "fd97:2::1 udp/5683"),
+                       ("ports.lan.tcp-2324", "fd97:2::1 tcp/2324")):
+        assert f[fid]["verdict"] == "fail" and where in " ".join(f[fid]["evidence"]), f[fid]
+    assert "no answer" in " ".join(f["ports.lan.udp-161"]["evidence"])
+    assert "answered" in " ".join(f["ports.lan.udp-5683"]["evidence"])
+    assert f["ports.lan.udp"]["verdict"] == "fail" and f["ports.listeners"]["verdict"] == "fail"
     # The gateway's own endpoint still passes, and nothing leaks to the WAN side.
     assert f["tls.lan-8883.protocols"]["verdict"] == "pass"
-    assert f["ports.wan.tcp"]["verdict"] == "pass"
+    assert f["ports.wan.tcp"]["verdict"] == "pass" and f["ports.wan.udp"]["verdict"] == "pass"
     assert set(rep["summary"]["failed"]) >= {f"ports.lan.tcp-{EXTRA_PORT}",
                                              f"tls.lan-{TLS10_PORT}.protocols",
                                              "sbom.urllib3." + fixtures.VULN_ID.lower()}

@@ -150,7 +150,10 @@ def test_admin_probe_policy() -> None:
 
 def test_staged_service_spec() -> None:
     assert ExtraService.parse("tcp/2323=python3 -m http.server 2323").port == 2323
-    for bad in ("tcp/2323", "icmp/1=x", "tcp/0=x", "tcp/70000=x", "tcp/ab=x", "tcp/1= "):
+    multi = ExtraService.parse("udp/161,tcp/2324=listen")
+    assert multi.ports == (("udp", 161), ("tcp", 2324)) and multi.command == "listen"
+    for bad in ("tcp/2323", "icmp/1=x", "tcp/0=x", "tcp/70000=x", "tcp/ab=x", "tcp/1= ",
+                "tcp/1,=x", "tcp/1,tcp/1=x"):
         with pytest.raises(ConfigError):
             ExtraService.parse(bad)
 
@@ -225,3 +228,106 @@ def test_release_publish_refuses_failed_scan_unless_overridden(
     gate = [r for r in json.loads(capsys.readouterr().out)["history"]
             if r["action"] == "scan-gate"]
     assert gate[-1]["scan_override"] == reason and gate[-1]["version"] == "1.0"
+
+
+NMAP_UDP_LAN = """<?xml version="1.0"?><nmaprun>
+<host><address addr="10.0.0.1" addrtype="ipv4"/><ports>
+<port protocol="udp" portid="161"><state state="open|filtered"/></port>
+<port protocol="udp" portid="5353"><state state="open|filtered"/></port></ports></host>
+<host><address addr="fd00::1" addrtype="ipv6"/><ports>
+<port protocol="udp" portid="5683"><state state="open"/></port></ports></host></nmaprun>"""
+NMAP_UDP_INSIDE = """<?xml version="1.0"?><nmaprun>
+<host><address addr="10.0.0.1" addrtype="ipv4"/><ports>
+<port protocol="udp" portid="161"><state state="open|filtered"/></port>
+<port protocol="udp" portid="9999"><state state="open|filtered"/></port>
+<port protocol="udp" portid="53"><state state="closed"/></port></ports></host>
+<host><address addr="fd00::1" addrtype="ipv6"/><ports>
+<port protocol="udp" portid="5683"><state state="open"/></port></ports></host></nmaprun>"""
+
+
+def test_open_filtered_udp_is_a_finding_where_something_listens() -> None:
+    lan = tools.parse_nmap(NMAP_UDP_LAN)
+    inside = F.listening(tools.parse_nmap(NMAP_UDP_INSIDE))
+    assert sorted(p["port"] for p in inside) == [161, 5683, 9999]  # closed is not a listener
+    probes = [{"address": "10.0.0.1", "proto": "udp", "port": 161, "answered": False,
+               "tried": ["empty", "snmp"]},
+              {"address": "fd00::1", "proto": "udp", "port": 5683, "answered": True,
+               "payload": "coap", "bytes": 12, "tried": ["empty", "coap"]}]
+    out = {f["id"]: f for f in F.lan_exposure(lan, "udp", set(), "t", inside, probes)}
+    # a silent listener behind an open|filtered port: found, with the probe's evidence
+    silent = " ".join(out["ports.lan.udp-161"]["evidence"])
+    assert out["ports.lan.udp-161"]["verdict"] == "fail"
+    assert "10.0.0.1 udp/161 open|filtered" in silent and "no answer to 2" in silent
+    assert "answered the coap payload" in " ".join(out["ports.lan.udp-5683"]["evidence"])
+    # open|filtered with no listener inside is the firewall dropping: not a finding
+    assert "ports.lan.udp-5353" not in out
+    # a listener the firewall hides is still a finding, of its own kind
+    assert out["ports.listener.udp-9999"]["verdict"] == "fail"
+    # ... unless the LAN side saw every port it did not list as open|filtered (nmap's
+    # extraports): a silent UDP listener there cannot be told from a drop, so it is reported
+    dropped = tools.parse_nmap(NMAP_UDP_LAN.replace(
+        '<ports>\n<port protocol="udp" portid="161">',
+        '<ports><extraports state="open|filtered" count="65533"/>\n'
+        '<port protocol="udp" portid="161">'))
+    assert dropped[0]["others"] == "open|filtered" and dropped[1]["others"] == ""
+    out2 = {f["id"] for f in F.lan_exposure(dropped, "udp", set(), "t", inside, probes)}
+    assert "ports.lan.udp-9999" in out2 and "ports.listener.udp-9999" not in out2
+    assert out["ports.lan.udp"]["verdict"] == "fail"
+    declared = {("udp", 161), ("udp", 5683), ("udp", 9999)}
+    assert [f["verdict"] for f in F.lan_exposure(lan, "udp", declared, "t", inside, probes)] \
+        == ["pass"]
+    inv = F.listener_inventory(inside, {("udp", 161)}, "t")
+    assert inv["verdict"] == "fail" and "undeclared: udp/9999" in inv["evidence"]
+    assert F.listener_inventory(inside, declared, "t")["verdict"] == "pass"
+    # from the WAN: an answer to a payload is exposure even when nmap saw open|filtered only
+    quiet_wan: list = [h for h in lan if h["address"] == "10.0.0.1"]  # all open|filtered
+    wan = F.wan_exposure(quiet_wan, "udp", "t", [dict(probes[1])])
+    assert wan["verdict"] == "fail" and "answered" in wan["evidence"][0]
+    assert F.wan_exposure(quiet_wan, "udp", "t", [probes[0]])["verdict"] == "pass"
+
+
+def test_udp_payload_probe_tells_silent_from_answering_and_closed() -> None:
+    import socket
+    import threading
+
+    from host_tools.scan.probe import udp_probe
+
+    silent = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    silent.bind(("127.0.0.1", 0))
+    echo = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    echo.bind(("::1", 0))
+
+    def answer() -> None:
+        data, addr = echo.recvfrom(2048)
+        echo.sendto(b"pong" + data[:4], addr)
+
+    t = threading.Thread(target=answer, daemon=True)
+    t.start()
+    try:
+        got = udp_probe("::1", echo.getsockname()[1])
+        assert got["answered"] is True and got["payload"] == "empty"
+        quiet = udp_probe("127.0.0.1", silent.getsockname()[1])
+        assert quiet["answered"] is False and len(quiet["tried"]) >= 5
+        port = silent.getsockname()[1]
+        silent.close()
+        assert udp_probe("127.0.0.1", port).get("closed") is True
+    finally:
+        t.join(5)
+        echo.close()
+
+
+def test_missing_advisory_source_is_inconclusive_not_pass(tmp_path: Path) -> None:
+    from host_tools.scan.runner import sbom_findings
+
+    found, src = sbom_findings("sim", fixtures.sbom(tmp_path / "s.json", {"tuf": "5.0"}), None)
+    assert [f["verdict"] for f in found] == ["inconclusive"] and "advisories" not in src
+    rep = build_report("rpi4", [F.finding("ports.wan.tcp", "ports", "t", "pass", ["e"])]
+                       + found, {"gateway": "sim"}, {"nmap": "7.93"})
+    assert rep["summary"]["verdict"] == "inconclusive" and rep["summary"]["exit_code"] == 1
+    assert rep["summary"]["inconclusive"] == ["sbom.advisories"] and not passed(rep)
+    path = tmp_path / "rep.json"
+    path.write_text(json.dumps(rep))
+    with pytest.raises(PolicyError, match="inconclusive: sbom.advisories"):
+        check_scan(path, None)
+    rec = check_scan(path, "advisory mirror offline, rescan tracked in MAM-9")
+    assert rec["scan_verdict"] == "inconclusive"

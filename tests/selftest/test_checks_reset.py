@@ -29,9 +29,14 @@ def test_reset_on_scratch_passes_and_live_state_survives(tmp_path: Path) -> None
 def test_reset_that_does_not_shred_fails(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     state = provisioned(tmp_path)
     monkeypatch.setattr(resale, "shred", lambda p: False)
-    res = run(state)
-    assert_fail(res, "canary user data survived the reset")
-    assert_fail(res, "the device KEK survived the reset")
+    assert_fail(run(state), "canary user data survived the reset")
+
+
+def test_reset_that_keeps_the_kek_fails(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    state = provisioned(tmp_path)
+    monkeypatch.setattr(resale, "_destroy_kek", lambda state_dir, board: False)
+    monkeypatch.setattr(resale, "_walk", lambda root, keep, spare: 0)
+    assert_fail(run(state), "the device KEK survived the reset")
 
 
 def test_reset_that_wipes_firmware_fails(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -72,3 +72,38 @@ def test_nonces_persist_until_expiry(tmp_path: Path) -> None:
     q.save_nonce("n2", 10.0)
     q.close()
     assert OutboundQueue(tmp_path / "q.db").load_nonces(50.0) == [("n1", 100.0)]
+
+
+def test_sealed_outbox_holds_no_event_in_clear_and_rekeys(tmp_path: Path) -> None:
+    from firmware.gateway.identity.keystore import KeyStore
+    from firmware.gateway.wan.service import QUEUE_KEY, outbox_key
+
+    db = tmp_path / "wan" / "outbox.db"
+    q = OutboundQueue(db, key=outbox_key(tmp_path, None))
+    event = b'{"principal":"CANARY-guard-7","reason":"approved by CANARY-centre-2"}'
+    for i in range(20):
+        q.put("m%d" % i, "mamori/v1/gw/events", event, 2)
+    q.ack_many(["m%d" % i for i in range(10)])
+
+    def raw() -> bytes:
+        return b"".join(p.read_bytes() for p in db.parent.iterdir() if p.is_file())
+
+    assert (db.parent / "outbox.db-wal").exists()  # WAL mode: the rows went through the WAL
+    assert b"CANARY" not in raw()  # ... sealed, in the database and in its WAL
+    assert [m.payload for m in q.peek(3)] == [event] * 3
+    assert q.pending(["m1", "m15", "nope"]) == {"m15"}
+    old = KeyStore(tmp_path).get(QUEUE_KEY)
+    assert q.rekey() == 10
+    assert KeyStore(tmp_path).get(QUEUE_KEY) != old and old not in raw()
+    assert [m.payload for m in q.peek(20)] == [event] * 10
+    q.close()
+    again = OutboundQueue(db, key=outbox_key(tmp_path, None))
+    assert len(again) == 10 and again.peek(1)[0].payload == event
+    again.close()
+    # a backlog whose key was lost can never be sent: dropped and counted, the queue starts
+    KeyStore(tmp_path).delete(QUEUE_KEY)
+    fresh = OutboundQueue(db, key=outbox_key(tmp_path, None))
+    assert len(fresh) == 0 and fresh.undecryptable == 10
+    fresh.put("n1", "t", event, 1)
+    fresh.close()
+    assert OutboundQueue(db, key=outbox_key(tmp_path, None)).peek(1)[0].payload == event

@@ -21,6 +21,7 @@ DATA_LABEL = b"mamori-accesslog-data"
 SIGN_LABEL = b"mamori-accesslog-sign"
 SEAL_LABEL = b"mamori-accesslog-seal"
 BUNDLE_LABEL = b"mamori-accesslog-platform-bundle"
+LOG_DIR = "accesslog"  # inside the state directory
 SEG_RE = re.compile(r"^seg-(\d{8})\.log$")
 
 

@@ -31,6 +31,13 @@ def verify(src: LogSource) -> dict[str, Any]:
     for name, n, data, last in src.read_segments():
         v.feed(name, n, data, last)
     report = v.finish()
+    cp = v.last_cp
+    # The gateway's last words before a resale reset: a signed, sealed checkpoint marked final
+    # with nothing after it. Only an intact log can say that.
+    report["ended_in_reset"] = bool(report["ok"] and cp.get("final") is True
+                                    and cp.get("reason") == "reset" and not report["unsealed"])
+    report["final_checkpoint"] = ({"epoch": cp.get("epoch"), "seq": cp.get("seq"),
+                                   "ts": cp.get("ts")} if cp.get("final") is True else None)
     report["source"] = {"kind": src.kind, "path": str(src.path)}
     report["warnings"] = src.notes + report["warnings"]
     return report

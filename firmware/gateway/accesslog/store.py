@@ -25,7 +25,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from firmware.common.accesslog.files import list_segments, seg_name
+from firmware.common.accesslog.files import LOG_DIR, list_segments, seg_name
 from firmware.common.fsutil import atomic_write
 from firmware.core.accesslog import chain, framing
 from firmware.core.accesslog.encoding import canonical, make_record
@@ -60,7 +60,7 @@ class AccessLogStore:
             raise ConfigError("segment size must be >= 4096 and the budget >= 2 segments",
                               field="accesslog.budget_bytes")
         self.state_dir = Path(state_dir)
-        self.dir = self.state_dir / "accesslog"
+        self.dir = self.state_dir / LOG_DIR
         self.segment_bytes = segment_bytes
         self.budget_bytes = budget_bytes
         self.checkpoint_every = max(1, checkpoint_every)
@@ -174,6 +174,9 @@ class AccessLogStore:
         self._fd = os.open(path, os.O_WRONLY | os.O_APPEND)
         self._size = end
         self.sealed_size = end if st["unsealed"] == 0 else 0
+        if st["last_cp"].get("final") is True:
+            self.recovery.append("the log was sealed for a reset that did not go ahead; it "
+                                 "continues")
         declared = st["last_cp"].get("base", {}).get("seg", 0)
         stale = [p for m, p in segs if m < declared]
         if stale:  # a crash interrupted pruning after its checkpoint: finish it
@@ -268,7 +271,17 @@ class AccessLogStore:
                 return None
             return self._checkpoint_locked(reason)
 
-    def _checkpoint_locked(self, reason: str, oldest: int | None = None) -> dict[str, Any]:
+    def finalize(self, fields: dict[str, Any]) -> dict[str, Any]:
+        """The log's last words before a reset: one record, sealed in a checkpoint marked
+        ``final`` (signed, so the platform can tell that the log ended there)."""
+        with self._mutex:
+            if self.writer is None:
+                raise StateError("the access log is not open")
+            self._append_locked(fields)
+            return self._checkpoint_locked("reset", final=True)
+
+    def _checkpoint_locked(self, reason: str, oldest: int | None = None,
+                           **extra: Any) -> dict[str, Any]:
         assert self.writer is not None
         if oldest is None:
             segs = list_segments(self.dir)
@@ -276,7 +289,7 @@ class AccessLogStore:
         # A checkpoint that closes a segment says so: removing the next one is then visible.
         rotate = self._size >= self.segment_bytes
         frame, cp = self.writer.checkpoint(
-            self._cp_fields(oldest, reason=reason, seg=self.segment, rotate=rotate),
+            self._cp_fields(oldest, reason=reason, seg=self.segment, rotate=rotate, **extra),
             self.keys.sign)
         self._write(frame, self.sync != "none")
         self.last_checkpoint = cp

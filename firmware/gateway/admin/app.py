@@ -72,7 +72,7 @@ class AdminApp:
         self.board = board
         self.emit_fn = emit
         self.clock = clock
-        self.db = AdminDB(self.state_dir)
+        self.db = AdminDB(self.state_dir, board)
         self.creds = auth.Credentials(self.state_dir, self.db)
         self.throttle = auth.Throttle(self.db)
         self.lock = threading.RLock()
@@ -583,7 +583,7 @@ class AdminApp:
         if new_owner and (new_owner == auth.INSTALLER_ACCOUNT or (
                 (acc := self.db.account(new_owner)) is not None and acc["role"] != roles.OWNER)):
             return error(409, "state", "an operator account with that name exists")
-        summary = transfer_ownership(self.db, self.state_dir, self.board)
+        summary = transfer_ownership(self.db, self.state_dir, self.board, self.clock())
         self.pepper = auth.pepper(self.state_dir, self.board)
         out: dict[str, Any] = {"summary": summary}
         if new_owner:

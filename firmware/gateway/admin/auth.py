@@ -156,5 +156,5 @@ class Throttle:
 
     def state(self) -> list[dict[str, Any]]:
         """Current throttle records (for status)."""
-        return [dict(r) for r in self.db.q("SELECT key, failures, blocked_until FROM throttle")]
+        return self.db.throttles()
 

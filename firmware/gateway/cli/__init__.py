@@ -7,8 +7,8 @@ VERBS = {
     "enrol": ("enrol", "generate this gateway's keys (wrapped in its key store) and write the "
                        "public enrolment request for `mamori provision gateway --request`"),
     "firewall": ("firewall", "render, apply and check the nftables firewall"),
-    "reset": ("reset", "resale reset: erase settings, data, logs, credentials and keys; keep "
-                       "the installed firmware"),
+    "reset": ("reset", "resale reset: hand the access log to the platform, then erase "
+                       "settings, data, logs, credentials and keys; keep the installed firmware"),
     "run": ("run", "run the gateway"),
     "selftest": ("selftest", "run the compliance self-test (exit 0 pass, 2 fail, 1 could not "
                              "run)"),

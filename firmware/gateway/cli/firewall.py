@@ -75,8 +75,13 @@ def _report(result: dict) -> str:
             lines.append(f"  rule {d['change']} in chain {d['name']}: {what}")
         else:
             lines.append("  {} {} {}".format(d["what"], d["name"], d["change"]))
+    hooked = {h["table"] for h in rs.get("foreign_hooks", [])}
+    for h in rs.get("foreign_hooks", []):
+        lines.append("  foreign table {} hooks {} (chain {}): it sees the packets our chains "
+                     "judge".format(h["table"], h["change"][6:], h["name"]))
     for t in rs["foreign_tables"]:
-        lines.append(f"  note: other table present: {t}")
+        if t not in hooked:
+            lines.append(f"  note: other table present: {t}")
     ls = result.get("listeners")
     if ls is not None:
         for lst in ls["unexpected"]:
@@ -90,7 +95,8 @@ def _check(args: argparse.Namespace) -> int:
     emit(result, args.json, _report(result))
     if not result["ok"]:
         print("error: firewall posture differs from the expected one (`mamori-gateway firewall "
-              "apply` restores the ruleset; undeclared listeners must be stopped)", file=sys.stderr)
+              "apply` restores the ruleset; foreign tables on our hooks must be removed; "
+              "undeclared listeners must be stopped)", file=sys.stderr)
         return EXIT_DRIFT
     return 0
 

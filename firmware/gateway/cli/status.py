@@ -106,6 +106,6 @@ def _status(args: argparse.Namespace) -> int:
         for e in events:
             lines.append("  %s %-8s %-24s %s %s" % (
                 time.strftime("%H:%M:%S", time.gmtime(e["ts"])), e["severity"], e["kind"],
-                e.get("target", ""), e.get("reason", "")))
+                e.get("target", ""), e.get("result", "")))
     emit(doc, args.json, "\n".join(lines))
     return 0 if gw["running"] else 3

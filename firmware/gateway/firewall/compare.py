@@ -122,3 +122,26 @@ def diff(expected: dict, running: dict) -> list[dict]:
     for obj in running["other"]:
         out.append({"what": "object", "name": next(iter(obj)), "change": "added", "actual": obj})
     return out
+
+
+# Families whose base chains see the packets an `inet` (or ip/ip6) chain sees.
+OVERLAP = {"inet": ("inet", "ip", "ip6"), "ip": ("inet", "ip"), "ip6": ("inet", "ip6")}
+
+
+def foreign_hooks(doc: dict, family: str, hooks: set[str]) -> list[dict]:
+    """Base chains of another table on a hook our table uses: each can accept, drop, mangle or
+    redirect the packets our chains judge, so its presence is a posture failure."""
+    items = doc.get("nftables")
+    if not isinstance(items, list):
+        raise ProtocolError("nft JSON output has no 'nftables' list", "nftables version too old?")
+    out = []
+    for item in items:
+        chain = item.get("chain") if isinstance(item, dict) else None
+        if not isinstance(chain, dict) or not chain.get("hook"):
+            continue
+        fam = chain.get("family")
+        if fam in OVERLAP.get(family, (family,)) and chain["hook"] in hooks:
+            out.append({"what": "foreign-chain", "table": f"{fam} {chain.get('table')}",
+                        "name": str(chain.get("name")), "change": "hooks " + chain["hook"],
+                        "actual": {k: chain.get(k) for k in CHAIN_KEYS}})
+    return out

@@ -11,18 +11,40 @@ def apply(ruleset: Ruleset, netns: str | None = None) -> None:
     nft.load(ruleset.text, netns)
 
 
+def foreign_hooks(ruleset: Ruleset, tables: list[tuple[str, str]],
+                  netns: str | None = None) -> list[dict]:
+    """Base chains of other tables on the hooks our chains use."""
+    hooks = {c["hook"] for c in ruleset.chains.values()}
+    out: list[dict] = []
+    for family, name in tables:
+        if (family, name) == (FAMILY, TABLE):
+            continue
+        doc = nft.list_table(family, name, netns)
+        if doc is not None:  # gone since it was listed
+            out += compare.foreign_hooks(doc, FAMILY, hooks)
+    return out
+
+
 def check_ruleset(ruleset: Ruleset, netns: str | None = None) -> dict:
-    """Compare the running table with the expected one: {ok, loaded, drift[], foreign_tables}."""
+    """Compare the running table with the expected one.
+
+    {ok, loaded, drift[], foreign_tables[], foreign_hooks[]}: another table with a base chain
+    on one of our hooks sees the same packets, so it fails the check like drift does.
+    """
     doc = nft.list_table(FAMILY, TABLE, netns)
-    foreign = ["{} {}".format(*t) for t in nft.list_tables(netns) if t != (FAMILY, TABLE)]
+    tables = nft.list_tables(netns)
+    foreign = ["{} {}".format(*t) for t in tables if t != (FAMILY, TABLE)]
+    hooked = foreign_hooks(ruleset, tables, netns)
     if doc is None:
         return {"ok": False, "loaded": False, "foreign_tables": foreign,
+                "foreign_hooks": hooked,
                 "drift": [{"what": "table", "name": f"{FAMILY} {TABLE}",
                            "change": "removed"}]}
     expected = compare.canonical_expected(ruleset.expected())
     running = compare.canonical_running(doc, FAMILY, TABLE)
     drift = compare.diff(expected, running)
-    return {"ok": not drift, "loaded": True, "drift": drift, "foreign_tables": foreign}
+    return {"ok": not drift and not hooked, "loaded": True, "drift": drift,
+            "foreign_tables": foreign, "foreign_hooks": hooked}
 
 
 def check_listeners(ruleset: Ruleset, netns: str | None = None,

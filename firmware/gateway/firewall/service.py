@@ -45,8 +45,10 @@ class FirewallService(Service):
         self.last_check = 0.0
         self.drift: list[dict] = []
         self.unexpected: list[dict] = []
+        self.foreign: list[dict] = []
         self.error = ""
         self._last_sig = ""
+        self._last_foreign = ""
         self._last_listeners = ""
         self._task: asyncio.Task[None] | None = None
 
@@ -98,7 +100,8 @@ class FirewallService(Service):
         rs = result["ruleset"]
         self.drift = rs["drift"]
         target = f"{FAMILY} {TABLE}"
-        if rs["ok"]:
+        self._foreign(rs.get("foreign_hooks", []))
+        if not self.drift:
             self._last_sig = ""
             self.state = "applied"
         else:
@@ -114,11 +117,13 @@ class FirewallService(Service):
             if self.reapply_on_drift:
                 await asyncio.to_thread(posture.apply, self.ruleset, self.netns)
                 again = await asyncio.to_thread(posture.check_ruleset, self.ruleset, self.netns)
-                if again["ok"]:
+                if not again["drift"]:
                     self.state = "applied (restored after drift)"
                     self._last_sig = ""
                     self.gw.emit(Event("firewall.restored", "notice", action="apply",
                                        target=target, result="ok"))
+        if self.foreign:
+            self.state = "foreign table(s) on our hooks"
         ls = result["listeners"]
         self.unexpected = ls["unexpected"]
         lsig = repr(self.unexpected)
@@ -132,6 +137,19 @@ class FirewallService(Service):
         self._last_listeners = lsig if self.unexpected else ""
         return result
 
+    def _foreign(self, hooked: list[dict]) -> None:
+        # Re-applying our table cannot remove another table: alert once per new set of them.
+        self.foreign = hooked
+        sig = repr(hooked)
+        if hooked and sig != self._last_foreign:
+            self.gw.emit(Event(
+                "firewall.foreign", "alert", action="check", target=f"{FAMILY} {TABLE}",
+                result="foreign",
+                reason="foreign nftables table(s) hook our chains: "
+                + ", ".join(sorted({h["table"] + " " + h["change"] for h in hooked})),
+                params={"chains": hooked[:20]}))
+        self._last_foreign = sig if hooked else ""
+
     def status(self) -> dict[str, Any]:
         """Shown under 'firewall' in `mamori-gateway status --json`."""
         return {
@@ -139,6 +157,7 @@ class FirewallService(Service):
             "digest": self.ruleset.digest(), "netns": self.netns or "",
             "checks": self.checks, "last_check": self.last_check,
             "interval": self.interval, "drift": len(self.drift),
+            "foreign_hooks": sorted({h["table"] + " " + h["change"] for h in self.foreign}),
             "unexpected_listeners": [u["key"] + "@" + u["address"] for u in self.unexpected],
             "allowed_ports": [p.key for p in self.ruleset.policy.ports],
             "error": self.error,

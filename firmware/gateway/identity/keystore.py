@@ -35,6 +35,11 @@ class KekBackend(Protocol):
         """The 32-byte KEK."""
         ...
 
+    def destroy(self) -> bool:
+        """Destroy the KEK for good (crypto-erase of everything wrapped by it); True if one
+        existed."""
+        ...
+
 
 class FileKek:
     """Fallback: a random KEK in a 0600 file in the state directory."""
@@ -46,6 +51,10 @@ class FileKek:
     def kek(self) -> bytes:
         """Read (or create) the KEK file."""
         return devicekey.device_kek(self.state_dir)
+
+    def destroy(self) -> bool:
+        """Overwrite the KEK file, unlink it and make the unlink durable."""
+        return devicekey.destroy_kek(self.state_dir)
 
 
 # Secure-element drivers register here: name in the board profile -> factory(state_dir).
@@ -85,7 +94,19 @@ class KeyStore:
         return b"mamori-keystore:" + name.encode()
 
     def _write(self, path: Path, data: bytes) -> None:
-        atomic_write(path, data)
+        # A replaced secret must not survive in the blocks the rename frees: overwrite it.
+        try:
+            old: int | None = os.open(path, os.O_WRONLY)
+        except FileNotFoundError:
+            old = None
+        try:
+            atomic_write(path, data)
+            if old is not None:
+                os.pwrite(old, b"\0" * os.fstat(old).st_size, 0)
+                os.fsync(old)
+        finally:
+            if old is not None:
+                os.close(old)
 
     def put(self, name: str, secret: bytes, purpose: str, algorithm: str, size_bits: int,
             origin: str, cryptoperiod_days: int, replace: bool = False) -> dict:

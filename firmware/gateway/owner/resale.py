@@ -1,14 +1,23 @@
 """Resale reset (R2-9, C7, UK11): every trace of the household destroyed, the firmware kept.
 
-Destroyed: settings, accounts, sessions, personal and collected data, logs (after an upload
-attempt), credentials, identity and keys. Kept: the firmware slots, the boot selector and the
-update agent's trust state (``update/``: TUF metadata, anti-rollback floors, history), so the
-updated firmware survives. Every removed file is overwritten then unlinked; the device KEK goes
-last, so whatever survived on flash (wear levelling) is crypto-erased.
+A crash-safe state machine whose state is ``resale.json`` (written atomically and synced):
 
-Afterwards ``resale.json`` marks the gateway as resold: the composition root starts no device
-or WAN service and the gateway stays unprovisioned until the OTA agent has installed the latest
-firmware and called :func:`clear_marker`.
+0. hand-off (changes nothing else), handed in by the caller: the access log is sealed in a
+   final ``reset`` checkpoint and delivered to the platform (WAN) or to an operator's folder
+   (``firmware/gateway/cli/loghandoff.py``); if that fails the reset does not start.
+1. ``marked``: the marker exists. From here on every start of the gateway finishes the reset
+   before anything else and then holds: no device, LAN, admin or WAN service.
+2. ``kek``: the device key-encryption key is destroyed first: everything wrapped by it (the
+   key store, the personal data key, the admin and outbox field keys, the log keys) is
+   unreadable from this instant (crypto-erase).
+3. ``personal``: the personal-data stores (``owner.stores.PERSONAL``) are overwritten and
+   unlinked.
+4. ``files``: everything else but the firmware slots and ``update/`` likewise.
+5. ``done``: the marker says ``resold``; only an update to the latest firmware (OTA agent,
+   :func:`clear_marker`) lets the service start again.
+
+Every step is idempotent; an interrupted reset is finished by the next start
+(:func:`finish_interrupted`) or by running the reset again.
 """
 
 from __future__ import annotations
@@ -17,52 +26,85 @@ import contextlib
 import fcntl
 import json
 import os
+import signal
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from firmware.common import kek as devicekey
+from firmware.common.accesslog.files import LOG_DIR, list_segments
+from firmware.common.fsutil import atomic_write, fsync_dir
 from firmware.core.errors import PolicyError, StateError
+from firmware.gateway.identity.keystore import kek_backend
 from firmware.gateway.owner.shred import shred
+from firmware.gateway.owner.stores import PERSONAL
 from firmware.gateway.runtime.gateway import LOCK_FILE, Gateway, Service
 
 MARKER = "resale.json"
-MARKER_FORMAT = "mamori-resale/1"
+MARKER_FORMAT = "mamori-resale/2"
+KEEP = "update/"
 KEEP_UPDATE_DROP = ("update/staging", "update/offline")
-Uploader = Callable[[Path], dict[str, Any]]
+STEPS = ("marked", "kek", "personal", "files", "done")
+RESETTING, RESOLD = "resetting", "resold"
+# Step 0, handed in by the caller (the `reset` verb: firmware/gateway/cli/loghandoff.py):
+# hand the access log to the platform, or raise MamoriError and the reset does not start.
+HandOff = Callable[[Path, dict[str, Any]], dict[str, Any]]
+
+
+def trace(point: str) -> None:
+    """Power-cut test seam: announce POINT on stderr when MAMORI_RESET_TRACE is set, and stop
+    there (SIGSTOP, to be killed) when it equals MAMORI_RESET_STOP."""
+    if os.environ.get("MAMORI_RESET_TRACE"):
+        sys.stderr.write("mamori-reset-trace %s\n" % point)
+        sys.stderr.flush()
+        if os.environ.get("MAMORI_RESET_STOP") == point:
+            os.kill(os.getpid(), signal.SIGSTOP)
 
 
 def marker(state_dir: Path) -> dict[str, Any] | None:
-    """The resale marker, or None when the gateway is not waiting after a resale reset."""
+    """The resale marker, or None when no resale reset has started."""
     path = Path(state_dir) / MARKER
     try:
-        doc: dict[str, Any] = json.loads(path.read_text())
+        doc = json.loads(path.read_text())
     except FileNotFoundError:
         return None
-    except ValueError:
-        # Unreadable counts as set: failing closed keeps the service disabled.
-        return {"format": MARKER_FORMAT, "state": "resold", "damaged": True}
+    except (OSError, ValueError):
+        doc = None
+    if not isinstance(doc, dict) or doc.get("state") not in (RESETTING, RESOLD):
+        # Unreadable counts as a reset under way: failing closed finishes it.
+        return {"format": MARKER_FORMAT, "state": RESETTING, "step": "marked", "damaged": True}
     return doc
 
 
 def resale_pending(state_dir: Path) -> bool:
-    """Whether the service must stay disabled (a resale reset awaits its update-to-latest)."""
+    """Whether the service must stay disabled (a reset under way or awaiting its update)."""
     return marker(state_dir) is not None
 
 
 def clear_marker(state_dir: Path, installed_version: str) -> dict[str, Any]:
-    """Called by the OTA agent once an update to the latest release has committed."""
+    """Called by the OTA agent once an update to the latest release has committed; a reset
+    that has not finished is never cleared."""
     doc = marker(state_dir)
     if doc is None:
         return {"cleared": False}
-    (Path(state_dir) / MARKER).unlink()
+    if doc.get("state") != RESOLD:
+        return {"cleared": False, "reason": "the resale reset has not finished"}
+    path = Path(state_dir) / MARKER
+    path.unlink()
+    fsync_dir(path.parent)
     return {"cleared": True, "version": installed_version, "reset_at": doc.get("reset_at")}
+
+
+def _save(state_dir: Path, doc: dict[str, Any]) -> None:
+    atomic_write(Path(state_dir) / MARKER, json.dumps(doc, indent=2, sort_keys=True).encode(),
+                 sync_dir=True)
 
 
 def _keep(state_dir: Path, board: dict[str, Any]) -> list[Path]:
     root = state_dir.resolve()
-    keep = [root / "update"]
+    keep = [root / KEEP.rstrip("/")]
     for s in board.get("storage", {}).get("slots", []):
         p = Path(s)
         keep.append((p if p.is_absolute() else root / p).resolve())
@@ -92,85 +134,138 @@ def _lock(state_dir: Path) -> int:
     return fd
 
 
-def _upload_logs(state_dir: Path, uploader: Uploader | None) -> dict[str, Any]:
-    log_dir = state_dir / "accesslog"
-    segments = sorted(log_dir.glob("seg-*.log")) if log_dir.is_dir() else []
-    if not segments:
-        return {"uploaded": False, "reason": "no access log to upload"}
-    hook = uploader
-    if hook is None:
-        from firmware.gateway.accesslog import service as accesslog_service
+def _walk(root: Path, keep: list[Path], spare: set[Path]) -> int:
+    """Shred every file under root but the kept trees and the spared files; remove folders."""
+    removed = 0
+    update = root / KEEP.rstrip("/")
+    for dirpath, dirnames, filenames in os.walk(root, topdown=False):
+        d = Path(dirpath)
+        in_update = d == update or update in d.parents
+        for name in filenames + [n for n in dirnames if (d / n).is_symlink()]:
+            p = d / name
+            if p in spare:
+                continue
+            if in_update and not any(p == root / k or (root / k) in p.parents
+                                     for k in KEEP_UPDATE_DROP):
+                continue
+            if any(p == k or k in p.parents for k in keep if k != update):
+                continue
+            trace("shred")
+            shred(p)
+            removed += 1
+        for name in dirnames:
+            sub = d / name
+            if sub.is_symlink() or any(sub == k or k in sub.parents or sub in k.parents
+                                       for k in keep) or any(sub in s.parents for s in spare):
+                continue
+            with contextlib.suppress(OSError):
+                sub.rmdir()
+    return removed
 
-        hook = getattr(accesslog_service, "upload_before_reset", None)
-    if hook is None:
-        return {"uploaded": False, "segments_destroyed": len(segments),
-                "reason": "the access-log service offers no offline upload hook; "
-                          "the log was destroyed without upload"}
-    try:
-        result = dict(hook(state_dir))
-    except Exception as exc:
-        return {"uploaded": False, "segments_destroyed": len(segments),
-                "reason": "upload failed (%s); the log was destroyed without upload"
-                          % type(exc).__name__}
-    result.setdefault("uploaded", True)
-    return result
+
+def _personal(root: Path, keep: list[Path]) -> int:
+    """Shred the personal-data stores first, in the registry's order."""
+    files = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        d = Path(dirpath)
+        dirnames[:] = [n for n in dirnames if d / n not in keep]
+        files += [d / n for n in filenames]
+    removed = 0
+    for store in PERSONAL:
+        for p in sorted(files):
+            if store.matches(str(p.relative_to(root))) and p.exists():
+                trace("shred")
+                shred(p)
+                removed += 1
+    return removed
 
 
-def resale_reset(state_dir: Path, board: dict[str, Any], yes: bool = False,
-                 uploader: Uploader | None = None,
-                 clock: Callable[[], float] = time.time) -> dict[str, Any]:
-    """Destroy the household's state, keep the firmware, set the resale marker."""
+def _destroy_kek(state_dir: Path, board: dict[str, Any]) -> bool:
+    backend = kek_backend(state_dir, board)
+    destroy = getattr(backend, "destroy", None)
+    if destroy is None:
+        raise StateError("the board's key-encryption key backend cannot destroy its key",
+                         "install a secure-element driver that implements destroy()")
+    had = bool(destroy())
+    return devicekey.destroy_kek(state_dir) or had  # a file KEK a former backend left behind
+
+
+def _finish(state_dir: Path, board: dict[str, Any], doc: dict[str, Any],
+            clock: Callable[[], float]) -> dict[str, Any]:
+    """Run the steps after the last one the marker records (each idempotent)."""
+    root = state_dir.resolve()
+    keep = _keep(state_dir, board)
+    spare = {(state_dir / LOCK_FILE).resolve(), root / MARKER, root / ("." + MARKER + ".tmp")}
+    done = STEPS.index(doc.get("step", "marked")) if doc.get("step") in STEPS else 0
+    for step in STEPS[done + 1:]:
+        if step == "kek":
+            doc["kek_destroyed"] = _destroy_kek(state_dir, board) or bool(
+                doc.get("kek_destroyed"))
+        elif step == "personal":
+            doc["files_destroyed"] = doc.get("files_destroyed", 0) + _personal(root, keep)
+        elif step == "files":
+            doc["files_destroyed"] = doc.get("files_destroyed", 0) + _walk(root, keep, spare)
+        else:
+            doc.update(state=RESOLD, reset_at=clock(), firmware_after=_firmware(state_dir, board),
+                       kept=sorted(str(k.relative_to(root)) for k in keep if k.exists()),
+                       service="disabled until an update to the latest firmware has succeeded")
+        doc["step"] = step
+        doc.pop("damaged", None)
+        _save(state_dir, doc)
+        trace(step)
+    return doc
+
+
+def no_handoff(state_dir: Path, _board: dict[str, Any]) -> dict[str, Any]:
+    """Step 0 when the caller brings none: fine without an access log, else refused."""
+    if list_segments(Path(state_dir) / LOG_DIR):
+        raise StateError("the access log must be handed to the platform before a resale reset",
+                         "use `mamori-gateway reset --resale` (it hands the log off first)")
+    return {"handoff": "none", "delivered": False, "reason": "no access log"}
+
+
+def resale_reset(state_dir: Path, board: dict[str, Any], handoff: HandOff = no_handoff,
+                 yes: bool = False, clock: Callable[[], float] = time.time) -> dict[str, Any]:
+    """Hand the log off, then destroy the household's state and keep the firmware (or finish
+    an interrupted reset); the final marker document."""
     if not yes:
         raise PolicyError("a resale reset destroys every setting, credential, key and log",
                           "pass --yes to confirm")
     state_dir = Path(state_dir)
     if not state_dir.is_dir():
         raise StateError("no state directory at %s" % state_dir)
-    root = state_dir.resolve()
     fd = _lock(state_dir)
     try:
-        before = _firmware(state_dir, board)
-        upload = _upload_logs(state_dir, uploader)
-        keep = _keep(state_dir, board)
-        kek = devicekey.kek_path(state_dir).resolve()
-        lock = (state_dir / LOCK_FILE).resolve()
-        removed = 0
-        for dirpath, dirnames, filenames in os.walk(root, topdown=False):
-            d = Path(dirpath)
-            in_update = d == root / "update" or (root / "update") in d.parents
-            for name in filenames + [n for n in dirnames if (d / n).is_symlink()]:
-                p = d / name
-                if p in (kek, lock):
-                    continue
-                if in_update and not any(p == root / k or (root / k) in p.parents
-                                         for k in KEEP_UPDATE_DROP):
-                    continue
-                if any(p == k or k in p.parents for k in keep if k != root / "update"):
-                    continue
-                shred(p)
-                removed += 1
-            for name in dirnames:
-                sub = d / name
-                if sub.is_symlink() or any(sub == k or k in sub.parents or sub in k.parents
-                                           for k in keep):
-                    continue
-                if sub == lock.parent:
-                    continue
-                with contextlib.suppress(OSError):
-                    sub.rmdir()
-        had_kek = shred(kek)
-        with contextlib.suppress(OSError):
-            kek.parent.rmdir()
-        after = _firmware(state_dir, board)
-        doc = {"format": MARKER_FORMAT, "state": "resold", "reset_at": clock(),
-               "service": "disabled until an update to the latest firmware has succeeded",
-               "firmware_before": before, "firmware_after": after, "files_destroyed": removed,
-               "kek_destroyed": had_kek, "logs": upload,
-               "kept": sorted(str(k.relative_to(root)) for k in keep if k.exists())}
-        tmp = state_dir / (MARKER + ".tmp")
-        tmp.write_text(json.dumps(doc, indent=2, sort_keys=True))
-        os.replace(tmp, state_dir / MARKER)
-        return doc
+        doc = marker(state_dir)
+        if doc is not None and doc.get("state") == RESETTING:
+            doc["resumed"] = int(doc.get("resumed", 0)) + 1
+            return _finish(state_dir, board, doc, clock)
+        if doc is not None:  # resold already: the log since then holds no household data
+            logs = {"handoff": "none", "delivered": False,
+                    "reason": "already resold: the log since then holds no household data"}
+        else:
+            logs = handoff(state_dir, board)
+        trace("handoff")
+        doc = {"format": MARKER_FORMAT, "state": RESETTING, "step": "marked",
+               "started_at": clock(), "firmware_before": _firmware(state_dir, board),
+               "logs": logs, "files_destroyed": 0, "kek_destroyed": False}
+        _save(state_dir, doc)
+        trace("marked")
+        return _finish(state_dir, board, doc, clock)
+    finally:
+        os.close(fd)
+
+
+def finish_interrupted(state_dir: Path, board: dict[str, Any]) -> dict[str, Any] | None:
+    """At start: finish a reset a power cut interrupted (None when there is none)."""
+    doc = marker(state_dir)
+    if doc is None or doc.get("state") == RESOLD:
+        return None
+    fd = _lock(Path(state_dir))
+    try:
+        doc = marker(state_dir) or doc
+        doc["resumed"] = int(doc.get("resumed", 0)) + 1
+        return _finish(Path(state_dir), board, doc, time.time)
     finally:
         os.close(fd)
 
@@ -180,14 +275,19 @@ class ResaleHoldService(Service):
 
     name = "resale"
 
-    def __init__(self, gw: Gateway) -> None:
+    def __init__(self, gw: Gateway, finished: dict[str, Any] | None = None) -> None:
         super().__init__(gw)
         self.marker = marker(gw.state_dir) or {}
+        self.finished = finished
 
     async def start(self) -> None:
-        """Announce that the service stays disabled."""
+        """Announce that the service stays disabled (and that an interrupted reset ended)."""
         from firmware.core.events import Event
 
+        if self.finished is not None:
+            self.gw.emit(Event("gateway.resale-resumed", severity="warning", source="gateway",
+                               action="reset", result="finished",
+                               reason="a resale reset interrupted by a power cut was finished"))
         self.gw.emit(Event("gateway.resale-hold", severity="notice", source="gateway",
                            action="hold", result="disabled",
                            reason="resale reset: waiting for an update to the latest firmware"))

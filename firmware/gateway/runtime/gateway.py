@@ -29,6 +29,18 @@ log = logging.getLogger("mamori.gateway")
 STATUS_FILE = "run/status.json"
 PID_FILE = "run/gateway.pid"
 LOCK_FILE = "run/gateway.lock"
+# What of an event the status file shows. It is rewritten every tick and its old copies stay
+# in freed blocks, so it carries no principal, reason or parameter (who did what, free text):
+# those are in the encrypted access log (`mamori logs show`).
+STATUS_EVENT_FIELDS = ("id", "kind", "severity", "ts", "source", "action", "result")
+
+
+def status_event(event: dict[str, Any], devices: set[str]) -> dict[str, Any]:
+    """The status view of an event: no personal data (a target only when it is a device)."""
+    out = {k: event[k] for k in STATUS_EVENT_FIELDS if k in event}
+    if event.get("target") in devices:
+        out["target"] = event["target"]
+    return out
 
 
 class EventBus:
@@ -182,7 +194,8 @@ class Gateway:
             "supervisor": self.supervisor.status(),
             "updated_at": time.time(),
             "devices": self.devices(),
-            "events": list(self.recent)[-50:],
+            "events": [status_event(e, set(self.device_info) | set(self.liveness.devices))
+                       for e in list(self.recent)[-50:]],
         }
         for s in self.services:
             try:

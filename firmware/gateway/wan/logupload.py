@@ -72,9 +72,12 @@ def encode_item(item: dict[str, Any], recipient: X25519PublicKey | None,
     if kind == "head":
         return {"type": "head", "log_id": item["log_id"], "checkpoint": item["checkpoint"]}
     if kind == "segment":
-        return {"type": "segment", "log_id": item["log_id"], "name": item["name"],
+        body = {"type": "segment", "log_id": item["log_id"], "name": item["name"],
                 "complete": bool(item.get("complete")),
                 "data": base64.b64encode(item["data"]).decode()}
+        if item.get("offset"):
+            body["offset"] = int(item["offset"])  # a chunk of a segment too big for one message
+        return body
     return None
 
 

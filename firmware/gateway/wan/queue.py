@@ -10,6 +10,10 @@
   Telemetry can never push out a security event.
 - At-least-once: a message stays until ``ack(msg_id)`` (called on the broker's PUBACK).
 - The replay cache of command nonces is persisted in the same database (``nonces`` table).
+- Sealed at rest: with a ``key`` (the WAN service always gives one) every payload is AES-GCM
+  encrypted under it (``owner.atrest``), bound to its message id, so the database, its WAL and
+  the blocks they free on flash never hold an event (principals, reasons) in clear;
+  ``secure_delete`` zeroes acknowledged rows; ``rekey()`` re-seals the backlog under a new key.
 """
 
 from __future__ import annotations
@@ -20,7 +24,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from firmware.core.errors import ProtocolError, StateError
+from firmware.core.errors import IntegrityError, ProtocolError, StateError
+from firmware.gateway.identity.atrest import FieldCipher, StoreKey
 
 ROW_OVERHEAD = 64
 DEFAULT_BUDGET = 8 * 1024 * 1024
@@ -39,6 +44,7 @@ CREATE TABLE IF NOT EXISTS outbox (
 CREATE INDEX IF NOT EXISTS outbox_order ON outbox (prio, seq);
 CREATE TABLE IF NOT EXISTS nonces (nonce TEXT PRIMARY KEY, expires REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);
 """
 
 
@@ -72,7 +78,8 @@ class OutboundQueue:
     """Persistent, bounded, prioritised outbox; thread-safe."""
 
     def __init__(self, path: Path, budget_bytes: int = DEFAULT_BUDGET,
-                 max_message: int = DEFAULT_MAX_MESSAGE, synchronous: str = "FULL") -> None:
+                 max_message: int = DEFAULT_MAX_MESSAGE, synchronous: str = "FULL",
+                 key: StoreKey | None = None) -> None:
         if synchronous not in ("FULL", "NORMAL"):
             raise ValueError("synchronous must be FULL or NORMAL")
         self.path = Path(path)
@@ -84,22 +91,81 @@ class OutboundQueue:
                                    isolation_level=None, timeout=30)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=" + synchronous)
+        self._db.execute("PRAGMA secure_delete=ON")
         self._db.execute(f"PRAGMA journal_size_limit={4 * 1024 * 1024}")
         self._db.executescript(_SCHEMA)
         self.path.chmod(0o600)
+        self.key = key
+        self._cipher: FieldCipher | None = None
+        self.undecryptable = 0  # messages dropped because their key was lost
+        if key is not None:
+            row = self._db.execute("SELECT v FROM meta WHERE k = 'kid'").fetchone()
+            try:
+                self._cipher, kid = key.open(str(row[0]) if row else None)
+            except IntegrityError:
+                # Sealed under a key this gateway no longer has: unreadable, never sendable.
+                # Start afresh rather than refuse to connect at all.
+                self.undecryptable = self._db.execute("DELETE FROM outbox").rowcount
+                row = None
+                self._cipher, kid = key.open(None)
+            if row is None:
+                with self._lock:
+                    self._reseal(None, self._cipher, kid)
         row = self._db.execute(
             "SELECT COUNT(*), COALESCE(SUM(LENGTH(payload) + LENGTH(topic)), 0) FROM outbox"
         ).fetchone()
         self._count = int(row[0])
         self._bytes = int(row[1]) + self._count * ROW_OVERHEAD
 
+    # -- sealing --------------------------------------------------------------------------
+    def _seal(self, msg_id: str, payload: bytes, c: FieldCipher | None = None) -> bytes:
+        c = c or self._cipher
+        return payload if c is None else c.seal(payload, "outbox:" + msg_id)
+
+    def _open(self, msg_id: str, stored: bytes, c: FieldCipher | None = None) -> bytes:
+        c = c or self._cipher
+        return stored if c is None else c.open(stored, "outbox:" + msg_id)
+
+    def _reseal(self, old: FieldCipher | None, new: FieldCipher, kid: str) -> None:
+        """Re-seal every payload (old None: a plaintext outbox from before sealing); the
+        caller holds the lock."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            rows = self._db.execute("SELECT msg_id, payload FROM outbox").fetchall()
+            for msg_id, stored in rows:
+                plain = bytes(stored) if old is None else old.open(bytes(stored),
+                                                                  "outbox:" + msg_id)
+                self._db.execute("UPDATE outbox SET payload=? WHERE msg_id=?",
+                                 (new.seal(plain, "outbox:" + msg_id), msg_id))
+            self._db.execute("INSERT OR REPLACE INTO meta VALUES ('kid', ?)", (kid,))
+            self._db.execute("COMMIT")
+        except BaseException:
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+            raise
+        # Nothing of the old sealing stays in the WAL: checkpoint it away and truncate.
+        self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+    def rekey(self) -> int:
+        """Re-seal the backlog under a new key and destroy the old one; messages re-sealed."""
+        if self.key is None or self._cipher is None:
+            return 0
+        with self._lock:
+            new, kid = self.key.begin_rotation()
+            self._reseal(self._cipher, new, kid)
+            self.key.finish_rotation()
+            self._cipher = new
+            self._db.execute("VACUUM")
+            return self._count
+
     # -- producer side --------------------------------------------------------------------
     def put(self, msg_id: str, topic: str, payload: bytes, prio: int) -> bool:
         """Store a message durably; False if that id is already queued; QueueFull if no room."""
-        cost = _cost(topic, payload)
         if len(payload) > self.max_message:
             raise ProtocolError(f"message of {len(payload)} bytes exceeds the "
                                 f"{self.max_message}-byte limit")
+        payload = self._seal(msg_id, payload)
+        cost = _cost(topic, payload)
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
@@ -151,14 +217,30 @@ class OutboundQueue:
         with self._lock:
             cur = self._db.execute(
                 "SELECT msg_id, prio, topic, payload, attempts FROM outbox ORDER BY prio, seq")
+            bad = []
             for msg_id, prio, topic, payload, attempts in cur:
                 if msg_id in exclude:
                     continue
-                out.append(QueuedMessage(msg_id, prio, topic, bytes(payload), attempts))
+                try:
+                    plain = self._open(msg_id, bytes(payload))
+                except IntegrityError:
+                    bad.append(msg_id)  # sealed under a lost key: it can never be sent
+                    continue
+                out.append(QueuedMessage(msg_id, prio, topic, plain, attempts))
                 if len(out) >= limit:
                     break
             cur.close()
+        if bad:
+            self.undecryptable += len(bad)
+            self.ack_many(bad)
         return out
+
+    def pending(self, msg_ids: list[str]) -> set[str]:
+        """Which of these messages are still queued (not yet acknowledged)."""
+        with self._lock:
+            return {str(r[0]) for r in self._db.execute(
+                "SELECT msg_id FROM outbox WHERE msg_id IN (%s)"  # noqa: S608 - placeholders
+                % ",".join("?" * len(msg_ids)), msg_ids)} if msg_ids else set()
 
     def mark_attempt(self, msg_id: str) -> None:
         """Count one publish attempt (visible in status; not needed for correctness)."""
@@ -233,7 +315,7 @@ class OutboundQueue:
                         self._db.execute("SELECT name, value FROM counters")}
         return {"depth": self._count, "bytes": self._bytes, "budget_bytes": self.budget_bytes,
                 "by_priority": by_prio, "evicted": counters.get("evicted", 0),
-                "refused": counters.get("refused", 0)}
+                "refused": counters.get("refused", 0), "undecryptable": self.undecryptable}
 
     def close(self) -> None:
         """Checkpoint and close the database."""

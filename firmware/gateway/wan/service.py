@@ -24,12 +24,14 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from firmware.common.fsutil import atomic_write
 from firmware.common.update_requests import UpdateRequestHandler
 from firmware.core.acl import DeviceAcl
 from firmware.core.command_auth import CommandAuthorizer, LocalOperations, ReplayCache
 from firmware.core.errors import MamoriError
 from firmware.core.events import PRIORITY, Event
 from firmware.core.update.request import UpdateRequestChecker
+from firmware.gateway.identity.atrest import StoreKey
 from firmware.gateway.runtime.gateway import Gateway, Service
 from firmware.gateway.wan import topics
 from firmware.gateway.wan.client import WanClient
@@ -41,7 +43,26 @@ from firmware.gateway.wan.queue import DEFAULT_BUDGET, OutboundQueue
 AsyncExecutor = Callable[[str, str, dict[str, Any]], Awaitable[dict[str, Any]]]
 
 QUEUE_FILE = "wan/outbox.db"
+QUEUE_KEY = "wan-outbox-fields"
 LOCAL_OP_KIND = "device.local_operation"
+TRANSFERRED = "ownership.transferred"
+
+
+BROKER_FILE = "wan/broker.json"  # where the platform was last reached (the reset's hand-off)
+
+
+def envelope(gateway_id: str, stream: str, body: dict[str, Any], prio: int,
+             msg_id: str) -> tuple[str, bytes]:
+    """(topic, payload) of one up-link message."""
+    doc = {"id": msg_id, "gateway": gateway_id, "type": stream, "prio": prio,
+           "ts": time.time(), "body": body}
+    return (topics.up(gateway_id, stream),
+            json.dumps(doc, default=str, separators=(",", ":")).encode())
+
+
+def outbox_key(state_dir: Path, board: dict[str, Any] | None) -> StoreKey:
+    """The key the outbox seals its payloads under (events carry principals and reasons)."""
+    return StoreKey(state_dir, board, QUEUE_KEY, "at-rest key of the WAN outbox's messages")
 
 
 def event_route(event: Event) -> tuple[str, int] | None:
@@ -87,7 +108,8 @@ class WanService(Service):
     async def start(self) -> None:
         """Open the queue, subscribe to the bus and start connecting (never blocks on the net)."""
         self._loop = asyncio.get_running_loop()
-        self.queue = OutboundQueue(self.queue_path, self.budget_bytes)
+        self.queue = OutboundQueue(self.queue_path, self.budget_bytes,
+                                   key=outbox_key(self.gw.state_dir, self.gw.board))
         replay = ReplayCache(on_record=self.queue.save_nonce)
         replay.load(self.queue.load_nonces(time.time()), time.time())
         auth = CommandAuthorizer(self.identity.gateway_id,
@@ -105,6 +127,9 @@ class WanService(Service):
                                 status_extra=self._status_extra, **self.client_options)
         self.gw.bus.subscribe(self._on_event)
         self.client.start()
+        atomic_write(Path(self.gw.state_dir) / BROKER_FILE, json.dumps(
+            {"url": "mqtts://%s:%d" % (self.identity.broker_host, self.identity.broker_port)}
+        ).encode())
 
     async def stop(self) -> None:
         """Disconnect (publishing offline status) and close the queue; queued messages stay."""
@@ -131,15 +156,17 @@ class WanService(Service):
         if self.queue is None:
             raise MamoriError("the WAN service is not running", "start the gateway first")
         mid = msg_id or uuid.uuid4().hex
-        doc = {"id": mid, "gateway": self.identity.gateway_id, "type": stream,
-               "prio": prio, "ts": time.time(), "body": body}
-        payload = json.dumps(doc, default=str, separators=(",", ":")).encode()
-        self.queue.put(mid, topics.up(self.identity.gateway_id, stream), payload, prio)
+        topic, payload = envelope(self.identity.gateway_id, stream, body, prio, mid)
+        self.queue.put(mid, topic, payload, prio)
         if self.client is not None:
             self.client.notify()
         return mid
 
     def _on_event(self, event: Event) -> None:
+        if event.kind == TRANSFERRED and self.queue is not None:
+            # The old household's events may still wait here: re-seal them under a new key,
+            # so what the WAL and freed blocks kept of them is unreadable from now on.
+            self.queue.rekey()
         if event.kind == LOCAL_OP_KIND and event.target:
             self.local_ops.record(event.target, event.action, event.principal or event.source)
         route = event_route(event)

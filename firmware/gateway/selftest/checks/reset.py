@@ -3,7 +3,7 @@
 The real ``owner/resale.py: resale_reset`` runs on the check's scratch copy of the state dir
 after canary personal data (through the encrypted personal store) and a canary settings file
 were planted there, and a marker file was planted in the booted firmware slot. Logs are never
-uploaded from here: the scratch run gets an uploader that declines.
+handed off from here: the scratch run discards its copy of the log (with that reason).
 """
 
 from __future__ import annotations
@@ -49,8 +49,9 @@ def _slot_dirs(root: Path, board: dict[str, Any]) -> list[Path]:
     return out
 
 
-def _decline_upload(_state: Path) -> dict[str, Any]:
-    return {"uploaded": False, "reason": "self-test scratch copy: not uploaded"}
+def _no_handoff(_state: Path, _board: dict[str, Any]) -> dict[str, Any]:
+    return {"handoff": "discard", "delivered": False,
+            "reason": "self-test scratch copy: its log is never handed off"}
 
 
 @check("reset.keeps-firmware", "Resale reset erases user data and keys and keeps the firmware",
@@ -79,7 +80,7 @@ def keeps_firmware(ctx: CheckContext) -> Outcome:
     keys_before = sorted(p.name for p in (root / STORE_DIR).glob("*")) \
         if (root / STORE_DIR).is_dir() else []
     try:
-        doc = resale.resale_reset(root, board, yes=True, uploader=_decline_upload)
+        doc = resale.resale_reset(root, board, _no_handoff, yes=True)
     except MamoriError as exc:
         return failed(f"the resale reset refused to run on the scratch copy: {exc}")
     problems: list[str] = []
