@@ -22,7 +22,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import x25519
 
 from firmware.common.signeddoc import verify_doc
-from firmware.core import blelink
+from firmware.core import blelink, strictjson
 from firmware.core.errors import AuthError, IntegrityError, MamoriError, ProtocolError
 from firmware.core.events import Event
 from firmware.gateway.ble.noise import CipherState, NoiseIK
@@ -30,6 +30,9 @@ from firmware.gateway.ble.noise import CipherState, NoiseIK
 PROLOGUE = b"mamori-ble/1"
 RECORD_KIND = "mamori-ble-device"
 HANDSHAKE_TIMEOUT = 10.0
+# the signed device record in the first handshake message (pre-authentication input)
+RECORD_DEPTH = 4
+MAX_RECORD = 8192
 
 
 class BleTransport(Protocol):
@@ -156,7 +159,7 @@ async def device_connect(creds: dict, transport: BleTransport,
     seq.sent(blelink.HS1)
     kind, _c, msg = blelink.decode(await asyncio.wait_for(inbox.get(), timeout))
     seq.expect(kind)
-    reply = json.loads(hs.read_message_2(msg) or b"{}")
+    reply = strictjson.loads_object(hs.read_message_2(msg) or b"{}", "handshake reply", 2, 4096)
     if reply.get("gateway") != creds["gateway_id"]:
         raise AuthError("the BLE peer is not gateway %s" % creds["gateway_id"])
     assert hs.send is not None and hs.recv is not None
@@ -233,10 +236,7 @@ class GatewayBle:
             self.seen_ephemerals[e_pub] = None
             while len(self.seen_ephemerals) > 4096:
                 self.seen_ephemerals.popitem(last=False)
-            try:
-                record = json.loads(payload)
-            except ValueError:
-                raise ProtocolError("handshake payload is not JSON")
+            record = strictjson.loads(payload, "handshake payload", RECORD_DEPTH, MAX_RECORD)
             assert hs.rs is not None
             ident = self.check_record(record, hs.rs)
             principal = ident["id"]

@@ -16,7 +16,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from firmware.core.errors import ConfigError, IntegrityError, MamoriError, StateError
+from firmware.core import strictjson
+from firmware.core.errors import ConfigError, IntegrityError, MamoriError, ProtocolError, StateError
 from firmware.core.events import Event
 from firmware.core.update import machine as m
 from firmware.core.update.chunks import chunk_count, chunk_span, validate_plan, verify_chunk
@@ -145,17 +146,17 @@ class UpdateAgent:
         if dest.exists():
             try:
                 have = json.loads(dest.read_bytes())["signed"]["version"]
-                new = json.loads(root)["signed"]["version"]
-            except (ValueError, KeyError, TypeError):
+                new = strictjson.loads(root, "root metadata")["signed"]["version"]  # type: ignore[index]
+            except (ValueError, KeyError, TypeError, ProtocolError):
                 raise ConfigError("trusted root is not TUF root metadata", str(dest))
             if have >= new:
                 return
             raise ConfigError("a trusted root is already installed; newer roots arrive signed "
                               "through the repository", str(dest))
         try:
-            if json.loads(root)["signed"]["_type"] != "root":
+            if strictjson.loads(root, "root metadata")["signed"]["_type"] != "root":  # type: ignore[index]
                 raise ValueError
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, ProtocolError):
             raise ConfigError("is not TUF root metadata", "--trust-root")
         self.paths.tuf.mkdir(parents=True, exist_ok=True)
         write_json_bytes(dest, root)
