@@ -77,6 +77,11 @@ def verify_bundle(path: Path, root_fingerprint: str | None) -> dict:
             raw = fh.read(MAX_BUNDLE + 1)
     except OSError as exc:
         raise ConfigError("cannot read the bundle: %s" % (exc.strerror or exc), str(path))
+    return verify_bundle_bytes(raw, str(path), root_fingerprint)
+
+
+def verify_bundle_bytes(raw: bytes, path: str, root_fingerprint: str | None) -> dict:
+    """verify_bundle() on bytes already read; `path` names the file in errors."""
     doc = parse_bundle(raw, path)
     payload, chain = doc["payload"], doc["chain"]
     try:
