@@ -82,14 +82,23 @@ def verify_bundle(path: Path, root_fingerprint: str | None) -> dict:
 
 def verify_bundle_bytes(raw: bytes, path: str, root_fingerprint: str | None) -> dict:
     """verify_bundle() on bytes already read; `path` names the file in errors."""
-    doc = parse_bundle(raw, path)
+    try:
+        return _verify(parse_bundle(raw, path), root_fingerprint)
+    except IntegrityError as exc:
+        if exc.message.startswith(path):
+            raise
+        raise IntegrityError("%s: %s" % (path, exc.message), exc.hint)
+
+
+def _verify(doc: dict, root_fingerprint: str | None) -> dict:
+    """Chain, pin and signature of a bundle whose shape parse_bundle() checked."""
     payload, chain = doc["payload"], doc["chain"]
     try:
         sig = base64.b64decode(doc["sig"], validate=True)
     except ValueError:
-        raise IntegrityError("%s: field 'sig' is not base64" % path)
-    root = _cert(chain["root_ca"], "root CA")
-    site_ca = _cert(chain["site_ca"], "site CA")
+        raise IntegrityError("field 'sig' is not base64")
+    root = _cert(chain["root_ca"], "root CA (field 'chain.root_ca')")
+    site_ca = _cert(chain["site_ca"], "site CA (field 'chain.site_ca')")
     fp = root.fingerprint(hashes.SHA256()).hex()
     # No pin yet (first installation): the installer carried the bundle; the root is pinned now.
     if root_fingerprint is not None and fp != root_fingerprint.lower().replace(":", ""):
@@ -107,8 +116,8 @@ def verify_bundle_bytes(raw: bytes, path: str, root_fingerprint: str | None) -> 
     if payload.get("site_ca") != chain.get("site_ca") or payload.get("root_ca") != chain.get(
             "root_ca"):
         raise IntegrityError("bundle chain does not match its signed content")
-    _issued_by(_cert(payload.get("certificate"), "gateway certificate"), site_ca,
-               "gateway certificate")
+    leaf = _cert(payload["certificate"], "gateway certificate (field 'payload.certificate')")
+    _issued_by(leaf, site_ca, "gateway certificate")
     payload["_root_fingerprint"] = fp
     return payload
 

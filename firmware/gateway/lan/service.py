@@ -155,7 +155,7 @@ class LanService(DeviceSessionService[Session]):
         try:
             hello = parse_hello(hello)
         except ProtocolError as exc:
-            self._refuse(peer, "malformed hello: " + exc.message,
+            self._refuse(peer, "malformed hello: " + str(exc),
                          principal=hello["id"] if valid_id(hello.get("id")) else "")
             return
         if len(self.sessions) >= self.max_sessions:
