@@ -145,6 +145,9 @@ class LanService(DeviceSessionService[Session]):
         except ProtocolError as exc:
             self._refuse(peer, "malformed hello: " + str(exc))
             return
+        except OSError as exc:  # reset or TLS failure mid-hello: still no session, still refused
+            self._refuse(peer, "connection lost before hello (%s)" % exc.__class__.__name__)
+            return
         if hello is None:
             self._refuse(peer, "connection closed before hello")
             return
