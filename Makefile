@@ -11,7 +11,7 @@ FUZZ_SMOKE_SECONDS ?= 5
 FUZZ_STAMP := $(VENV)/.fuzz-installed
 STATE_DIR ?= $(HOME)/.local/share/mamori/sim
 
-.PHONY: run test test-python test-micropython lint bench deps system-deps clean fuzz fuzz-smoke fuzz-deps
+.PHONY: run test test-python test-micropython lint bench bench-smoke deps system-deps test-system-deps clean fuzz fuzz-smoke fuzz-deps
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -19,21 +19,27 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $(STAMP)
 
+# The MicroPython WebAssembly port for the portable-core tests (skipped, with the reason, without npm).
 $(NODE_STAMP): $(NODE_DIR)/package.json
-	cd $(NODE_DIR) && npm install --no-audit --no-fund --silent
+	@if command -v npm >/dev/null; then cd $(NODE_DIR) && npm install --no-audit --no-fund --silent; \
+	else echo "npm is missing: the MicroPython tests will be skipped (apt-get install nodejs npm)"; fi
 
 deps: $(STAMP) $(NODE_STAMP)
 
 # Mosquitto is the embedded platform broker on the sim board (installed when missing and we may).
 system-deps:
-	@bash .ci/system-deps.sh
+	@bash .ci/system-deps.sh mosquitto
+
+# Every real component the tests use (tests/components.py); without root they skip with the reason.
+test-system-deps:
+	@bash .ci/system-deps.sh --best-effort
 
 ## run: a gateway on the simulated board with simulated devices and an embedded broker
 run: $(STAMP) system-deps
 	$(VENV)/bin/mamori demo --state-dir $(STATE_DIR) $(if $(filter-out 0,$(DURATION)),--duration $(DURATION))
 
 ## test: lint, type-check, the full test suite, and the portable core on MicroPython
-test: deps
+test: test-system-deps deps
 	$(VENV)/bin/ruff check firmware host_tools provisioning tests bench
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports --no-cache
@@ -43,8 +49,13 @@ test: deps
 test-micropython: deps
 	$(PY) tests/micropython/run_core_tests.py
 
+## bench: every benchmark, one JSON line per figure with its same-run baseline and ratio
 bench: deps
 	$(PY) bench/run.py
+
+## bench-smoke: every benchmark at tiny sizes (a minute or two), so none silently rots; CI runs it
+bench-smoke: deps
+	MAMORI_BENCH_SMOKE=1 $(PY) bench/run.py
 
 # atheris (coverage-guided, libFuzzer) where a wheel exists for this Python; hypothesis otherwise.
 $(FUZZ_STAMP): pyproject.toml $(STAMP)
