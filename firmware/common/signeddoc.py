@@ -12,7 +12,7 @@ import json
 from typing import Any
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
@@ -81,7 +81,7 @@ def verify_doc(cert: x509.Certificate, doc: Any, kind: str) -> dict:
             raise IntegrityError("signer key is not ECDSA")
         pub.verify(sig, canonical({"kind": kind, "payload": doc["payload"]}).encode(),
                    ec.ECDSA(hashes.SHA256()))
-    except (InvalidSignature, ValueError):
+    except (InvalidSignature, ValueError, UnsupportedAlgorithm):
         raise IntegrityError("signature on the %s does not verify" % kind,
                              "it was altered or signed by another site")
     return dict(doc["payload"])

@@ -1,4 +1,4 @@
-"""Portable tests of the exact-type schemas: hello, ids, envelopes, log documents (+ MicroPython)."""
+"""Portable tests of the exact-type schemas: hello, ids, envelopes, log documents."""
 
 from firmware.core import schema
 from firmware.core.accesslog import docs

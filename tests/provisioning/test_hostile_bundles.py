@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 
 from firmware.common.signeddoc import canonical, verify_doc
@@ -92,6 +93,24 @@ def test_certificate_with_altered_version(kit: Kit, tmp_path: Path) -> None:
     doc = json.loads(kit.bundle.read_text())
     doc["chain"]["root_ca"] = _altered_version(doc["chain"]["root_ca"])
     assert "chain.root_ca" in refused(tmp_path, json.dumps(doc).encode())
+
+
+def test_certificate_with_altered_curve(kit: Kit, tmp_path: Path) -> None:
+    # found by the bundle fuzz target: P-256's OID 1.2.840.10045.3.1.7 turned into 1.4.840...
+    # made cryptography raise UnsupportedAlgorithm (neither ValueError nor InvalidSignature)
+    doc = json.loads(kit.bundle.read_text())
+    der = x509.load_pem_x509_certificate(doc["chain"]["root_ca"].encode()).public_bytes(
+        serialization.Encoding.DER)
+    p256 = bytes.fromhex("06082a8648ce3d030107")
+    assert p256 in der
+    bad = der.replace(p256, bytes.fromhex("06082c8648ce3d030107"), 1)
+    with pytest.raises(UnsupportedAlgorithm):
+        x509.load_der_x509_certificate(bad).public_key()
+    for field in ("root_ca", "site_ca"):
+        doc = json.loads(kit.bundle.read_text())
+        doc["chain"][field] = ("-----BEGIN CERTIFICATE-----\n" + base64.encodebytes(bad).decode()
+                               + "-----END CERTIFICATE-----\n")
+        assert "chain." + field in refused(tmp_path, json.dumps(doc).encode())
 
 
 def test_installer_sees_file_and_field_not_a_traceback(kit: Kit, tmp_path: Path) -> None:

@@ -57,15 +57,19 @@ def _canonical(payload: dict) -> bytes:
 
 def _cert(pem: Any, what: str) -> x509.Certificate:
     try:
-        return x509.load_pem_x509_certificate(str(pem).encode())
-    except (ValueError, x509.InvalidVersion):  # an altered version field is InvalidVersion
+        cert = x509.load_pem_x509_certificate(str(pem).encode())
+        cert.public_key()  # parsed lazily: an altered key algorithm or curve fails here
+    except (ValueError, x509.InvalidVersion, UnsupportedAlgorithm):
+        # an altered version field is InvalidVersion, an altered curve UnsupportedAlgorithm:
+        # neither is a ValueError
         raise IntegrityError("bundle %s is not a PEM certificate" % what)
+    return cert
 
 
 def _issued_by(leaf: x509.Certificate, issuer: x509.Certificate, what: str) -> None:
     try:
         leaf.verify_directly_issued_by(issuer)
-    except (ValueError, TypeError, InvalidSignature):
+    except (ValueError, TypeError, InvalidSignature, UnsupportedAlgorithm):
         raise IntegrityError("bundle %s is not signed by its issuer" % what,
                              "the bundle was forged or belongs to another service")
 
