@@ -147,7 +147,7 @@ class UpdateAgent:
         if dest.exists():
             try:
                 have = json.loads(dest.read_bytes())["signed"]["version"]
-                new = strictjson.loads(root, "root metadata")["signed"]["version"]  # type: ignore[index]
+                new = strictjson.loads_object(root, "root metadata")["signed"]["version"]
             except (ValueError, KeyError, TypeError, ProtocolError):
                 raise ConfigError("trusted root is not TUF root metadata", str(dest))
             if have >= new:
@@ -155,7 +155,7 @@ class UpdateAgent:
             raise ConfigError("a trusted root is already installed; newer roots arrive signed "
                               "through the repository", str(dest))
         try:
-            if strictjson.loads(root, "root metadata")["signed"]["_type"] != "root":  # type: ignore[index]
+            if strictjson.loads_object(root, "root metadata")["signed"]["_type"] != "root":
                 raise ValueError
         except (ValueError, KeyError, TypeError, ProtocolError):
             raise ConfigError("is not TUF root metadata", "--trust-root")
