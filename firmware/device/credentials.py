@@ -20,7 +20,8 @@ MAX_DEPTH = 6
 _PEM = schema.Str(64 * 1024)
 _RECORD = schema.Map(schema.Str(32), schema.Any_(), 8)  # site-signed, verified where used
 _COMMON = {"format": schema.Const(CRED_FORMAT), "transport": schema.Str(choices=tuple(REQUIRED)),
-           "device_id": ID_FIELD, "maker": schema.Str(64), "model": schema.Str(64),
+           "device_id": ID_FIELD, "maker": schema.Opt(schema.Str(64)),
+           "model": schema.Opt(schema.Str(64)),
            "site_id": schema.Opt(schema.Token(1, 64)), "site_name": schema.Opt(schema.Str(128))}
 SCHEMAS = {
     "ip": schema.Obj(dict(_COMMON, certificate=_PEM, private_key=_PEM, ca_chain=_PEM)),
