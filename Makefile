@@ -6,9 +6,12 @@ STAMP := $(VENV)/.installed
 NODE_DIR := tests/micropython
 NODE_STAMP := $(NODE_DIR)/node_modules/@micropython/micropython-webassembly-pyscript/micropython.mjs
 DURATION ?= 0
+FUZZ_SECONDS ?= 600
+FUZZ_SMOKE_SECONDS ?= 5
+FUZZ_STAMP := $(VENV)/.fuzz-installed
 STATE_DIR ?= $(HOME)/.local/share/mamori/sim
 
-.PHONY: run test test-board test-python test-micropython lint bench bench-smoke deps system-deps test-system-deps clean
+.PHONY: run test test-board test-python test-micropython lint bench bench-smoke deps system-deps test-system-deps clean fuzz fuzz-smoke fuzz-deps
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -59,6 +62,21 @@ bench: deps
 ## bench-smoke: every benchmark at tiny sizes (a minute or two), so none silently rots; CI runs it
 bench-smoke: deps
 	MAMORI_BENCH_SMOKE=1 $(PY) bench/run.py
+
+# atheris (coverage-guided, libFuzzer) where a wheel exists for this Python; hypothesis otherwise.
+$(FUZZ_STAMP): pyproject.toml $(STAMP)
+	$(PY) -m pip install -q -e '.[fuzz]' || echo "atheris does not install here: fuzzing with hypothesis"
+	touch $(FUZZ_STAMP)
+
+fuzz-deps: $(FUZZ_STAMP)
+
+## fuzz: every parser the outside world reaches, FUZZ_SECONDS (600) each, one after the other
+fuzz: deps fuzz-deps
+	$(PY) -m tests.fuzz.run --seconds $(FUZZ_SECONDS)
+
+## fuzz-smoke: a few seconds per target (CI)
+fuzz-smoke: deps fuzz-deps
+	$(PY) -m tests.fuzz.run --seconds $(FUZZ_SMOKE_SECONDS) --out build/fuzz-smoke/results.json
 
 clean:
 	rm -rf $(VENV) $(NODE_DIR)/node_modules build *.egg-info

@@ -19,10 +19,10 @@ from __future__ import annotations
 
 import ast
 import fnmatch
-import tomllib
 from pathlib import Path
 from typing import Any
 
+from firmware.common import stricttoml
 from firmware.core.errors import ConfigError
 
 SCHEMA = "mamori-trace/1"
@@ -115,13 +115,10 @@ def parse_matrix(data: dict[str, Any], source: str = "<matrix>") -> Matrix:
 
 def load_matrix(path: Path = DEFAULT_FILE) -> Matrix:
     """Read and parse the traceability TOML."""
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
+    if not Path(path).is_file():
         raise ConfigError("no traceability matrix at %s" % path,
                           hint="run from a source checkout or pass --file")
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError("invalid TOML: %s" % exc, str(path))
+    data = stricttoml.load_file(path, 4 * 1024 * 1024)
     return parse_matrix(data, str(path))
 
 

@@ -7,7 +7,10 @@ from pathlib import Path
 from typing import Any
 
 from firmware.common.fsutil import atomic_write
-from firmware.core.errors import ConfigError, StateError
+from firmware.core import strictjson
+from firmware.core.errors import ConfigError, ProtocolError, StateError
+
+MAX_JSON = 16 * 1024 * 1024
 
 
 def write_file(path: Path, data: bytes, secret: bool, exclusive: bool = False) -> None:
@@ -28,8 +31,13 @@ def write_json(path: Path, data: Any, secret: bool, exclusive: bool = False) -> 
 def read_json(path: Path) -> Any:
     """Read a JSON document with an actionable error."""
     try:
-        return json.loads(Path(path).read_text())
+        with Path(path).open("rb") as fh:
+            raw = fh.read(MAX_JSON + 1)
     except FileNotFoundError:
         raise ConfigError("is missing", str(path))
-    except (ValueError, UnicodeError) as exc:
-        raise ConfigError("is not valid JSON: %s" % exc, str(path))
+    except OSError as exc:
+        raise ConfigError("cannot be read: %s" % (exc.strerror or exc), str(path))
+    try:
+        return strictjson.loads(raw, "file", max_bytes=MAX_JSON)
+    except ProtocolError as exc:
+        raise ConfigError("is not valid JSON: %s" % exc.message, str(path))

@@ -46,7 +46,7 @@ def _load_request(path: Path, gw_id: str) -> tuple[Any, bytes]:
     try:
         csr = x509.load_pem_x509_csr(str(req["csr"]).encode())
         ble_pub = base64.b64decode(str(req["ble_public"]), validate=True)
-    except (KeyError, ValueError):
+    except (KeyError, ValueError, x509.InvalidVersion):
         raise ConfigError("enrolment request is malformed", str(path))
     if not csr.is_signature_valid:
         raise IntegrityError("the CSR's self-signature does not verify", str(path))

@@ -23,7 +23,6 @@ import datetime
 import getpass
 import json
 import os
-import re
 import secrets
 from pathlib import Path
 from typing import Any
@@ -32,12 +31,12 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import x25519
 
 from firmware.core.errors import ConfigError, IntegrityError, PolicyError, StateError
+from firmware.core.ids import ID_HINT, valid_id
 from provisioning import pki
 from provisioning.files import read_json, write_file, write_json
 
 LEVELS = (2, 3)
 TRANSPORTS = ("ip", "ble", "zigbee")
-ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
 RESERVED_PREFIX = "mamori-platform"
 PLATFORM_HOSTS = ["localhost"]
 PLATFORM_IPS = ["127.0.0.1", "::1"]
@@ -45,9 +44,8 @@ PLATFORM_IPS = ["127.0.0.1", "::1"]
 
 def check_id(value: str, what: str = "id") -> str:
     """Refuse ids that could escape a directory or confuse a certificate subject."""
-    if not ID_RE.match(value or ""):
-        raise ConfigError("%s %r is not valid" % (what, value),
-                          hint="use 1-63 letters, digits, '.', '_' or '-'")
+    if not valid_id(value):
+        raise ConfigError("%s %r is not valid" % (what, value), hint=ID_HINT)
     if value.lower().startswith(RESERVED_PREFIX):
         # an id becomes a certificate CN, which brokers map to the MQTT user name
         raise ConfigError("%s %r is reserved for the platform's own identities" % (what, value),

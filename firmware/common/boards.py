@@ -13,9 +13,9 @@ Every loaded profile records the file it came from under ``source`` so `status` 
 from __future__ import annotations
 
 import os
-import tomllib
 from pathlib import Path
 
+from firmware.common import stricttoml
 from firmware.core.boardspec import validate
 from firmware.core.errors import ConfigError
 
@@ -53,8 +53,8 @@ def _candidates(directory: Path | None) -> list[Path]:
 def _name_of(path: Path) -> str:
     if path == installed_profile():
         try:
-            return str(tomllib.loads(path.read_text(encoding="utf-8")).get("name", ""))
-        except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError):
+            return str(stricttoml.load_file(path).get("name", ""))
+        except ConfigError:
             return ""
     return path.stem
 
@@ -66,16 +66,7 @@ def list_boards(directory: Path | None = None) -> list[str]:
 
 def load_file(path: Path, installed: bool = False) -> dict:
     """Parse and validate one profile file (an installed profile may have any file name)."""
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise ConfigError("cannot read board profile: %s" % (exc.strerror or exc), str(path))
-    try:
-        data = tomllib.loads(raw.decode("utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError("is not valid TOML: " + str(exc), str(path))
-    except RecursionError:
-        raise ConfigError("is nested too deeply to be a board profile", str(path))
+    data = stricttoml.load_file(path)
     validate(data, str(path))
     if not installed and data["name"] != path.stem:
         raise ConfigError(

@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives import serialization
 
 from firmware.common.tlspolicy import apply_policy
 from firmware.core.errors import AuthError
+from firmware.core.ids import ID_HINT, valid_id
 
 DEVICE_URI = "urn:mamori:device:"
 MODEL_URI = "urn:mamori:model:"
@@ -50,25 +51,37 @@ def load_key_pair(ctx: ssl.SSLContext, cert_pem: str, key_pem: bytes) -> None:
 
 
 def cert_uris(cert: x509.Certificate) -> list[str]:
-    """The URI subject alternative names of a certificate."""
+    """The URI subject alternative names of a certificate (AuthError when malformed)."""
     try:
         ext = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName)
     except x509.ExtensionNotFound:
         return []
+    except (ValueError, x509.DuplicateExtension, x509.UnsupportedGeneralNameType):
+        raise AuthError("certificate extensions cannot be parsed")
     return [str(u) for u in ext.value.get_values_for_type(x509.UniformResourceIdentifier)]
+
+
+def load_der(der: bytes) -> x509.Certificate:
+    """A DER certificate (AuthError when it cannot be parsed, an altered version included)."""
+    try:
+        return x509.load_der_x509_certificate(der)
+    except (ValueError, TypeError, x509.InvalidVersion):
+        raise AuthError("peer certificate cannot be parsed")
 
 
 def peer_identity(der: bytes) -> dict[str, Any]:
     """Device id, maker, model and serial from a device certificate (AuthError if none)."""
-    try:
-        cert = x509.load_der_x509_certificate(der)
-    except ValueError:
-        raise AuthError("peer certificate cannot be parsed")
+    cert = load_der(der)
     uris = cert_uris(cert)
     dev = [u[len(DEVICE_URI):] for u in uris if u.startswith(DEVICE_URI)]
     model = [u[len(MODEL_URI):] for u in uris if u.startswith(MODEL_URI)]
     if len(dev) != 1 or len(model) != 1 or "/" not in model[0]:
         raise AuthError("peer certificate is not a Mamori device certificate")
+    if not valid_id(dev[0]):
+        # the id becomes a file name, a topic level and a log principal: same syntax as
+        # provisioning, so a certificate naming "../x" or "a/b" is refused here
+        raise AuthError("peer certificate names device id %r, which does not follow the id "
+                        "syntax" % dev[0][:64], ID_HINT)
     maker, mod = model[0].split("/", 1)
     return {"id": dev[0], "maker": maker, "model": mod, "transport": "ip",
             "serial": cert.serial_number}
@@ -76,11 +89,8 @@ def peer_identity(der: bytes) -> dict[str, Any]:
 
 def gateway_id_of(der: bytes) -> str:
     """The gateway id in a gateway certificate (AuthError when it is not one)."""
-    try:
-        cert = x509.load_der_x509_certificate(der)
-    except ValueError:
-        raise AuthError("peer certificate cannot be parsed")
+    cert = load_der(der)
     ids = [u[len(GATEWAY_URI):] for u in cert_uris(cert) if u.startswith(GATEWAY_URI)]
-    if len(ids) != 1:
+    if len(ids) != 1 or not valid_id(ids[0]):
         raise AuthError("the peer is not a Mamori gateway")
     return ids[0]

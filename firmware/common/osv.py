@@ -8,14 +8,14 @@ commit history; their explicit ``versions`` list still applies).
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 from typing import Any
 
 from packaging.version import InvalidVersion, Version
 
-from firmware.core.errors import ConfigError
+from firmware.core import strictjson
+from firmware.core.errors import ConfigError, ProtocolError
 
 MAX_FILE = 64 * 1024 * 1024
 
@@ -24,10 +24,12 @@ def _load_json(path: Path, what: str) -> Any:
     try:
         if Path(path).stat().st_size > MAX_FILE:
             raise ConfigError(f"{what} {path} is too large")
-        return json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
+        return strictjson.loads(Path(path).read_bytes(), what, max_bytes=MAX_FILE)
+    except OSError as exc:
         raise ConfigError(f"cannot read {what} {path}: {type(exc).__name__}",
                           hint="a JSON file") from None
+    except ProtocolError as exc:
+        raise ConfigError(f"cannot read {what} {path}: {exc.message}", hint="a JSON file")
 
 
 def normalise(name: str) -> str:

@@ -7,17 +7,20 @@ service runs the update); anything else is refused on the ``update`` up-link and
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import Any
 
+from firmware.core import strictjson
 from firmware.core.command_auth import CommandRefused, valid_token
+from firmware.core.errors import ProtocolError
 from firmware.core.events import Event
 from firmware.core.update.request import UpdateRequestChecker
 
 REQUESTED = "platform.update_requested"
 STREAM = "update"
 PRIORITY = 1
+MAX_REQUEST = 16 * 1024
+MAX_DEPTH = 2
 # Result words on the `update` up-link; the first three are final outcomes of a request.
 RESULTS = {"installed": "installed", "current": "already-current",
            "rolled_back": "rolled-back", "rebooting": "rebooting",
@@ -41,22 +44,15 @@ class UpdateRequestHandler:
     def handle(self, payload: bytes) -> dict[str, Any]:
         """Process one payload; returns the up-link body sent."""
         try:
-            raw: Any = json.loads(payload)
-        except (ValueError, UnicodeDecodeError):
-            raw = None
-        req_id = raw.get("id") if isinstance(raw, dict) else None
-        req_id = req_id if valid_token(req_id) else ""
+            raw: Any = strictjson.loads(payload, "update request", MAX_DEPTH, MAX_REQUEST)
+        except ProtocolError as exc:
+            return self._refused("", CommandRefused("malformed", exc.message))
+        rid = raw.get("id") if isinstance(raw, dict) else None
+        req_id = rid if isinstance(rid, str) and valid_token(rid) else ""
         try:
             req = self.checker.check(raw)
         except CommandRefused as exc:
-            self.counters["refused"] += 1
-            body = {"request_id": req_id, "result": "refused", "refused": exc.reason,
-                    "reason": exc.message}
-            self.submit(STREAM, body, PRIORITY)
-            self.emit(Event("ota.request_refused", "warning", source="platform",
-                            action="update", target=str(req_id), result="refused",
-                            reason=exc.message, params={"refused": exc.reason}))
-            return body
+            return self._refused(req_id, exc)
         self.counters["accepted"] += 1
         body = {"request_id": req["id"], "result": "accepted", "reason": ""}
         self.submit(STREAM, body, PRIORITY)
@@ -65,6 +61,16 @@ class UpdateRequestHandler:
                         target=req["board"], result="accepted",
                         params={"request_id": req["id"], "url": req["url"],
                                 "board": req["board"], "min_version": req["min_version"]}))
+        return body
+
+    def _refused(self, req_id: str, exc: CommandRefused) -> dict[str, Any]:
+        self.counters["refused"] += 1
+        body = {"request_id": req_id, "result": "refused", "refused": exc.reason,
+                "reason": exc.message}
+        self.submit(STREAM, body, PRIORITY)
+        self.emit(Event("ota.request_refused", "warning", source="platform",
+                        action="update", target=str(req_id), result="refused",
+                        reason=exc.message, params={"refused": exc.reason}))
         return body
 
 

@@ -4,6 +4,7 @@ Every error names the file and the field, e.g. ``boards/rpi4.toml: field 'cpu.ra
 """
 
 from firmware.core.errors import ConfigError
+from firmware.core.schema import nearest
 
 RUNTIMES = ("cpython", "micropython")
 ROLES = ("wan", "lan")
@@ -48,6 +49,10 @@ TOP_FIELDS = (
     ("wifi.security", _STR, False),
 )
 
+# Top-level keys besides the tables of TOP_FIELDS (arrays of tables; `source` is added on load).
+EXTRA_TOP_KEYS = ("network", "usb_ports", "source", "radios", "base_os_requires")
+MAX_INT = 2 ** 63 - 1
+
 IFACE_FIELDS = (("name", _STR, True), ("role", _STR, True), ("kind", _STR, True))
 USB_FIELDS = (("path", _STR, True), ("needed", _BOOL, True), ("purpose", _STR, False),
               ("allow", _STR, False))
@@ -62,12 +67,22 @@ BLE_FIELDS = (("backend", _STR, True), ("hci_transport", _STR, False),
               ("controller", _STR, False))
 
 
+class _NotTable(Exception):
+    def __init__(self, path: str) -> None:
+        super().__init__(path)
+        self.path = path
+
+
 def _lookup(data: dict, path: str) -> "tuple[bool, object]":
     cur = data
+    done = ""
     for part in path.split("."):
-        if not isinstance(cur, dict) or part not in cur:
+        if not isinstance(cur, dict):
+            raise _NotTable(done)  # e.g. `wifi = "x"` where [wifi] must be a table
+        if part not in cur:
             return False, None
         cur = cur[part]
+        done = (done + "." + part) if done else part
     return True, cur
 
 
@@ -75,7 +90,7 @@ def _type_ok(value: object, kind: str) -> bool:
     if kind == _STR:
         return isinstance(value, str) and value != ""
     if kind == _INT:
-        return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+        return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_INT
     if kind == _BOOL:
         return isinstance(value, bool)
     if kind == _LIST_STR:
@@ -85,8 +100,11 @@ def _type_ok(value: object, kind: str) -> bool:
 
 def _check_fields(data: dict, fields: tuple, source: str, prefix: str) -> None:
     for path, kind, required in fields:
-        present, value = _lookup(data, path)
         full = prefix + path
+        try:
+            present, value = _lookup(data, path)
+        except _NotTable as exc:
+            raise ConfigError("must be a table", source, prefix + exc.path)
         if not present:
             if required:
                 raise ConfigError("is missing (expected " + kind + ")", source, full)
@@ -112,6 +130,8 @@ def validate(data: dict, source: str = "<board>") -> dict:
     _check_choice(data["security"]["secure_element"], SECURE_ELEMENTS, source,
                   "security.secure_element")
     if "wifi" in data:
+        if "security" not in data["wifi"]:
+            raise ConfigError("is missing (expected str)", source, "wifi.security")
         _check_choice(data["wifi"]["security"], WIFI_MODES, source, "wifi.security")
     if len(data["storage"]["slots"]) not in (0, 2):
         raise ConfigError("must list exactly two A/B slots (or none)", source, "storage.slots")
@@ -146,15 +166,12 @@ def validate(data: dict, source: str = "<board>") -> dict:
 
     _check_radios(data, source)
     _check_base_os(data, source)
+    check_known_keys(data, source)
     return data
 
 
 def _check_unknown(table: dict, fields: tuple, source: str, prefix: str) -> None:
-    known = [f[0] for f in fields]
-    for key in table:
-        if key not in known:
-            raise ConfigError("unknown field (known: " + ", ".join(known) + ")", source,
-                              prefix + str(key))
+    _refuse_unknown(table, [f[0] for f in fields], source, prefix)
 
 
 def _check_radios(data: dict, source: str) -> None:
@@ -236,10 +253,7 @@ def _check_base_os(data: dict, source: str) -> None:
         raise ConfigError("must be a table", source, "base_os_requires")
     if data["runtime"] != "cpython":
         raise ConfigError("only a cpython board runs on a base OS", source, "base_os_requires")
-    for key in base:
-        if key not in BASE_OS_KEYS:
-            raise ConfigError("unknown key (known: " + ", ".join(BASE_OS_KEYS) + ")", source,
-                              "base_os_requires." + key)
+    _refuse_unknown(base, list(BASE_OS_KEYS), source, "base_os_requires.")
     _check_fields(base, BASE_OS_FIELDS, source, "base_os_requires.")
     if not _dotted(base["python"], 2) or not base["python"].startswith("3."):
         raise ConfigError("must be a Python 3 version such as \"3.11\"", source,
@@ -254,6 +268,35 @@ def _check_base_os(data: dict, source: str) -> None:
     if not base["packages"]:
         raise ConfigError("must list at least the Python interpreter's package", source,
                           "base_os_requires.packages")
+
+
+def _refuse_unknown(table: dict, known: list, source: str, prefix: str) -> None:
+    for key in table:
+        if key not in known:
+            near = nearest(str(key), known)
+            raise ConfigError("unknown field", source, prefix + str(key)[:64],
+                              hint=("did you mean '" + prefix + near + "'?") if near else
+                              "known here: " + ", ".join(sorted(known)))
+
+
+def check_known_keys(data: dict, source: str) -> None:
+    """Refuse every key the profile schema does not know, naming the nearest valid one."""
+    tables: dict = {}
+    for path, _kind, _req in TOP_FIELDS:
+        head, _, rest = path.partition(".")
+        tables.setdefault(head, [])
+        if rest:
+            tables[head].append(rest.split(".")[0])
+    _refuse_unknown(data, list(tables) + list(EXTRA_TOP_KEYS), source, "")
+    for head in tables:
+        if tables[head] and isinstance(data.get(head), dict):
+            _refuse_unknown(data[head], tables[head], source, head + ".")
+    listed = (("network", IFACE_FIELDS), ("usb_ports", USB_FIELDS))
+    for name, fields in listed:
+        for i, item in enumerate(data.get(name) or []):
+            if isinstance(item, dict):
+                _refuse_unknown(item, [f[0] for f in fields], source,
+                                "%s[%d]." % (name, i))
 
 
 def needed_usb_ports(profile: dict) -> list:

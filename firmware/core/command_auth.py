@@ -33,7 +33,12 @@ REASONS = (
 
 _ID_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._:@-"
 _FIELDS = ("id", "gateway", "device", "action", "nonce", "requested_by", "approved_by")
+_KNOWN = _FIELDS + ("v", "expires", "params", "sig")
 _MAX_PARAMS = 16
+_MAX_PARAM_STR = 256
+# Unix seconds up to the year 9999: a bigger `expires` is no time at all (and 400 digits would
+# overflow every float comparison with the clock).
+MAX_EXPIRES = 253402300799
 
 
 class CommandRefused(AuthError):
@@ -66,6 +71,27 @@ def signing_payload(env: dict) -> bytes:
     return SIGNING_CONTEXT + "\n".join(parts).encode()
 
 
+def check_expires(expires: object) -> int:
+    """A command's or request's expiry: Unix seconds, a positive integer before year 10000."""
+    if not isinstance(expires, int) or isinstance(expires, bool) or not \
+            0 < expires <= MAX_EXPIRES:
+        raise CommandRefused("malformed", "field 'expires' must be a positive integer (Unix s) "
+                             "no larger than %d" % MAX_EXPIRES)
+    return expires
+
+
+def _scalar_ok(v: object) -> bool:
+    if v is None or isinstance(v, bool):
+        return True
+    if isinstance(v, str):
+        return len(v) <= _MAX_PARAM_STR
+    if isinstance(v, int):
+        return -(2 ** 63) <= v < 2 ** 63
+    if isinstance(v, float):
+        return v == v and v not in (float("inf"), float("-inf"))
+    return False
+
+
 def parse_envelope(env: object) -> dict:
     """Validate an envelope's shape and return a normalised copy; CommandRefused('malformed')."""
     if not isinstance(env, dict):
@@ -73,6 +99,9 @@ def parse_envelope(env: object) -> dict:
     if env.get("v") != ENVELOPE_VERSION:
         raise CommandRefused("malformed", "unsupported envelope version",
                              "the platform must send v=%d" % ENVELOPE_VERSION)
+    for name in env:
+        if name not in _KNOWN:
+            raise CommandRefused("malformed", "unknown field %r" % str(name)[:40])
     out: dict = {"v": ENVELOPE_VERSION}
     for name in _FIELDS:
         value = env.get(name, "")
@@ -84,17 +113,15 @@ def parse_envelope(env: object) -> dict:
         if not valid_token(value, min_len):
             raise CommandRefused("malformed", "field '%s' missing or invalid" % name)
         out[name] = value
-    expires = env.get("expires")
-    if not isinstance(expires, int) or isinstance(expires, bool) or expires <= 0:
-        raise CommandRefused("malformed", "field 'expires' must be a positive integer (Unix s)")
-    out["expires"] = expires
+    out["expires"] = check_expires(env.get("expires"))
     params = env.get("params", {})
     if not isinstance(params, dict) or len(params) > _MAX_PARAMS:
         raise CommandRefused("malformed", "field 'params' must be a small object")
     for k in params:
-        v = params[k]
-        if not valid_token(k) or not (v is None or isinstance(v, (str, int, float, bool))):
-            raise CommandRefused("malformed", "params must map short names to scalars")
+        if not valid_token(k) or not _scalar_ok(params[k]):
+            raise CommandRefused("malformed", "params must map short names to scalars "
+                                 "(finite numbers, strings of at most %d characters)"
+                                 % _MAX_PARAM_STR)
     out["params"] = params
     sig = env.get("sig")
     if sig is None or sig == "":

@@ -11,7 +11,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from firmware.core.errors import ConfigError, MamoriError
+from firmware.core import strictjson
+from firmware.core.errors import ConfigError, MamoriError, ProtocolError
 from firmware.device import credentials
 from firmware.device.portable.agent import ACTUATORS, DeviceAgent
 from firmware.device.runner import run_forever, run_session
@@ -46,17 +47,23 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+MAX_TICKET = 64 * 1024
 SECRET_RE = re.compile(r"\b[A-Z2-7]{4}-[A-Z2-7]{4}-[A-Z2-7]{4}-[A-Z2-7]{4}\b")
 
 
 def load_ticket(path: Path) -> tuple[dict, str]:
     """The ticket document and its one-time secret (from FILE.secret.txt or stdin)."""
     try:
-        ticket = json.loads(Path(path).read_text())
+        with Path(path).open("rb") as fh:
+            raw = fh.read(MAX_TICKET + 1)
     except FileNotFoundError:
         raise ConfigError("ticket file not found", str(path))
-    except (OSError, ValueError):
-        raise ConfigError("ticket file is unreadable or not JSON", str(path))
+    except OSError as exc:
+        raise ConfigError("ticket file is unreadable (%s)" % (exc.strerror or exc), str(path))
+    try:
+        ticket = strictjson.loads(raw, "ticket file", 4, MAX_TICKET)
+    except ProtocolError as exc:
+        raise ConfigError(exc.message, str(path))
     if not isinstance(ticket, dict) or ticket.get("kind") != "mamori-install-ticket":
         raise ConfigError("is not a Mamori installation ticket", str(path))
     secret_file = path.with_name(path.name + ".secret.txt")

@@ -2,38 +2,61 @@
 
 from __future__ import annotations
 
-import json
 import ssl
 from pathlib import Path
 from typing import Any
 
 from firmware.common.certs import lan_floor, load_key_pair
-from firmware.core.errors import ConfigError
+from firmware.core import schema, strictjson
+from firmware.core.errors import ConfigError, ProtocolError
+from firmware.core.ids import ID_FIELD
 
 CRED_FORMAT = "mamori-device-credentials/1"
 REQUIRED = {"ip": ("certificate", "private_key", "ca_chain"),
             "ble": ("static_private", "record", "gateway_static_public"),
             "zigbee": ("install_code", "ieee", "record")}
+MAX_FILE = 256 * 1024
+MAX_DEPTH = 6
+_PEM = schema.Str(64 * 1024)
+_RECORD = schema.Map(schema.Str(32), schema.Any_(), 8)  # site-signed, verified where used
+_COMMON = {"format": schema.Const(CRED_FORMAT), "transport": schema.Str(choices=tuple(REQUIRED)),
+           "device_id": ID_FIELD, "maker": schema.Opt(schema.Str(64)),
+           "model": schema.Opt(schema.Str(64)),
+           "site_id": schema.Opt(schema.Token(1, 64)), "site_name": schema.Opt(schema.Str(128))}
+SCHEMAS = {
+    "ip": schema.Obj(dict(_COMMON, certificate=_PEM, private_key=_PEM, ca_chain=_PEM)),
+    "ble": schema.Obj(dict(_COMMON, record=_RECORD, gateway_id=ID_FIELD,
+                           gateway_static_public=schema.Str(64),
+                           static_private=schema.Str(64))),
+    "zigbee": schema.Obj(dict(_COMMON, record=_RECORD, ieee=schema.Str(32),
+                              install_code=schema.Str(64, 1, "0123456789abcdefABCDEF"))),
+}
 
 
 def load(path: Path) -> dict[str, Any]:
-    """Read and check a credential file; errors name the file and the missing field."""
+    """Read and check a credential file; errors name the file and the field."""
+    source = str(path)
     try:
-        doc = json.loads(Path(path).read_text())
+        with Path(path).open("rb") as fh:
+            raw = fh.read(MAX_FILE + 1)
     except FileNotFoundError:
-        raise ConfigError("credential file not found", str(path))
-    except (OSError, ValueError) as exc:
-        raise ConfigError("credential file is unreadable or not JSON (%s)" % type(exc).__name__,
-                          str(path))
-    if not isinstance(doc, dict) or doc.get("format") != CRED_FORMAT:
+        raise ConfigError("credential file not found", source)
+    except OSError as exc:
+        raise ConfigError("credential file is unreadable (%s)" % (exc.strerror or exc), source)
+    try:
+        doc = strictjson.loads_object(raw, "credential file", MAX_DEPTH, MAX_FILE)
+    except ProtocolError as exc:
+        raise ConfigError("credential file is not acceptable JSON: " + exc.message, source)
+    if doc.get("format") != CRED_FORMAT:
         raise ConfigError("is not a Mamori device credential file (format %s expected)"
-                          % CRED_FORMAT, str(path))
+                          % CRED_FORMAT, source)
     transport = doc.get("transport")
     if transport not in REQUIRED:
-        raise ConfigError("unknown transport %r" % transport, str(path), "transport")
-    for key in ("device_id", *REQUIRED[transport]):
-        if not doc.get(key):
-            raise ConfigError("is missing", str(path), key)
+        raise ConfigError("unknown transport %r" % str(transport)[:20], source, "transport")
+    try:
+        schema.check(doc, SCHEMAS[transport], "")
+    except schema.FieldError as exc:
+        raise ConfigError(exc.detail, source, exc.field, exc.hint)
     return doc
 
 

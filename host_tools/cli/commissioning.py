@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import Any
 
 from firmware.common.cli import emit
-from firmware.core.errors import ConfigError, IntegrityError
+from firmware.core import strictjson
+from firmware.core.errors import ConfigError, IntegrityError, ProtocolError
 from firmware.gateway.selftest.report import render_table
 from firmware.gateway.selftest.signing import PublicKey, key_id, verify_report
 
@@ -44,9 +44,11 @@ def _load_public(path: Path) -> PublicKey:
 def _verify(args: argparse.Namespace) -> int:
     pub = _load_public(args.key)
     try:
-        envelope = json.loads(args.report.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise IntegrityError(f"cannot read signed report: {type(exc).__name__}")
+        envelope = strictjson.loads(args.report.read_bytes(), "signed report")
+    except OSError as exc:
+        raise IntegrityError(f"cannot read signed report: {exc.strerror or exc}")
+    except ProtocolError as exc:
+        raise IntegrityError(exc.message)
     if not isinstance(envelope, dict):
         raise IntegrityError("signed report is malformed")
     report = verify_report(envelope, pub)

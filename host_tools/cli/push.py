@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import Any
 
 from firmware.common.cli import emit
 from firmware.common.families import target_path
-from firmware.core.errors import ConfigError, StateError
+from firmware.core import strictjson
+from firmware.core.errors import ConfigError, ProtocolError, StateError
 from host_tools.push.waves import DEFAULT_MAX_FAILURE, parse_waves, rollout
 from host_tools.release.repo import ReleaseRepo
 
@@ -53,7 +53,11 @@ def _push(args: argparse.Namespace) -> int:
     sent: list[dict[str, Any]] = []
     outcome: dict[str, bool] = {}
     if args.results:
-        outcome = {str(k): bool(v) for k, v in json.loads(args.results.read_text()).items()}
+        try:
+            results = strictjson.loads_object(args.results.read_bytes(), "results file")
+        except ProtocolError as exc:
+            raise ConfigError(exc.message, str(args.results))
+        outcome = {str(k): bool(v) for k, v in results.items()}
     report = rollout(gws, message, lambda g, m: sent.append({"gateway": g, "message": m}),
                      lambda wave: {g: outcome.get(g, not args.results) for g in wave},
                      parse_waves(args.waves), args.max_failure_rate)

@@ -16,11 +16,14 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from firmware.core import strictjson
 from firmware.core.errors import ConfigError, StateError
 from firmware.gateway.wan import topics
 from firmware.gateway.wan.identity import parse_broker_url
 from firmware.gateway.wan.tls import harden
 from host_tools.platform.site import PlatformSite
+
+UPLINK_DEPTH = 32  # self-test reports nest deepest
 
 
 class Deduper:
@@ -127,7 +130,7 @@ class PlatformClient:
     def _on_message(self, _c: mqtt.Client, _ud: Any, msg: mqtt.MQTTMessage) -> None:
         try:
             parsed = topics.parse_up(msg.topic)
-            doc = json.loads(msg.payload)
+            doc: Any = strictjson.loads(bytes(msg.payload), "up-link message", UPLINK_DEPTH)
             if parsed is None or not isinstance(doc, dict):
                 self.errors += 1
                 return

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import csv
 import io
-import tomllib
 from pathlib import Path
 from typing import Any
 
+from firmware.common import stricttoml
 from firmware.core.errors import ConfigError
 from host_tools.risk import cvss
 
@@ -24,10 +24,7 @@ def load_model(path: Path) -> dict[str, Any]:
         raise ConfigError(f"cannot read threat model: {exc}", str(path))
     suffix = Path(path).suffix.lower()
     if suffix == ".toml":
-        try:
-            data = tomllib.loads(raw)
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"is not valid TOML: {exc}", str(path))
+        data = stricttoml.loads(raw.encode(), str(path))
         threats = data.get("threat", [])
         service = data.get("service", {})
     elif suffix == ".csv":

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
-from firmware.core.errors import ConfigError, PolicyError
+from firmware.core import strictjson
+from firmware.core.errors import ConfigError, PolicyError, ProtocolError
 from host_tools.scan.report import SCHEMA, passed, report_hash
 
 
@@ -26,9 +26,11 @@ def check_scan(report_path: Path | None, override: str | None) -> dict[str, Any]
                               "--scan-report scan.json, or --override-scan REASON")
         return {"scan_report_sha256": None, "scan_verdict": "missing", "scan_override": reason}
     try:
-        report = json.loads(Path(report_path).read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"cannot read scan report {report_path}: {type(exc).__name__}")
+        report = strictjson.loads(Path(report_path).read_bytes(), "scan report")
+    except OSError as exc:
+        raise ConfigError(f"cannot read scan report {report_path}: {exc.strerror or exc}")
+    except ProtocolError as exc:
+        raise ConfigError(exc.message, str(report_path))
     if not isinstance(report, dict) or report.get("schema") != SCHEMA:
         raise ConfigError(f"{report_path} is not a `mamori scan` report ({SCHEMA})")
     ok = passed(report)

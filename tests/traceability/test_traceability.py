@@ -200,5 +200,5 @@ def test_unreadable_file_is_a_clear_error(tmp_path: Path) -> None:
         trace.load_matrix(tmp_path / "absent.toml")
     bad = tmp_path / "bad.toml"
     bad.write_text("schema = [")
-    with pytest.raises(ConfigError, match="invalid TOML"):
+    with pytest.raises(ConfigError, match="not valid TOML"):
         trace.load_matrix(bad)

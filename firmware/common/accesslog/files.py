@@ -22,7 +22,7 @@ SIGN_LABEL = b"mamori-accesslog-sign"
 SEAL_LABEL = b"mamori-accesslog-seal"
 BUNDLE_LABEL = b"mamori-accesslog-platform-bundle"
 LOG_DIR = "accesslog"  # inside the state directory
-SEG_RE = re.compile(r"^seg-(\d{8})\.log$")
+SEG_RE = re.compile(r"^seg-([0-9]{8})\.log\Z")  # \Z: no trailing newline; ASCII digits
 
 
 def seg_name(n: int) -> str:

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from firmware.common.accesslog.files import DATA_LABEL, list_segments, load_bundle, load_seal
 from firmware.common.kek import device_kek, kek_path, unwrap
+from firmware.core.accesslog import docs
 from firmware.core.accesslog.chain import unhex
-from firmware.core.errors import ConfigError, MamoriError
+from firmware.core.errors import ConfigError, MamoriError, ProtocolError
+
+MAX_HEADS = 64 * 1024 * 1024  # one line per checkpoint, for years
 
 
 class LogSource:
@@ -39,28 +41,38 @@ class LogSource:
             yield p.name, n, data, i == len(self.segments) - 1
 
 
+def _read(path: Path, limit: int) -> bytes:
+    try:
+        with path.open("rb") as fh:
+            return fh.read(limit + 1)
+    except OSError as exc:
+        raise ConfigError("cannot read: %s" % (exc.strerror or exc), source=str(path))
+
+
 def _load_bundle_file(src: LogSource, path: Path) -> None:
     try:
-        doc = json.loads(path.read_text())
-        src.log_id = str(doc["log_id"])
-        src.pub = unhex(doc["pub"])
-        src.key0 = unhex(doc["key0"]) if doc.get("key0") else None
-        src.data_key = unhex(doc["data_key"]) if doc.get("data_key") else None
-    except (OSError, ValueError, KeyError, TypeError):
-        raise ConfigError("not a Mamori platform key file", source=str(path),
+        doc = docs.parse(_read(path, docs.MAX_DOC), "platform key file", docs.PLATFORM_KEYS)
+    except ProtocolError as exc:
+        raise ConfigError("not a Mamori platform key file: " + exc.message, source=str(path),
                           hint="expected the JSON the gateway uploaded (log_id, pub, key0)")
+    src.log_id = str(doc["log_id"])
+    src.pub = unhex(doc["pub"])
+    src.key0 = unhex(doc["key0"]) if doc.get("key0") else None
+    src.data_key = unhex(doc["data_key"]) if doc.get("data_key") else None
 
 
 def _load_heads(src: LogSource, path: Path) -> None:
-    try:
-        for i, line in enumerate(path.read_text().splitlines()):
-            if line.strip():
-                head = json.loads(line)
-                if not isinstance(head, dict):
-                    raise ValueError(i)
-                src.heads.append(head)
-    except (OSError, ValueError):
-        raise ConfigError("not a heads file (one checkpoint JSON per line)", source=str(path))
+    raw = _read(path, MAX_HEADS)
+    if len(raw) > MAX_HEADS:
+        raise ConfigError("heads file is larger than %d bytes" % MAX_HEADS, source=str(path))
+    for i, line in enumerate(raw.splitlines()):
+        if not line.strip():
+            continue
+        try:
+            src.heads.append(docs.parse(line, "head", docs.CHECKPOINT))
+        except ProtocolError as exc:
+            raise ConfigError("line %d is not a checkpoint head: %s" % (i + 1, exc.message),
+                              source=str(path), hint="one checkpoint JSON per line")
 
 
 def _state_keys(src: LogSource, state_dir: Path, log_dir: Path) -> None:

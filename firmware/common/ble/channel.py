@@ -18,7 +18,7 @@ from typing import Any, Protocol
 from cryptography.hazmat.primitives.asymmetric import x25519
 
 from firmware.common.ble.noise import CipherState, NoiseIK
-from firmware.core import blelink
+from firmware.core import blelink, strictjson
 from firmware.core.errors import AuthError, ProtocolError
 
 PROLOGUE = b"mamori-ble/1"
@@ -133,7 +133,7 @@ async def device_connect(creds: dict, transport: BleTransport,
     seq.sent(blelink.HS1)
     kind, _c, msg = blelink.decode(await asyncio.wait_for(inbox.get(), timeout))
     seq.expect(kind)
-    reply = json.loads(hs.read_message_2(msg) or b"{}")
+    reply = strictjson.loads_object(hs.read_message_2(msg) or b"{}", "handshake reply", 2, 4096)
     if reply.get("gateway") != creds["gateway_id"]:
         raise AuthError("the BLE peer is not gateway %s" % creds["gateway_id"])
     assert hs.send is not None and hs.recv is not None

@@ -2,6 +2,8 @@
 
 import json
 
+from firmware.core import strictjson
+
 # The fields every record carries, in display order.
 FIELDS = (
     "seq", "ts", "mono", "boot", "kind", "severity", "source", "principal", "action", "target",
@@ -38,11 +40,8 @@ def _enc(obj: object) -> str:
 
 
 def decode(data: bytes) -> dict:
-    """Parse a record's plaintext; ValueError if it is not a JSON object."""
-    obj = json.loads(data.decode("utf-8"))
-    if not isinstance(obj, dict):
-        raise ValueError("record is not an object")
-    return obj
+    """Parse a record's plaintext strictly; ProtocolError if it is not an acceptable object."""
+    return strictjson.loads_object(data, "record", MAX_DEPTH * 3, 1024 * 1024)
 
 
 def is_secret_name(name: str) -> bool:

@@ -7,11 +7,12 @@ segment's start, so a segment can be verified after older ones were pruned.
 """
 
 import binascii
-import json
 import struct
 
+from firmware.core import schema, strictjson
+from firmware.core.accesslog import docs
 from firmware.core.accesslog.encoding import canonical
-from firmware.core.errors import IntegrityError
+from firmware.core.errors import IntegrityError, ProtocolError
 
 HEADER = b"H"
 RECORD = b"R"
@@ -48,25 +49,18 @@ def encode_header(log_id: str, segment: int, first_seq: int, prev: bytes, epoch:
 def parse_header(body: bytes) -> dict:
     """Validate a header body; IntegrityError naming what is wrong."""
     try:
-        doc = json.loads(body.decode("utf-8"))
-    except Exception:
+        doc = strictjson.loads_object(body, "segment header", docs.MAX_DEPTH, MAX_BODY)
+    except ProtocolError:
         raise IntegrityError("segment header is not valid JSON")
-    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+    if doc.get("format") != FORMAT:
         raise IntegrityError("not a Mamori access-log segment (foreign header)")
     if doc.get("v") != VERSION:
         raise IntegrityError("unsupported access-log version %r" % (doc.get("v"),))
-    for name in ("log", "prev"):
-        if not isinstance(doc.get(name), str):
-            raise IntegrityError("segment header field '%s' is missing" % name)
-    for name in ("seg", "seq", "epoch"):
-        if not isinstance(doc.get(name), int) or doc[name] < 0:
-            raise IntegrityError("segment header field '%s' is invalid" % name)
     try:
-        doc["prev_bytes"] = binascii.unhexlify(doc["prev"])
-    except Exception:
-        raise IntegrityError("segment header field 'prev' is not hex")
-    if len(doc["prev_bytes"]) != 32:
-        raise IntegrityError("segment header field 'prev' has the wrong length")
+        schema.check(doc, docs.HEADER, "segment header")
+    except ProtocolError as exc:
+        raise IntegrityError(exc.message)
+    doc["prev_bytes"] = binascii.unhexlify(doc["prev"])
     return doc
 
 

@@ -14,12 +14,14 @@ Refusals raise ``CommandRefused`` with the same stable reason codes as commands 
 
 import binascii
 
-from firmware.core.command_auth import CommandRefused, ReplayCache, valid_token
+from firmware.core.command_auth import CommandRefused, ReplayCache, check_expires, valid_token
 from firmware.core.update.version import parse_version
 
 SIGNING_CONTEXT = b"mamori-update-request/v1\n"
 REQUEST_VERSION = 1
 MAX_URL = 512
+_KNOWN = ("v", "id", "gateway", "board", "url", "min_version", "nonce", "expires",
+          "requested_by", "sig")
 
 
 def signing_payload(req: dict) -> bytes:
@@ -46,6 +48,9 @@ def parse_request(raw: object) -> dict:
         raise CommandRefused("malformed", "update request is not a JSON object")
     if raw.get("v") != REQUEST_VERSION:
         raise CommandRefused("malformed", "unsupported update request version")
+    for name in raw:
+        if name not in _KNOWN:
+            raise CommandRefused("malformed", "unknown field %r" % str(name)[:40])
     out: dict = {"v": REQUEST_VERSION}
     for name in ("id", "gateway", "board", "nonce"):
         value = raw.get(name)
@@ -66,10 +71,7 @@ def parse_request(raw: object) -> dict:
         except Exception:
             raise CommandRefused("malformed", "field 'min_version' is not a version")
     out["min_version"] = minv
-    expires = raw.get("expires")
-    if not isinstance(expires, int) or isinstance(expires, bool) or expires <= 0:
-        raise CommandRefused("malformed", "field 'expires' must be a positive integer")
-    out["expires"] = expires
+    out["expires"] = check_expires(raw.get("expires"))
     sig = raw.get("sig")
     if not sig:
         raise CommandRefused("unsigned", "update requests must carry the platform's signature",

@@ -17,12 +17,14 @@ from pathlib import Path
 from typing import Any
 
 from firmware.common.passwords import MIN_NEW_LENGTH, MustChangeCredential, hash_credential
+from firmware.core import strictjson
 from firmware.core.errors import (
     AuthError,
     ConfigError,
     IntegrityError,
     MamoriError,
     PolicyError,
+    ProtocolError,
     StateError,
 )
 from firmware.core.events import Event
@@ -43,6 +45,7 @@ from firmware.gateway.owner.personal import PersonalStore
 log = logging.getLogger("mamori.admin")
 
 IDLE_S = 15 * 60
+BODY_DEPTH = 8  # request bodies are flat objects (personal data: one level more)
 ABSOLUTE_S = 8 * 3600
 DIAG_DIR = "admin/diagnostics"
 MAX_DIAG = 64 * 1024
@@ -196,9 +199,9 @@ class AdminApp:
         if req.header("content-type").split(";")[0].strip().lower() != "application/json":
             raise ConfigError("the body must be application/json")
         try:
-            data = json.loads(req.body.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError, RecursionError):
-            raise ConfigError("the body is not valid JSON")
+            data = strictjson.loads(req.body, "the body", BODY_DEPTH, MAX_BODY)
+        except ProtocolError as exc:
+            raise ConfigError(exc.message)
         schema.check(route.body, data)
         return data
 

@@ -6,6 +6,7 @@ import re
 from typing import Any
 
 from firmware.core.errors import ConfigError
+from firmware.core.schema import nearest
 
 _TYPES: dict[str, tuple[type, ...]] = {"string": (str,), "integer": (int,), "boolean": (bool,),
                                        "object": (dict,)}
@@ -40,6 +41,9 @@ def check(schema: dict[str, Any], value: Any, where: str = "body") -> None:
         for name, item in value.items():
             if name not in props:
                 if schema.get("additionalProperties", True) is False:
-                    raise ConfigError("contains a field that is not known", field=where)
+                    near = nearest(str(name), list(props))
+                    raise ConfigError("is not a known field", field=str(name)[:64],
+                                      hint=("did you mean '%s'?" % near) if near else
+                                      "known: " + ", ".join(sorted(props)))
                 continue
             check(props[name], item, name)

@@ -30,22 +30,17 @@ from firmware.common.ble.channel import (
 )
 from firmware.common.ble.noise import NoiseIK
 from firmware.common.signeddoc import verify_doc
-from firmware.core import blelink
-from firmware.core.errors import AuthError, IntegrityError, MamoriError, ProtocolError
+from firmware.core import blelink, strictjson
+from firmware.core.errors import AuthError, IntegrityError, MamoriError
 from firmware.core.events import Event
+
+# the signed device record in the first handshake message (pre-authentication input)
+RECORD_DEPTH = 4
+MAX_RECORD = 8192
 
 __all__ = ["HANDSHAKE_TIMEOUT", "PROLOGUE", "RECORD_KIND", "BleSession", "BleTransport",
            "GatewayBle", "LoopbackTransport", "device_connect"]
 
-
-"""BLE device channel: Noise IK over GATT writes/notifications behind a narrow transport seam.
-
-The device (initiator) knows the gateway's static key from provisioning; its first message
-carries its site-signed device record, which the gateway checks (site CA signature, the record's
-key is the Noise static key just authenticated, gateway id, expiry, CRL, allowlist). Then both
-sides exchange AEAD frames (ChaChaPoly, explicit counters, replay refused). The link must be
-LE Secure Connections (C9); legacy pairing is refused before any byte is read.
-"""
 
 class GatewayBle:
     """Gateway side: accepts BLE links, authenticates devices, logs every refusal."""
@@ -119,10 +114,7 @@ class GatewayBle:
             self.seen_ephemerals[e_pub] = None
             while len(self.seen_ephemerals) > 4096:
                 self.seen_ephemerals.popitem(last=False)
-            try:
-                record = json.loads(payload)
-            except ValueError:
-                raise ProtocolError("handshake payload is not JSON")
+            record = strictjson.loads(payload, "handshake payload", RECORD_DEPTH, MAX_RECORD)
             assert hs.rs is not None
             ident = self.check_record(record, hs.rs)
             principal = ident["id"]

@@ -20,6 +20,7 @@ from firmware.common.ble.stream import recv, send_frames
 from firmware.core import blelink, frames
 from firmware.core.errors import AuthError, MamoriError, ProtocolError, StateError
 from firmware.core.events import Event
+from firmware.core.hello import parse_hello
 from firmware.gateway.ble.channel import GatewayBle
 from firmware.gateway.devices.session import REFUSED, DeviceSession, DeviceSessionService
 from firmware.gateway.runtime.gateway import Gateway
@@ -216,6 +217,7 @@ class BleService(DeviceSessionService[BleLink]):
                 raise ProtocolError("device sent data before the gateway's welcome")
             if hello.get("type") != "hello":
                 raise ProtocolError("first message is not a hello")
+            hello = parse_hello(hello)
             if hello.get("id") != dev_id:
                 raise AuthError("hello id %r does not match the authenticated device %r"
                                 % (str(hello.get("id"))[:64], dev_id))
@@ -234,7 +236,7 @@ class BleService(DeviceSessionService[BleLink]):
             return None
         link = BleLink(session, ident, dec)
         await self._register(
-            link, float(hello.get("interval") or 10.0), "ble",
+            link, float(hello["interval"]), "ble",
             {"maker": ident["maker"], "model": ident["model"],
              "fw": str(hello.get("fw", ""))[:32], "peer": "ble", "authenticated": True,
              "encrypted": True, "mode": LINK_MODE, "pairing": transport.pairing_mode,

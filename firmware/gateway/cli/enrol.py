@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import re
 from pathlib import Path
 from typing import Any
 
 from firmware.common.cli import emit
 from firmware.core.errors import ConfigError
+from firmware.core.ids import ID_HINT, valid_id
 from firmware.gateway.identity.install import enrol_request
 from firmware.gateway.runtime.statedir import add_state_dir_arg, resolve
-
-ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
 
 
 def register(sub: Any) -> None:
@@ -30,9 +28,8 @@ def register(sub: Any) -> None:
 def _enrol(args: argparse.Namespace) -> int:
     from firmware.common.boards import load_board
 
-    if not ID_RE.match(args.id):
-        raise ConfigError("gateway id %r is not valid" % args.id[:80],
-                          hint="use 1-63 letters, digits, '.', '_' or '-'")
+    if not valid_id(args.id):
+        raise ConfigError("gateway id %r is not valid" % args.id[:80], hint=ID_HINT)
     if args.out.exists():
         raise ConfigError("already exists", str(args.out), hint="choose another --out")
     board = load_board(args.board) if args.board else None

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -14,7 +13,8 @@ from firmware.common.boards import load_board
 from firmware.common.cli import emit
 from firmware.common.fsutil import atomic_write
 from firmware.common.passwords import AdminCredential
-from firmware.core.errors import AuthError, ConfigError, StateError
+from firmware.core import strictjson
+from firmware.core.errors import AuthError, ConfigError, ProtocolError, StateError
 from firmware.core.usbmaint import DEFAULT_SECONDS, MaintenanceWindows
 from firmware.core.usbpolicy import BoardUsb, Policy, evaluate, learn, refused
 from firmware.gateway.runtime.statedir import add_state_dir_arg, resolve
@@ -178,11 +178,11 @@ def _commit(args: argparse.Namespace) -> int:
 def _authenticate(args: argparse.Namespace, state: Path) -> None:
     path = args.credential_file or state / CREDENTIAL_FILE
     try:
-        record = json.loads(path.read_bytes())
+        record = strictjson.loads_object(path.read_bytes()[:65536], "admin credential", 4)
     except FileNotFoundError:
         raise AuthError("no admin credential provisioned at %s" % path,
                         "provision the gateway first")
-    except (OSError, ValueError):
+    except (OSError, ProtocolError):
         raise ConfigError("unreadable admin credential record", str(path))
     secret = sys.stdin.readline().rstrip("\n")
     if not secret:

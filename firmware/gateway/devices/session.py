@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import math
 import time
 from typing import Any, Generic, TypeVar
 
-from firmware.core.errors import StateError
+from firmware.core.errors import ProtocolError, StateError
 from firmware.core.events import Event
 from firmware.gateway.runtime.gateway import Gateway, Service
 
@@ -85,6 +86,8 @@ class DeviceSessionService(Service, Generic[S]):
         self.sessions[session.device_id] = session
         if old is not None:
             old.close()  # the device reconnected: the new session replaces the old one
+        if not math.isfinite(raw_interval):  # a NaN would pass the clamp below
+            raise ProtocolError("heartbeat interval %r is not a finite number" % raw_interval)
         interval = min(max(raw_interval, 0.5), 3600.0)
         self.gw.register_device(session.device_id, transport, interval,
                                 int(session.identity.get("level", 2)), **info)

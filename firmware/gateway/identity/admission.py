@@ -51,8 +51,9 @@ class Revocation:
 
 def _version(v: str) -> tuple[int, ...]:
     out = []
-    for part in v.split("."):
-        digits = "".join(c for c in part if c.isdigit())
+    for part in v[:64].split("."):
+        # ASCII digits only: str.isdigit() also accepts "²", which int() then refuses
+        digits = "".join(c for c in part if "0" <= c <= "9")[:18]
         out.append(int(digits) if digits else 0)
     return tuple(out)
 

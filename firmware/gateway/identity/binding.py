@@ -19,7 +19,8 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from firmware.core.errors import AuthError, ConfigError
+from firmware.core import strictjson
+from firmware.core.errors import AuthError, ConfigError, ProtocolError
 from firmware.gateway.identity.install import write_file
 from firmware.gateway.identity.tickets import InstallTickets
 
@@ -46,12 +47,13 @@ class DeviceBinding:
         """True when the gateway's policy file requires a ticket for new devices."""
         path = self.state_dir / POLICY
         try:
-            doc = json.loads(path.read_text())
+            doc = strictjson.loads(path.read_bytes(), "binding policy", 4, 64 * 1024)
         except FileNotFoundError:
             return False
-        except ValueError:
+        except ProtocolError as exc:
             # A damaged policy must not silently open the gateway: fail closed.
-            raise ConfigError("is not JSON", str(path), hint="rewrite it or remove it")
+            raise ConfigError("is not acceptable JSON: " + exc.message, str(path),
+                              hint="rewrite it or remove it")
         return bool(doc.get("require_ticket")) if isinstance(doc, dict) else True
 
     def required(self, identity: dict[str, Any]) -> bool:

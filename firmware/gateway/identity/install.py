@@ -29,19 +29,19 @@ from pathlib import Path
 from typing import Any
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, x25519
 
 from firmware.common.fsutil import atomic_write
 from firmware.common.passwords import AdminCredential
+from firmware.common.signeddoc import canonical
 from firmware.core.errors import ConfigError, IntegrityError, StateError
 from firmware.gateway.identity import deviceinfo
+from firmware.gateway.identity.bundledoc import BUNDLE_KIND, MAX_BUNDLE, parse_bundle
 from firmware.gateway.identity.keystore import KeyStore
 
-BUNDLE_KIND = "mamori-install-bundle"
 REQUEST_FORMAT = "mamori-enrol-request/1"
-MAX_BUNDLE = 1 << 20
 IDENTITY = "identity"
 TLS_PASS = "gateway-tls-passphrase"  # noqa: S105 - a key-store entry name
 BLE_STATIC = "ble-static"
@@ -52,40 +52,57 @@ CRYPTOPERIOD = 825
 
 
 def _canonical(payload: dict) -> bytes:
-    return json.dumps({"kind": BUNDLE_KIND, "payload": payload}, sort_keys=True,
-                      separators=(",", ":")).encode()
+    return canonical({"kind": BUNDLE_KIND, "payload": payload}).encode()
 
 
 def _cert(pem: Any, what: str) -> x509.Certificate:
     try:
-        return x509.load_pem_x509_certificate(str(pem).encode())
-    except ValueError:
+        cert = x509.load_pem_x509_certificate(str(pem).encode())
+        cert.public_key()  # parsed lazily: an altered key algorithm or curve fails here
+    except (ValueError, x509.InvalidVersion, UnsupportedAlgorithm):
+        # an altered version field is InvalidVersion, an altered curve UnsupportedAlgorithm:
+        # neither is a ValueError
         raise IntegrityError("bundle %s is not a PEM certificate" % what)
+    return cert
 
 
 def _issued_by(leaf: x509.Certificate, issuer: x509.Certificate, what: str) -> None:
     try:
         leaf.verify_directly_issued_by(issuer)
-    except (ValueError, TypeError, InvalidSignature):
+    except (ValueError, TypeError, InvalidSignature, UnsupportedAlgorithm):
         raise IntegrityError("bundle %s is not signed by its issuer" % what,
                              "the bundle was forged or belongs to another service")
 
 
 def verify_bundle(path: Path, root_fingerprint: str | None) -> dict:
     """Parse and verify a bundle; return its payload (IntegrityError on any mismatch)."""
-    raw = Path(path).read_bytes()
-    if len(raw) > MAX_BUNDLE:
-        raise IntegrityError("bundle is larger than %d bytes" % MAX_BUNDLE)
     try:
-        doc = json.loads(raw)
-        payload, chain = doc["payload"], doc["chain"]
+        with Path(path).open("rb") as fh:
+            raw = fh.read(MAX_BUNDLE + 1)
+    except OSError as exc:
+        raise ConfigError("cannot read the bundle: %s" % (exc.strerror or exc), str(path))
+    return verify_bundle_bytes(raw, str(path), root_fingerprint)
+
+
+def verify_bundle_bytes(raw: bytes, path: str, root_fingerprint: str | None) -> dict:
+    """verify_bundle() on bytes already read; `path` names the file in errors."""
+    try:
+        return _verify(parse_bundle(raw, path), root_fingerprint)
+    except IntegrityError as exc:
+        if exc.message.startswith(path):
+            raise
+        raise IntegrityError("%s: %s" % (path, exc.message), exc.hint)
+
+
+def _verify(doc: dict, root_fingerprint: str | None) -> dict:
+    """Chain, pin and signature of a bundle whose shape parse_bundle() checked."""
+    payload, chain = doc["payload"], doc["chain"]
+    try:
         sig = base64.b64decode(doc["sig"], validate=True)
-    except (ValueError, KeyError, TypeError):
-        raise IntegrityError("%s is not a Mamori installation bundle" % path)
-    if doc.get("kind") != BUNDLE_KIND or not isinstance(payload, dict):
-        raise IntegrityError("%s is not a Mamori installation bundle" % path)
-    root = _cert(chain.get("root_ca"), "root CA")
-    site_ca = _cert(chain.get("site_ca"), "site CA")
+    except ValueError:
+        raise IntegrityError("field 'sig' is not base64")
+    root = _cert(chain["root_ca"], "root CA (field 'chain.root_ca')")
+    site_ca = _cert(chain["site_ca"], "site CA (field 'chain.site_ca')")
     fp = root.fingerprint(hashes.SHA256()).hex()
     # No pin yet (first installation): the installer carried the bundle; the root is pinned now.
     if root_fingerprint is not None and fp != root_fingerprint.lower().replace(":", ""):
@@ -103,8 +120,8 @@ def verify_bundle(path: Path, root_fingerprint: str | None) -> dict:
     if payload.get("site_ca") != chain.get("site_ca") or payload.get("root_ca") != chain.get(
             "root_ca"):
         raise IntegrityError("bundle chain does not match its signed content")
-    _issued_by(_cert(payload.get("certificate"), "gateway certificate"), site_ca,
-               "gateway certificate")
+    leaf = _cert(payload["certificate"], "gateway certificate (field 'payload.certificate')")
+    _issued_by(leaf, site_ca, "gateway certificate")
     payload["_root_fingerprint"] = fp
     return payload
 
@@ -146,8 +163,11 @@ def install_bundle(state_dir: Path, bundle_path: Path, board: dict | None = None
     cert = _cert(payload["certificate"], "gateway certificate")
     sec = payload.get("secrets") or {}
     if sec:
-        tls_key = serialization.load_pem_private_key(sec["tls_key"].encode(), None)
-        ble_raw = base64.b64decode(sec["ble_static"])
+        try:
+            tls_key = serialization.load_pem_private_key(sec["tls_key"].encode(), None)
+            ble_raw = base64.b64decode(sec["ble_static"], validate=True)
+        except (KeyError, ValueError, TypeError, UnsupportedAlgorithm):
+            raise IntegrityError("bundle secrets are malformed (field 'payload.secrets')")
         origin = "generated at provisioning, delivered in the bundle"
     else:
         tls_key = serialization.load_der_private_key(ks.get(PENDING_TLS), None)
@@ -157,8 +177,12 @@ def install_bundle(state_dir: Path, bundle_path: Path, board: dict | None = None
         raise IntegrityError("bundle TLS key is not ECDSA")
     if tls_key.public_key() != cert.public_key():
         raise IntegrityError("the gateway certificate does not match its private key")
-    ble_pub = x25519.X25519PrivateKey.from_private_bytes(ble_raw).public_key().public_bytes(
-        serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    try:
+        ble_priv = x25519.X25519PrivateKey.from_private_bytes(ble_raw)
+    except ValueError:
+        raise IntegrityError("bundle BLE static key is not an X25519 key")
+    ble_pub = ble_priv.public_key().public_bytes(serialization.Encoding.Raw,
+                                                 serialization.PublicFormat.Raw)
     if base64.b64encode(ble_pub).decode() != payload["ble_static_public"]:
         raise IntegrityError("BLE static key does not match the bundle's public key")
     passphrase = secrets.token_urlsafe(32).encode()

@@ -18,6 +18,8 @@ from typing import Any
 from firmware.core import frames
 from firmware.core.errors import AuthError, MamoriError, ProtocolError, StateError
 from firmware.core.events import Event
+from firmware.core.hello import parse_hello
+from firmware.core.ids import valid_id
 from firmware.gateway.devices.session import REFUSED, DeviceSession, DeviceSessionService
 from firmware.gateway.lan.tls import tls_failure_reason
 from firmware.gateway.runtime.gateway import Gateway
@@ -143,12 +145,21 @@ class LanService(DeviceSessionService[Session]):
         except ProtocolError as exc:
             self._refuse(peer, "malformed hello: " + str(exc))
             return
+        except OSError as exc:  # reset or TLS failure mid-hello: still no session, still refused
+            self._refuse(peer, "connection lost before hello (%s)" % exc.__class__.__name__)
+            return
         if hello is None:
             self._refuse(peer, "connection closed before hello")
             return
-        if hello.get("type") != "hello" or not isinstance(hello.get("id"), str):
+        if hello.get("type") != "hello":
             self._refuse(peer, "first message is not a hello with a device id",
                          evidence={"type": str(hello.get("type"))[:40]})
+            return
+        try:
+            hello = parse_hello(hello)
+        except ProtocolError as exc:
+            self._refuse(peer, "malformed hello: " + str(exc),
+                         principal=hello["id"] if valid_id(hello.get("id")) else "")
             return
         if len(self.sessions) >= self.max_sessions:
             self._refuse(peer, "session limit reached", principal=hello["id"][:64])
@@ -173,7 +184,7 @@ class LanService(DeviceSessionService[Session]):
         ident = session.identity
         tls = self.ssl_context is not None
         await self._register(
-            session, float(ident.get("interval") or hello.get("interval") or 10.0),
+            session, float(ident.get("interval") or hello["interval"]),
             ident.get("transport", "ip"),
             {"maker": ident.get("maker", ""), "model": ident.get("model", ""),
              "fw": str(hello.get("fw", ""))[:32], "peer": peer, "encrypted": tls,

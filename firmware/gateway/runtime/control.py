@@ -19,12 +19,14 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from firmware.core import strictjson
 from firmware.core.errors import AuthError, ConfigError, MamoriError, ProtocolError, StateError
 from firmware.core.events import Event
 from firmware.gateway.runtime.gateway import Gateway, Service
 
 SOCKET = "run/control.sock"
 MAX_LINE = 64 * 1024
+REQUEST_DEPTH = 8
 MAX_CLIENTS = 8
 READ_TIMEOUT = 10.0
 # The kernel's sockaddr_un path limit (108 bytes with the NUL on Linux).
@@ -137,15 +139,14 @@ class ControlService(Service):
 
     async def _answer(self, line: bytes, uid: int) -> dict[str, Any]:
         try:
-            req = json.loads(line)
+            req = strictjson.loads(line, "request", REQUEST_DEPTH)
             if not isinstance(req, dict) or not isinstance(req.get("cmd"), str):
                 raise ProtocolError("a request is {\"cmd\": NAME, \"params\": {...}}")
             params = req.get("params") or {}
             if not isinstance(params, dict):
                 raise ProtocolError("params must be an object")
-        except (ValueError, ProtocolError) as exc:
-            msg = exc.message if isinstance(exc, MamoriError) else "request is not JSON"
-            return {"ok": False, "error": msg, "hint": ""}
+        except ProtocolError as exc:
+            return {"ok": False, "error": exc.message, "hint": ""}
         name = req["cmd"][:64]
         handler = self.handlers.get(name)
         if handler is None:

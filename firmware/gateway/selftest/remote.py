@@ -15,7 +15,7 @@ from firmware.core.errors import ProtocolError
 from firmware.core.events import Event
 from firmware.gateway.selftest.commissioning import installation_level, signed_selftest
 
-_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}\Z")
 ALLOWED_KEYS = {"id", "level", "only"}
 
 

@@ -8,16 +8,19 @@ never provisions anything itself.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from firmware.core.errors import ConfigError
+from firmware.core import strictjson
+from firmware.core.errors import ConfigError, ProtocolError
+from firmware.core.ids import valid_id
+from firmware.core.schema import nearest
 
 HOUSE_FORMAT = "mamori-sim-house/1"
 TRANSPORTS = ("ip", "ble", "zigbee")
 MAX_DEVICES = 1000
+MAX_FILE = 1024 * 1024
 _DEVICE_KEYS: dict[str, type | tuple[type, ...]] = {
     "id": str, "kind": str, "transport": str, "maker": str, "model": str,
     "interval": (int, float), "level": int, "credentials": str}
@@ -49,18 +52,22 @@ def _device(site: Path, raw: Any, i: int, source: str) -> dict[str, Any]:
     where = "devices[%d]" % i
     if not isinstance(raw, dict):
         raise ConfigError("must be a table", source, where)
-    unknown = sorted(set(raw) - set(_DEVICE_KEYS))
+    unknown = sorted(str(k) for k in set(raw) - set(_DEVICE_KEYS))
     if unknown:
-        raise ConfigError("unknown key %r" % unknown[0], source, where)
+        near = nearest(unknown[0], list(_DEVICE_KEYS))
+        raise ConfigError("unknown key", source, "%s.%s" % (where, unknown[0][:64]),
+                          hint="did you mean '%s'?" % near if near else "")
     for key, kind in _DEVICE_KEYS.items():
         if key not in raw:
             raise ConfigError("is missing", source, "%s.%s" % (where, key))
         value = raw[key]
         if isinstance(value, bool) or not isinstance(value, kind):
             raise ConfigError("has the wrong type", source, "%s.%s" % (where, key))
+    if not valid_id(raw["id"]):
+        raise ConfigError("is not a valid device id", source, where + ".id")
     if raw["transport"] not in TRANSPORTS:
         raise ConfigError("must be one of " + ", ".join(TRANSPORTS), source, where + ".transport")
-    if not 0.2 <= float(raw["interval"]) <= 3600:
+    if not 0.2 <= raw["interval"] <= 3600:  # NaN fails this too
         raise ConfigError("must be between 0.2 and 3600 seconds", source, where + ".interval")
     dev = dict(raw)
     dev["interval"] = float(raw["interval"])
@@ -73,12 +80,17 @@ def load_house(path: Path) -> DemoHouse:
     path = Path(path)
     source = str(path)
     try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
+        with path.open("rb") as fh:
+            raw = fh.read(MAX_FILE + 1)
     except FileNotFoundError:
         raise ConfigError("no demo house here", source,
                           hint="make it with `mamori demo --state-dir DIR` (or `make run`)")
-    except (OSError, ValueError, RecursionError) as exc:
-        raise ConfigError("cannot read the demo house: %s" % type(exc).__name__, source)
+    except OSError as exc:
+        raise ConfigError("cannot read the demo house: %s" % (exc.strerror or exc), source)
+    try:
+        doc = strictjson.loads(raw, "demo house", 4, MAX_FILE)
+    except ProtocolError as exc:
+        raise ConfigError(exc.message, source)
     if not isinstance(doc, dict) or doc.get("format") != HOUSE_FORMAT:
         raise ConfigError("is not a %s file" % HOUSE_FORMAT, source, "format")
     site = path.parent
@@ -90,9 +102,9 @@ def load_house(path: Path) -> DemoHouse:
         raise ConfigError("must be a list of at most %d devices" % MAX_DEVICES, source,
                           "devices")
     gateway = doc.get("gateway")
-    if not isinstance(gateway, str) or not gateway:
+    if not valid_id(gateway):
         raise ConfigError("must be the gateway id", source, "gateway")
-    house = DemoHouse(site, gateway, _path(site, doc.get("bundle"), "bundle", source),
+    house = DemoHouse(site, str(gateway), _path(site, doc.get("bundle"), "bundle", source),
                       {k: _path(site, v, "platform." + k, source) for k, v in platform.items()})
     for i, raw in enumerate(devices):
         dev = _device(site, raw, i, source)

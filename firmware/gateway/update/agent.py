@@ -22,11 +22,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from firmware.core import strictjson
 from firmware.core.errors import (
     ConfigError,
     IntegrityError,
     MamoriError,
     PolicyError,
+    ProtocolError,
     StateError,
 )
 from firmware.core.events import Event
@@ -178,17 +180,17 @@ class UpdateAgent:
         if dest.exists():
             try:
                 have = json.loads(dest.read_bytes())["signed"]["version"]
-                new = json.loads(root)["signed"]["version"]
-            except (ValueError, KeyError, TypeError):
+                new = strictjson.loads_object(root, "root metadata")["signed"]["version"]
+            except (ValueError, KeyError, TypeError, ProtocolError):
                 raise ConfigError("trusted root is not TUF root metadata", str(dest))
             if have >= new:
                 return
             raise ConfigError("a trusted root is already installed; newer roots arrive signed "
                               "through the repository", str(dest))
         try:
-            if json.loads(root)["signed"]["_type"] != "root":
+            if strictjson.loads_object(root, "root metadata")["signed"]["_type"] != "root":
                 raise ValueError
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, ProtocolError):
             raise ConfigError("is not TUF root metadata", "--trust-root")
         self.paths.tuf.mkdir(parents=True, exist_ok=True)
         write_json_bytes(dest, root)

@@ -6,7 +6,6 @@ commanded and what the device actually did; every refusal also becomes a securit
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from typing import Any
@@ -14,6 +13,7 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from firmware.core import strictjson
 from firmware.core.command_auth import CommandAuthorizer, CommandRefused, valid_token
 from firmware.core.errors import MamoriError
 from firmware.core.events import Event
@@ -24,6 +24,8 @@ Executor = Callable[[str, str, dict[str, Any]], dict[str, Any]]
 Enqueue = Callable[[str, dict[str, Any], int], str]
 
 RESULT_PRIORITY = 1
+MAX_COMMAND = 16 * 1024  # an envelope is a few hundred bytes
+MAX_DEPTH = 4  # envelope -> params -> scalar
 
 
 def ed25519_verifier(public_key: bytes) -> Callable[[bytes, bytes], bool]:
@@ -54,13 +56,12 @@ class CommandProcessor:
     def handle(self, device: str | None, payload: bytes) -> dict[str, Any]:
         """Process one command payload from topic ``cmd/<device>``; return the result sent."""
         try:
-            raw: Any = json.loads(payload)
-        except (ValueError, UnicodeDecodeError):
-            raw = None
-        try:
+            raw: Any = strictjson.loads(payload, "command", MAX_DEPTH, MAX_COMMAND)
             cmd = self.authorizer.check(raw, device)
         except CommandRefused as exc:
             return self._refused(raw, device, exc)
+        except MamoriError as exc:  # undecodable payload: refused as malformed, with the why
+            return self._refused(None, device, CommandRefused("malformed", exc.message))
         try:
             out = self.execute(cmd["device"], cmd["action"], dict(cmd["params"]))
             if not isinstance(out, dict):

@@ -38,6 +38,7 @@ from firmware.gateway.wan.client import WanClient
 from firmware.gateway.wan.commands import CommandProcessor, Executor, ed25519_verifier
 from firmware.gateway.wan.identity import WanIdentity, parse_broker_url
 from firmware.gateway.wan.queue import DEFAULT_BUDGET, OutboundQueue
+from firmware.gateway.wan.requests import parse_request
 
 # the LAN channel's ``execute`` is a coroutine function; a plain callable works too
 AsyncExecutor = Callable[[str, str, dict[str, Any]], Awaitable[dict[str, Any]]]
@@ -187,15 +188,13 @@ class WanService(Service):
                 self.update_requests.handle(payload)
             return
         try:
-            req = json.loads(payload)
-        except (ValueError, UnicodeDecodeError):
-            req = None
-        if not isinstance(req, dict):
+            req = parse_request(kind, payload)
+        except MamoriError as exc:
             self._emit_threadsafe(Event("platform.request_rejected", severity="warning",
                                         source="platform", action=kind, result="refused",
-                                        reason="malformed request"))
+                                        reason="malformed request: " + exc.message[:200]))
             return
-        req_id = str(req.get("id", ""))[:64]
+        req_id = req["id"]
         stream = "selftest" if kind == "selftest_req" else "logs"
         self.submit(stream, {"request_id": req_id, "status": "accepted", "request": kind}, 2)
         # the self-test runner and the access log pick the request up from the bus

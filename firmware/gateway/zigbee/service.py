@@ -24,8 +24,10 @@ from typing import Any
 from cryptography import x509
 
 from firmware.common.signeddoc import verify_doc
+from firmware.core import schema
 from firmware.core.errors import AuthError, ConfigError, IntegrityError, MamoriError, StateError
 from firmware.core.events import Event
+from firmware.core.hello import MAX_INTERVAL, MIN_INTERVAL
 from firmware.gateway.identity.install import IDENTITY, installed_identity, write_file
 from firmware.gateway.runtime.control import ControlService
 from firmware.gateway.runtime.gateway import Gateway, Service
@@ -202,8 +204,9 @@ class ZigbeeService(Service):
         creds = params.get("credentials")
         if not isinstance(creds, dict):
             raise ConfigError("zigbee.permit needs the device's credentials")
-        return await self.permit(creds, params.get("seconds", 120),
-                                 float(params.get("interval", DEFAULT_INTERVAL)))
+        interval = schema.check(params.get("interval", DEFAULT_INTERVAL),
+                                schema.Num(MIN_INTERVAL, MAX_INTERVAL), "zigbee.permit interval")
+        return await self.permit(creds, params.get("seconds", 120), float(interval))  # type: ignore[arg-type]
 
     async def _sim_join_command(self, params: dict[str, Any]) -> dict[str, Any]:
         """Sim board only: a device tries to join (how the demo shows a rogue join)."""

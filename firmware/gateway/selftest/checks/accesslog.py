@@ -19,8 +19,9 @@ from firmware.common.accesslog.files import list_segments
 from firmware.common.accesslog.reader import records, verify
 from firmware.common.accesslog.source import open_source
 from firmware.core.accesslog import framing
+from firmware.core.accesslog.docs import parse_checkpoint
 from firmware.core.accesslog.writer import split_record
-from firmware.core.errors import IntegrityError, MamoriError
+from firmware.core.errors import IntegrityError, MamoriError, ProtocolError
 from firmware.core.events import Event
 from firmware.gateway.accesslog.service import AccessLogService
 from firmware.gateway.runtime.config import GatewayConfig
@@ -268,11 +269,9 @@ def _checkpoints(log_dir: Path) -> list[dict[str, Any]]:
         for _off, ftype, body in frames:
             if ftype == framing.CHECKPOINT:
                 try:
-                    cp = json.loads(body)
-                except ValueError:
+                    out.append(parse_checkpoint(body))
+                except ProtocolError:
                     continue
-                if isinstance(cp, dict) and isinstance(cp.get("epoch"), int):
-                    out.append(cp)
     return out
 
 

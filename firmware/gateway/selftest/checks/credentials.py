@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import configparser
-import json
 import re
-import tomllib
 from typing import Any
 
+from firmware.common import stricttoml
+from firmware.core import strictjson
+from firmware.core.errors import ConfigError, ProtocolError
 from firmware.gateway.selftest import scan
 from firmware.gateway.selftest.context import CheckContext
 from firmware.gateway.selftest.registry import Outcome, check, failed, passed
@@ -39,13 +40,13 @@ def _pairs(data: Any, path: str = "") -> list[tuple[str, str, Any]]:
 def _parse(rel: str, text: str) -> list[tuple[str, str, Any]]:
     if rel.endswith(".json"):
         try:
-            return _pairs(json.loads(text))
-        except ValueError:
+            return _pairs(strictjson.loads(text, rel))
+        except ProtocolError:
             return []
     if rel.endswith(".toml"):
         try:
-            return _pairs(tomllib.loads(text))
-        except tomllib.TOMLDecodeError:
+            return _pairs(stricttoml.loads(text.encode(), rel))
+        except ConfigError:
             return []
     if rel.endswith((".ini", ".cfg")):
         cp = configparser.ConfigParser(interpolation=None)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import re
 import stat
 from typing import Any
@@ -12,6 +11,8 @@ from typing import Any
 from cryptography.hazmat.primitives.serialization import load_der_private_key
 
 from firmware.common.kek import KEK_FILE
+from firmware.core import strictjson
+from firmware.core.errors import ProtocolError
 from firmware.gateway.selftest import scan
 from firmware.gateway.selftest.context import CheckContext
 from firmware.gateway.selftest.registry import Outcome, check, failed, passed
@@ -115,8 +116,8 @@ def find_plaintext_keys(root: Any, known_secrets: list[bytes]) -> list[str]:
                 pass
         if rel.endswith(".json"):
             try:
-                _json_findings(json.loads(content), rel, findings)
-            except ValueError:
+                _json_findings(strictjson.loads(content, rel), rel, findings)
+            except ProtocolError:
                 pass
         if rel not in RAW_KEY_ALLOWED:
             if _looks_raw_key(rel, content):
