@@ -3,6 +3,7 @@
 VERBS = {
     "admin": "admin",
     "commission": "commission",
+    "crl": "crl",
     "enrol": "enrol",
     "firewall": "firewall",
     "reset": "reset",
