@@ -17,6 +17,7 @@ declare -A probe=(
   [chromium]="command -v chromium"
   [nmap]="command -v nmap"
   [sslscan]="command -v sslscan"
+  [faketime]="command -v faketime"
   [dosfstools]="command -v mkfs.vfat"
   [mtools]="command -v mcopy"
   [e2fsprogs]="command -v mkfs.ext4"

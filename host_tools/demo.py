@@ -124,6 +124,8 @@ def ensure_demo_house(state_dir: Path, devices: int | None = None) -> Path:
     if not (site_dir / "site.json").is_file():
         Site.init(site_dir, 3, "Mamori demo house")
     site = Site(site_dir)
+    if not (site_dir / "platform" / "watch.pem").is_file():
+        site.issue_platform("watch", server=False, client=True)  # demo sites made before it
     for maker, model, transport in sorted(MODELS):
         if not any(e["model"] == model for e in site.allowlist()):
             site.allow(maker, model, transport)

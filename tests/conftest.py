@@ -14,6 +14,13 @@ ROOT = Path(__file__).resolve().parents[1]
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
+def faketime_lib() -> str | None:
+    """libfaketime (Debian package faketime), preloaded to move a process's clock."""
+    found = sorted(Path("/usr/lib").glob("*/faketime/libfaketime.so.1")) + sorted(
+        Path("/usr/lib/faketime").glob("libfaketime.so.1"))
+    return str(found[0]) if found else None
+
+
 def _netns_ok() -> bool:
     if os.geteuid() != 0 or shutil.which("ip") is None:
         return False
@@ -39,6 +46,7 @@ CHECKS: dict[str, Callable[[], bool]] = {
     and Path("/dev/loop-control").exists(),
     "nmap": lambda: shutil.which("nmap") is not None,
     "sslscan": lambda: shutil.which("sslscan") is not None,
+    "faketime": lambda: shutil.which("faketime") is not None and faketime_lib() is not None,
 }
 _cache: dict[str, bool] = {}
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from firmware.core.errors import ConfigError, MamoriError
 from firmware.core.events import Event
-from firmware.core.threestar import is_three_star
 from firmware.device.credentials import load as load_credentials
 from firmware.gateway.accesslog.service import AccessLogService
 from firmware.gateway.admin.service import AdminService
@@ -102,9 +101,7 @@ def build_services(gw: Gateway) -> list[Service]:
     if broker_url is not None:
         wan = build_wan_service(gw, broker_url, wan_identity(gw.state_dir, gw.board, broker_url),
                                 router.execute, installed_acl(gw.state_dir),
-                                crl_handler=revocation.install,
-                                high_risk=lambda dev, action: is_three_star(
-                                    action, gw.device_info.get(dev, {}).get("three_star")))
+                                crl_handler=revocation.install, high_risk=router.high_risk)
         services += [wan, LogUplinkService(gw, wan, accesslog), RemoteSelftestService(gw, wan)]
     if demo is not None and demo.by_transport("ip"):
         ip = demo.by_transport("ip")

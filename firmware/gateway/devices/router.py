@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from firmware.core.errors import StateError
+from firmware.core.threestar import is_three_star
 from firmware.gateway.runtime.gateway import Gateway
 
 
@@ -45,6 +46,10 @@ class DeviceRouter:
         else:
             result = await service.execute(device_id, action, params, timeout)
         return result
+
+    def high_risk(self, device_id: str, action: str) -> bool:
+        """Whether `action` is ★★★ for this device (its model's set; the defaults if unknown)."""
+        return is_three_star(action, self.gw.device_info.get(device_id, {}).get("three_star"))
 
     def close_device(self, device_id: str, reason: str) -> list[str]:
         """Close the device's sessions on every transport; the transports that had one."""

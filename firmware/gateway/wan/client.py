@@ -95,7 +95,7 @@ class WanClient:
         self._tokens: collections.deque[str] = collections.deque(maxlen=64)
         if token_file is not None:
             with contextlib.suppress(OSError, UnicodeError):
-                self._tokens.append(token_file.read_text().strip()[:64])
+                self._tokens.extend(t[:64] for t in token_file.read_text().split()[-8:])
         self._rng = rng
         self._ctx = client_context(identity)
         self._stop = threading.Event()
@@ -112,7 +112,9 @@ class WanClient:
         self._tick = time.monotonic()
         self._attempt = 0
         self._last_status = 0.0
-        self.connected = False
+        self.connected = False  # connected *and* subscribed: commands can reach us
+        self._session_up = False  # CONNACK received on the current connection
+        self._sub_mid = -1
         self.last_error = ""
         # Test seam: called at every network-loop iteration (used to simulate a wedged loop).
         self.fault_hook: Callable[[], None] | None = None
@@ -121,6 +123,7 @@ class WanClient:
             "published": 0, "acked": 0, "publish_rejected": 0, "inbound_accepted": 0,
             "inbound_unknown_topic": 0, "inbound_oversized": 0, "inbound_overflow": 0,
             "handler_errors": 0, "callback_errors": 0, "takeovers": 0,
+            "own_status": 0,
         }
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -150,7 +153,7 @@ class WanClient:
         self._wake.set()
 
     def wait_connected(self, timeout: float) -> bool:
-        """Block until connected (CONNACK success) or timeout; True when connected."""
+        """Block until connected (CONNACK and SUBACK) or timeout; True when connected."""
         end = time.monotonic() + timeout
         while time.monotonic() < end:
             if self.connected:
@@ -244,14 +247,19 @@ class WanClient:
             self._stop.wait(min(0.2, max(0.0, end - time.monotonic())))
 
     def _new_token(self) -> None:
-        """A fresh connection token (in our status and will), remembered across restarts."""
+        """A fresh connection token for our status and will."""
         self._token = secrets.token_hex(8)
         self._tokens.append(self._token)
-        if self.token_file is not None:
-            try:
-                atomic_write(self.token_file, self._token.encode())
-            except OSError as exc:  # a full disk: detection works for this boot still
-                self._record_error("token", exc)
+
+    def _remember_token(self) -> None:
+        """Persist the tokens of accepted connections: our own last status is no clone."""
+        if self.token_file is None:
+            return
+        try:
+            recent = [t for t in self._tokens if t][-8:]
+            atomic_write(self.token_file, ("\n".join(recent) + "\n").encode())
+        except OSError as exc:  # a full disk: detection works for this boot still
+            self._record_error("token", exc)
 
     def _new_paho(self) -> mqtt.Client:
         self._new_token()
@@ -269,6 +277,7 @@ class WanClient:
         c.on_connect = self._guard(self._on_connect)
         c.on_disconnect = self._guard(self._on_disconnect)
         c.on_publish = self._guard(self._on_publish)
+        c.on_subscribe = self._guard(self._on_subscribe)
         c.on_message = self._guard(self._on_message)
         return c
 
@@ -295,8 +304,9 @@ class WanClient:
 
     def _lost(self) -> None:
         """The connection ended (however it was noticed): count it once."""
-        if self.connected:
+        if self._session_up:
             self.counters["disconnects"] += 1
+        self._session_up = False
         self.connected = False
 
     def _on_connect(self, client: mqtt.Client, _ud: Any, _flags: Any, reason: Any,
@@ -304,15 +314,25 @@ class WanClient:
         if reason.is_failure:
             self.last_error = f"broker refused the connection: {reason}"
             return
-        self.connected = True
+        self._session_up = True
         self._attempt = 0
         self.counters["connects"] += 1
         self.last_error = ""
-        # Our own status topic first: its retained value says who used this identity last.
-        client.subscribe(topics.up(self.identity.gateway_id, "status"), qos=1)
-        for t in topics.subscriptions(self.identity.gateway_id):
-            client.subscribe(t, qos=1)
+        # One SUBSCRIBE for everything; `connected` only once the broker acknowledged it, so a
+        # command sent the moment we say "connected" cannot miss us. Our own status topic
+        # first: its retained value says who used this identity last.
+        own = topics.up(self.identity.gateway_id, "status")
+        _rc, mid = client.subscribe(
+            [(t, 1) for t in [own, *topics.subscriptions(self.identity.gateway_id)]])
+        self._sub_mid = -1 if mid is None else mid
+
+    def _on_subscribe(self, client: mqtt.Client, _ud: Any, mid: int, _codes: Any,
+                      _props: Any) -> None:
+        if mid != self._sub_mid or not self._session_up:
+            return
+        self.connected = True
         self._publish_status(client, online=True)
+        self._remember_token()
         self._tell_takeover()
 
     def _tell_takeover(self) -> None:
@@ -326,6 +346,7 @@ class WanClient:
             doc = strictjson.loads_object(payload, "own status", max_depth=4, max_bytes=65536)
         except MamoriError:
             return
+        self.counters["own_status"] += 1
         token = doc.get("conn")
         if not isinstance(token, str) or not token or token in self._tokens:
             return
