@@ -88,7 +88,10 @@ class Supervisor:
             sup.started_mono = self.clock()
             try:
                 await sup.factory()
-                if self._stopping:
+                me = asyncio.current_task()
+                if self._stopping or (me is not None and me.cancelling()):
+                    # Stopping; or cancelled while the loop was finishing by itself (3.11's
+                    # wait_for can swallow that cancellation): not a failure, do not restart.
                     break
                 raise RuntimeError("the task returned while the gateway runs")
             except asyncio.CancelledError:
