@@ -44,6 +44,13 @@ def _netns_works() -> bool:
     return ok
 
 
+def faketime_lib() -> str | None:
+    """libfaketime (Debian package faketime), preloaded to move a real process's clock."""
+    found = sorted(Path("/usr/lib").glob("*/faketime/libfaketime.so.1")) + sorted(
+        Path("/usr/lib/faketime").glob("libfaketime.so.1"))
+    return str(found[0]) if found else None
+
+
 def _node_port_installed() -> bool:
     return (ROOT / "tests/micropython/node_modules/@micropython").is_dir()
 
@@ -89,7 +96,8 @@ COMPONENTS = {c.name: c for c in (
     Component("ext4", "e2fsprogs", ("mkfs.ext4", "debugfs")),
     Component("nmap", "nmap", ("nmap",)),
     Component("sslscan", "sslscan", ("sslscan",)),
-    Component("faketime", "faketime", ("faketime",)),
+    Component("faketime", "faketime", ("faketime",),
+              extra=lambda: faketime_lib() is not None, why="libfaketime.so.1 not found"),
     Component("curl", "curl", ("curl",)),
 )}
 # Python-side tools that come with `make deps`, not with apt.

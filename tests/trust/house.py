@@ -13,7 +13,8 @@ from firmware.gateway.sim.broker import BrokerTls, EmbeddedBroker
 from provisioning.devices import issue_device
 from provisioning.gateway import issue_gateway
 from provisioning.site import Site
-from tests.conftest import ROOT, faketime_lib
+from tests.components import faketime_lib
+from tests.conftest import ROOT
 from tests.gateway.helpers import gateway_cmd, wait_for
 
 

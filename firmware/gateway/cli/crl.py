@@ -24,7 +24,7 @@ from firmware.gateway.runtime.statedir import add_state_dir_arg, resolve
 
 def register(sub: Any) -> None:
     """Add `crl install`."""
-    p = sub.add_parser("crl", help="the site's certificate revocation list")
+    p = sub.add_parser("crl")
     csub = p.add_subparsers(dest="crl_command", metavar="ACTION")
     csub.required = True
     ip = csub.add_parser("install", help="install a signed CRL (newer than the installed one)")
