@@ -6,6 +6,12 @@ the simulated devices and an installation bundle, and writes ``house.json`` — 
 board reads to run those devices and the embedded platform broker. It then starts the gateway
 (`mamori-gateway run --board sim --sim-house SITE/house.json`). The gateway itself never
 provisions anything: it only reads what the installer made.
+
+Order matters: the gateway is issued first, then the devices (each pinned to it). On every start
+the demo also plays the platform's CRL refresh: a list older than ``CRL_REFRESH_DAYS`` is re-signed
+and installed offline into an installed state directory (what `mamori-gateway crl install`
+does), so a demo left for weeks does not come back with a stale list. Demo houses made before
+devices were pinned get their credentials pinned (`mamori provision pin`).
 """
 
 from __future__ import annotations
@@ -18,9 +24,9 @@ from typing import Any
 
 from firmware.common.fsutil import atomic_write
 from firmware.core.errors import ConfigError
-from provisioning.devices import issue_device
+from provisioning.devices import issue_device, pin_device
 from provisioning.gateway import issue_gateway
-from provisioning.site import Site
+from provisioning.site import CRL_REFRESH_DAYS, Site
 
 DEMO_GATEWAY = "sim-gateway"
 HOUSE_FILE = "house.json"
@@ -86,8 +92,24 @@ def _issue_missing(site: Site, devices: Iterable[SimDevice], site_dir: Path,
             path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             issue_device(site, dev.transport, dev.maker, dev.model, dev.id, path,
                          gateway=gateway)
+        elif dev.transport == "ip" and "gateway_pin" not in json.loads(path.read_text()):
+            pin_device(site, path, gateway)  # made by a demo from before pinning
         out[dev.id] = path
     return out
+
+
+def refresh_crl(site: Site, state_dir: Path) -> None:
+    """Re-sign an ageing CRL and install it offline in an installed state directory."""
+    import datetime
+
+    from firmware.gateway.cli.crl import install
+    from firmware.gateway.identity.install import installed
+
+    age = datetime.datetime.now(datetime.UTC) - site.crl().this_update
+    if age > datetime.timedelta(days=CRL_REFRESH_DAYS):
+        site.write_crl()
+    if installed(state_dir):
+        install(Path(state_dir), site.crl_pem().encode())
 
 
 def ensure_demo_house(state_dir: Path, devices: int | None = None) -> Path:
@@ -102,18 +124,20 @@ def ensure_demo_house(state_dir: Path, devices: int | None = None) -> Path:
     if not (site_dir / "site.json").is_file():
         Site.init(site_dir, 3, "Mamori demo house")
     site = Site(site_dir)
+    if not (site_dir / "platform" / "watch.pem").is_file():
+        site.issue_platform("watch", server=False, client=True)  # demo sites made before it
     for maker, model, transport in sorted(MODELS):
         if not any(e["model"] == model for e in site.allowlist()):
             site.allow(maker, model, transport)
-    creds = _issue_missing(site, ip, site_dir)
     bundle = site_dir / "gateways" / (DEMO_GATEWAY + ".bundle")
     if not bundle.is_file():
         bundle.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         acl = [{"principal": "platform", "device": d.id, "actions": DEMO_GRANTS[d.kind]}
                for d in IP_DEVICES + RADIO_DEVICES]
         issue_gateway(site, "sim", DEMO_GATEWAY, bundle, acl=acl)
-    # BLE credentials carry the gateway's static key: issued after the gateway.
-    creds.update(_issue_missing(site, radio, site_dir, gateway=DEMO_GATEWAY))
+    # Devices name their gateway (IP: a pin on its certificate, BLE: its static key).
+    creds = _issue_missing(site, ip + radio, site_dir, gateway=DEMO_GATEWAY)
+    refresh_crl(site, state_dir)
     house = site_dir / HOUSE_FILE
     doc: dict[str, Any] = {
         "format": HOUSE_FORMAT,

@@ -32,11 +32,12 @@ def new_key() -> PrivateKey:
     return ec.generate_private_key(ec.SECP256R1())
 
 
-def _name(cn: str, org: str, unit: str = "") -> x509.Name:
+def _name(cn: str | None, org: str, unit: str = "") -> x509.Name:
     attrs = [x509.NameAttribute(NameOID.ORGANIZATION_NAME, org)]
     if unit:
         attrs.append(x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, unit))
-    attrs.append(x509.NameAttribute(NameOID.COMMON_NAME, cn))
+    if cn is not None:
+        attrs.append(x509.NameAttribute(NameOID.COMMON_NAME, cn))
     return x509.Name(attrs)
 
 
@@ -79,12 +80,16 @@ def make_ca(
 
 
 def issue_leaf(
-    ca_key: PrivateKey, ca_cert: x509.Certificate, public_key: Any, cn: str, org: str, unit: str,
-    uris: list[str], server: bool, client: bool, days: int = 365,
+    ca_key: PrivateKey, ca_cert: x509.Certificate, public_key: Any, cn: str | None, org: str,
+    unit: str, uris: list[str], server: bool, client: bool, days: int = 365,
     dns: list[str] | None = None, ips: list[str] | None = None,
     not_before: datetime.datetime | None = None, not_after: datetime.datetime | None = None,
 ) -> x509.Certificate:
-    """An end-entity certificate for TLS (server and/or client) signed by the issuing CA."""
+    """An end-entity certificate for TLS (server and/or client) signed by the issuing CA.
+
+    `cn` None leaves the common name out: brokers that take the MQTT user name from the CN
+    (Mosquitto's ``use_identity_as_username``) then refuse the certificate outright.
+    """
     t = now()
     sans: list[x509.GeneralName] = [x509.UniformResourceIdentifier(u) for u in uris]
     sans += [x509.DNSName(d) for d in dns or []]
@@ -126,15 +131,18 @@ def issue_leaf(
 
 def make_crl(
     ca_key: PrivateKey, ca_cert: x509.Certificate, revoked: list[tuple[int, str]],
-    days: int = 365,
+    days: float = 365, number: int = 1,
 ) -> x509.CertificateRevocationList:
-    """A CRL listing (serial, ISO revocation time) pairs, valid for `days`."""
+    """A CRL listing (serial, ISO revocation time) pairs, valid for `days`, with its number."""
     t = now()
     builder = (
         x509.CertificateRevocationListBuilder()
         .issuer_name(ca_cert.subject)
         .last_update(t - datetime.timedelta(minutes=5))
         .next_update(t + datetime.timedelta(days=days))
+        .add_extension(x509.CRLNumber(number), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
+            ca_cert.public_key()), critical=False)  # type: ignore[arg-type]
     )
     for serial, when in revoked:
         entry = (

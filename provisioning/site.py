@@ -6,11 +6,16 @@ Layout of a site directory (private keys 0600, everything else 0644)::
     offline/root-ca.key              service root CA key: move it offline after init-site
     ca/root-ca.pem                   service root CA certificate (the trust anchor)
     ca/site-ca.pem, ca/site-ca.key   site issuing CA (signs certificates, CRL, allowlist, bundles)
-    ca/crl.pem, ca/revoked.json      revocation list (PEM CRL) and its source
+    ca/crl.pem, ca/revoked.json      revocation list (PEM CRL, numbered, CRL_DAYS valid) and its
+                                     source
     allowlist.json                   signed model allowlist for the site's level
     platform/ca.pem                  CA chain the gateway pins for the platform (site CA + root)
     platform/server.pem, server.key  broker/platform TLS server certificate (localhost, 127.0.0.1)
-    platform/client.pem, client.key  platform TLS client certificate (platform -> broker)
+    platform/client.pem, client.key  platform TLS client certificate (platform -> broker):
+                                     commands and requests (CN mamori-platform-client)
+    platform/watch.pem, watch.key    the platform's read-only monitoring identity (CN
+                                     mamori-platform-watch): the broker binds each MQTT client
+                                     id to its certificate, so each identity holds one session
     platform/command-signing.key     platform command-signing key (Ed25519, PKCS#8 PEM)
     platform/command-signing.pub     its public key (pinned in every gateway bundle)
     issued/<id>.json                 public record of each issued gateway/device (no secrets)
@@ -30,6 +35,8 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import x25519
 
+from firmware.common import crl as crlmod
+from firmware.core import threestar
 from firmware.core.errors import ConfigError, IntegrityError, PolicyError, StateError
 from firmware.core.ids import ID_HINT, valid_id
 from provisioning import pki
@@ -40,6 +47,11 @@ TRANSPORTS = ("ip", "ble", "zigbee")
 RESERVED_PREFIX = "mamori-platform"
 PLATFORM_HOSTS = ["localhost"]
 PLATFORM_IPS = ["127.0.0.1", "::1"]
+# The CRL's lifetime, and how old it may get before the platform re-signs it (well inside).
+CRL_DAYS = 30
+CRL_REFRESH_DAYS = 7
+# Platform client identities: role -> (certificate CN, the broker's MQTT user name)
+PLATFORM_CLIENTS = {"client": "mamori-platform-client", "watch": "mamori-platform-watch"}
 
 
 def check_id(value: str, what: str = "id") -> str:
@@ -128,18 +140,30 @@ class Site:
         write_file(p / "log-escrow.key", pki.key_pem(escrow), secret=True)
         write_file(p / "log-escrow.pub", pki.public_pem(escrow.public_key()).encode(),
                    secret=False)
-        for role, server, client in (("server", True, False), ("client", False, True)):
-            key = pki.new_key()
-            cert = pki.issue_leaf(
-                ca_key, ca_cert, key.public_key(), "mamori-platform-" + role, org, "platform",
-                ["urn:mamori:platform:" + role], server=server, client=client, days=825,
-                dns=PLATFORM_HOSTS if server else None, ips=PLATFORM_IPS if server else None,
-            )
-            write_file(p / (role + ".key"), pki.key_pem(key), secret=True)
-            write_file(p / (role + ".pem"), (pki.cert_pem(cert) + pki.cert_pem(ca_cert)).encode(),
-                       secret=False)
-            self.record("issue-platform-" + role, "platform-" + role, kind="platform",
-                        serial=str(cert.serial_number), fingerprint=pki.fingerprint(cert))
+        for role, server, client in (("server", True, False), ("client", False, True),
+                                     ("watch", False, True)):
+            self.issue_platform(role, server, client, ca_key, ca_cert, org)
+
+    def issue_platform(self, role: str, server: bool, client: bool,
+                       ca_key: pki.PrivateKey | None = None,
+                       ca_cert: x509.Certificate | None = None, org: str = "") -> Path:
+        """Issue one platform TLS identity (CN ``mamori-platform-<role>``); its certificate."""
+        ca_key = ca_key or self.ca_key()
+        ca_cert = ca_cert or self.ca_cert()
+        p = self.root / "platform"
+        key = pki.new_key()
+        cert = pki.issue_leaf(
+            ca_key, ca_cert, key.public_key(), "mamori-platform-" + role,
+            org or "Mamori site " + self.name, "platform", ["urn:mamori:platform:" + role],
+            server=server, client=client, days=825,
+            dns=PLATFORM_HOSTS if server else None, ips=PLATFORM_IPS if server else None,
+        )
+        write_file(p / (role + ".key"), pki.key_pem(key), secret=True)
+        write_file(p / (role + ".pem"), (pki.cert_pem(cert) + pki.cert_pem(ca_cert)).encode(),
+                   secret=False)
+        self.record("issue-platform-" + role, "platform-" + role, kind="platform",
+                    serial=str(cert.serial_number), fingerprint=pki.fingerprint(cert))
+        return p / (role + ".pem")
 
     # --- CA material ----------------------------------------------------------------------------
     def ca_cert(self) -> x509.Certificate:
@@ -162,14 +186,22 @@ class Site:
         """The current CRL, PEM."""
         return (self.root / "ca/crl.pem").read_text()
 
-    def write_crl(self) -> None:
-        """Re-sign the CRL from ca/revoked.json."""
+    def crl(self) -> crlmod.CrlInfo:
+        """The current CRL, verified against the site CA."""
+        return crlmod.verified((self.root / "ca/crl.pem").read_bytes(), self.ca_cert())
+
+    def write_crl(self, days: float = CRL_DAYS) -> int:
+        """Re-sign the CRL from ca/revoked.json with the next CRL number; return that number."""
         revoked = read_json(self.root / "ca/revoked.json")
+        path = self.root / "ca/crl.pem"
+        number = crlmod.number_of(crlmod.load(path.read_bytes())) + 1 if path.is_file() else 1
         crl = pki.make_crl(self.ca_key(), self.ca_cert(),
-                           [(int(r["serial"]), r["at"]) for r in revoked])
+                           [(int(r["serial"]), r["at"]) for r in revoked], days, number)
         from cryptography.hazmat.primitives import serialization
-        write_file(self.root / "ca/crl.pem", crl.public_bytes(serialization.Encoding.PEM),
-                   secret=False)
+        write_file(path, crl.public_bytes(serialization.Encoding.PEM), secret=False)
+        self.record("sign-crl", "crl", kind="crl", number=number, revoked=len(revoked),
+                    next_update=crl.next_update_utc.isoformat() if crl.next_update_utc else "")
+        return number
 
     # --- allowlist ------------------------------------------------------------------------------
     def write_allowlist(self, entries: list[dict]) -> dict:
@@ -191,23 +223,36 @@ class Site:
             raise IntegrityError("allowlist belongs to another site or level")
         return list(payload["entries"])
 
-    def allow(self, maker: str, model: str, transport: str, min_firmware: str = "0") -> dict:
-        """Add (or extend) an allowlist entry and re-sign the list."""
+    def allow(self, maker: str, model: str, transport: str, min_firmware: str = "0",
+              three_star: list[str] | None = None) -> dict:
+        """Add (or extend) an allowlist entry and re-sign the list.
+
+        `three_star`: actions of this model that are ★★★ besides unlock and disarm (e.g. a
+        garage door's ``open``); signed into the entry, copied into its devices' credentials.
+        """
         if transport not in TRANSPORTS:
             raise ConfigError("transport must be one of ip, ble, zigbee")
         if not maker.strip() or not model.strip():
             raise ConfigError("maker and model must not be empty")
+        try:
+            extra = threestar.parse_actions(three_star)
+        except ValueError as exc:
+            raise ConfigError(str(exc), field="--three-star")
         entries = self.allowlist()
         for e in entries:
             if e["maker"] == maker and e["model"] == model:
                 if transport not in e["transports"]:
                     e["transports"].append(transport)
                 e["min_firmware"] = min_firmware
+                if three_star is not None:
+                    e[threestar.ENTRY_KEY] = extra
                 entry = e
                 break
         else:
             entry = {"maker": maker, "model": model, "transports": [transport],
                      "min_firmware": min_firmware}
+            if extra:
+                entry[threestar.ENTRY_KEY] = extra
             entries.append(entry)
         self.write_allowlist(entries)
         self.record("allow", "%s/%s" % (maker, model), kind="model", transport=transport,
@@ -283,7 +328,7 @@ class Site:
         for serial in rec.get("serials", []):
             revoked.append({"serial": str(serial), "at": at, "id": ident})
         write_json(self.root / "ca/revoked.json", revoked, secret=False)
-        self.write_crl()
+        rec["crl_number"] = self.write_crl()
         rec["revoked"] = at
         write_json(self.issued_path(ident), rec, secret=False)
         self.record("revoke", ident, kind=rec.get("kind", ""), reason=reason,

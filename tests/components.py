@@ -48,6 +48,13 @@ def _arm64_runs() -> bool:
     return subprocess.run(["arch-test", "arm64"], capture_output=True).returncode == 0
 
 
+def faketime_lib() -> str | None:
+    """libfaketime (Debian package faketime), preloaded to move a real process's clock."""
+    found = sorted(Path("/usr/lib").glob("*/faketime/libfaketime.so.1")) + sorted(
+        Path("/usr/lib/faketime").glob("libfaketime.so.1"))
+    return str(found[0]) if found else None
+
+
 def _node_port_installed() -> bool:
     return (ROOT / "tests/micropython/node_modules/@micropython").is_dir()
 
@@ -93,7 +100,8 @@ COMPONENTS = {c.name: c for c in (
     Component("ext4", "e2fsprogs", ("mkfs.ext4", "debugfs")),
     Component("nmap", "nmap", ("nmap",)),
     Component("sslscan", "sslscan", ("sslscan",)),
-    Component("faketime", "faketime", ("faketime",)),
+    Component("faketime", "faketime", ("faketime",),
+              extra=lambda: faketime_lib() is not None, why="libfaketime.so.1 not found"),
     Component("curl", "curl", ("curl",)),
     Component("systemd-analyze", "systemd", ("systemd-analyze", "systemd-sysusers")),
     Component("mmdebstrap", "mmdebstrap", ("mmdebstrap",), root=True),

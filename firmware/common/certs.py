@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
 
 from firmware.common.tlspolicy import apply_policy
 from firmware.core.errors import AuthError
@@ -94,3 +94,12 @@ def gateway_id_of(der: bytes) -> str:
     if len(ids) != 1 or not valid_id(ids[0]):
         raise AuthError("the peer is not a Mamori gateway")
     return ids[0]
+
+
+def spki_sha256(cert: x509.Certificate) -> str:
+    """SHA-256 (hex) of a certificate's SubjectPublicKeyInfo: its key identity across renewals."""
+    der = cert.public_key().public_bytes(serialization.Encoding.DER,
+                                         serialization.PublicFormat.SubjectPublicKeyInfo)
+    h = hashes.Hash(hashes.SHA256())
+    h.update(der)
+    return h.finalize().hex()

@@ -6,7 +6,8 @@ An envelope is a JSON object sent by the platform::
      "params": {}, "nonce": "<16..64 chars>", "expires": 1760000000,
      "requested_by": "operator-7", "approved_by": "supervisor-2", "sig": "<base64 Ed25519>"}
 
-★★★ actions (``HIGH_RISK_ACTIONS``) must carry the platform's signature over
+★★★ actions (``firmware.core.threestar``: the defaults ``HIGH_RISK_ACTIONS`` plus a model's own,
+through the ``high_risk(device, action)`` hook) must carry the platform's signature over
 ``signing_payload(env)``: gateway, device, action, nonce, expiry plus the command id, who asked,
 who approved and the parameters (canonical JSON, last line). A signature on any other action
 is verified too. The signature check itself is passed in (``verify(payload, sig) -> bool``;
@@ -21,14 +22,16 @@ import binascii
 from firmware.core.accesslog.encoding import canonical
 from firmware.core.acl import AclRefused
 from firmware.core.errors import AuthError
+from firmware.core.threestar import DEFAULT_ACTIONS
 
-HIGH_RISK_ACTIONS = ("unlock", "disarm")
+HIGH_RISK_ACTIONS = DEFAULT_ACTIONS
 SIGNING_CONTEXT = b"mamori-command/v2\n"  # v2: the parameters are signed too
 ENVELOPE_VERSION = 1
 
 REASONS = (
     "malformed", "wrong-gateway", "wrong-device", "unsigned", "bad-signature", "expired",
     "expiry-too-far", "replayed", "replay-cache-full", "acl", "local-priority",
+    "wrong-action", "cannot-verify",
 )
 
 _ID_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._:@-"
@@ -204,7 +207,10 @@ class CommandAuthorizer:
     def __init__(self, gateway_id: str, verify: object, wall_clock: object, acl: object,
                  local_ops: "LocalOperations | None" = None,
                  replay: "ReplayCache | None" = None, max_ttl: float = 300.0,
-                 skew: float = 30.0, principal: str = "platform") -> None:
+                 skew: float = 30.0, principal: str = "platform",
+                 high_risk: "object | None" = None) -> None:
+        """``high_risk(device, action) -> bool`` says which actions need the signature
+        (default: ``HIGH_RISK_ACTIONS``, whatever the device)."""
         self.gateway_id = gateway_id
         self._verify = verify
         self._wall = wall_clock
@@ -214,6 +220,7 @@ class CommandAuthorizer:
         self.max_ttl = max_ttl
         self.skew = skew
         self.principal = principal
+        self.high_risk = high_risk
 
     def check(self, raw: object, topic_device: "str | None" = None) -> dict:
         """Return the validated command, or raise CommandRefused with the reason."""
@@ -223,7 +230,7 @@ class CommandAuthorizer:
         if topic_device is not None and env["device"] != topic_device:
             raise CommandRefused("wrong-device", "command's device does not match its topic")
         action = env["action"]
-        if action in HIGH_RISK_ACTIONS and not env["sig"]:
+        if self._high_risk(env["device"], action) and not env["sig"]:
             raise CommandRefused("unsigned", "action '%s' needs the platform's signature" % action)
         if env["sig"] and not self._signature_ok(env):
             raise CommandRefused("bad-signature", "signature does not verify",
@@ -245,6 +252,16 @@ class CommandAuthorizer:
                 raise CommandRefused("local-priority", why,
                                      "local manual operation has priority; retry later")
         return env
+
+    def _high_risk(self, device: str, action: str) -> bool:
+        if action in HIGH_RISK_ACTIONS:
+            return True
+        if self.high_risk is None:
+            return False
+        try:
+            return bool(self.high_risk(device, action))  # type: ignore[operator]
+        except Exception:  # a failing lookup must not waive the signature
+            return True
 
     def _signature_ok(self, env: dict) -> bool:
         try:

@@ -88,18 +88,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         host, port = _endpoint(args.gateway)
         creds = credentials.load(args.credentials)
         ctx = credentials.tls_context(creds)
+        pin = credentials.gateway_pin(creds)  # an unpinned credential is refused here
         ticket, secret = load_ticket(args.ticket) if args.ticket else (None, None)
         agent = DeviceAgent(creds["device_id"], kind=args.kind, interval=args.interval,
                             maker=creds.get("maker", ""), model=creds.get("model", ""),
-                            transport="ip", ticket=ticket, secret=secret)
+                            transport="ip", ticket=ticket, secret=secret,
+                            guard=credentials.three_star_guard(creds, pin.gateway_id))
         if args.once:
-            sent = asyncio.run(run_session(agent, host, port, ctx, heartbeats=1))
+            sent = asyncio.run(run_session(agent, host, port, ctx, heartbeats=1, pin=pin))
             result = {"device": agent.device_id, "gateway": agent.gateway, "heartbeats": sent,
                       "ok": True}
             print(json.dumps(result) if args.json else
                   "authenticated to gateway %s, %d heartbeat sent" % (agent.gateway or "?", sent))
             return 0
-        asyncio.run(run_forever(agent, host, port, ctx))
+        asyncio.run(run_forever(agent, host, port, ctx, pin=pin))
         return 0
     except MamoriError as exc:
         if args.json:

@@ -1,15 +1,22 @@
-"""Load a device's credential file (from `mamori provision device`) and build its TLS context."""
+"""Load a device's credential file (from `mamori provision device`): TLS context, gateway pin,
+and the ★★★ guard that checks the platform's signature on the device itself."""
 
 from __future__ import annotations
 
 import ssl
+import time
 from pathlib import Path
 from typing import Any
 
+from cryptography import x509
+
 from firmware.common.certs import lan_floor, load_key_pair
+from firmware.common.gatewaypin import GatewayPin, load_pin
+from firmware.common.sigverify import ed25519_verifier, raw_key_b64
 from firmware.core import schema, strictjson
-from firmware.core.errors import ConfigError, ProtocolError
+from firmware.core.errors import ConfigError, IntegrityError, ProtocolError
 from firmware.core.ids import ID_FIELD
+from firmware.device.portable.threestar import ThreeStarGuard
 
 CRED_FORMAT = "mamori-device-credentials/1"
 REQUIRED = {"ip": ("certificate", "private_key", "ca_chain"),
@@ -23,9 +30,14 @@ _COMMON = {"format": schema.Const(CRED_FORMAT), "transport": schema.Str(choices=
            "device_id": ID_FIELD, "maker": schema.Opt(schema.Str(64)),
            "model": schema.Opt(schema.Str(64)),
            "site_id": schema.Opt(schema.Token(1, 64)), "site_name": schema.Opt(schema.Str(128))}
+# The platform's command key and the model's ★★★ actions (IP and BLE devices check them).
+_PLATFORM = {"platform_command_key": schema.Opt(schema.Str(64)),
+             "three_star": schema.Opt(schema.List(schema.Token(1, 64), 64))}
 SCHEMAS = {
-    "ip": schema.Obj(dict(_COMMON, certificate=_PEM, private_key=_PEM, ca_chain=_PEM)),
-    "ble": schema.Obj(dict(_COMMON, record=_RECORD, gateway_id=ID_FIELD,
+    "ip": schema.Obj(dict(_COMMON, **_PLATFORM, certificate=_PEM, private_key=_PEM,
+                          ca_chain=_PEM, crl=schema.Opt(_PEM),
+                          gateway_pin=schema.Opt(schema.Map(schema.Str(32), schema.Any_(), 8)))),
+    "ble": schema.Obj(dict(_COMMON, **_PLATFORM, record=_RECORD, gateway_id=ID_FIELD,
                            gateway_static_public=schema.Str(64),
                            static_private=schema.Str(64))),
     "zigbee": schema.Obj(dict(_COMMON, record=_RECORD, ieee=schema.Str(32),
@@ -70,3 +82,38 @@ def tls_context(creds: dict[str, Any]) -> ssl.SSLContext:
     # The key reaches the disk only in encrypted form while OpenSSL loads it.
     load_key_pair(ctx, creds["certificate"], creds["private_key"].encode())
     return ctx
+
+
+def site_ca(creds: dict[str, Any]) -> x509.Certificate:
+    """The site CA certificate (the first of the credentials' CA chain)."""
+    try:
+        certs = x509.load_pem_x509_certificates(str(creds.get("ca_chain", "")).encode())
+    except ValueError:
+        certs = []
+    if not certs:
+        raise ConfigError("has no site CA certificate", field="ca_chain")
+    return certs[0]
+
+
+def gateway_pin(creds: dict[str, Any]) -> GatewayPin:
+    """The one gateway these IP credentials may talk to (ConfigError when unpinned)."""
+    try:
+        return load_pin(creds, site_ca(creds))
+    except IntegrityError as exc:
+        raise ConfigError("the gateway pin does not verify: " + exc.message,
+                          field="gateway_pin", hint="re-pin with `mamori provision pin`")
+
+
+def three_star_guard(creds: dict[str, Any], gateway_id: str) -> ThreeStarGuard:
+    """The device's own check of ★★★ commands (refuses them all without a platform key)."""
+    key = creds.get("platform_command_key")
+    verify = ed25519_verifier(raw_key_b64(key)) if key else None
+    return ThreeStarGuard(str(creds["device_id"]), gateway_id, creds.get("three_star"),
+                          verify, time.time if verify is not None else None)
+
+
+def pinned_gateway(creds: dict[str, Any]) -> str:
+    """The id of the gateway these credentials belong to (from the pin, or the BLE record)."""
+    if creds.get("transport") == "ip":
+        return gateway_pin(creds).gateway_id
+    return str(creds.get("gateway_id") or "")

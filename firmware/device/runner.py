@@ -7,6 +7,7 @@ import contextlib
 import ssl
 
 from firmware.common.certs import gateway_id_of
+from firmware.common.gatewaypin import GatewayPin
 from firmware.core.errors import AuthError, StateError
 from firmware.device.agentloop import drive, reconnect
 from firmware.device.portable.agent import DeviceAgent
@@ -18,11 +19,14 @@ async def run_session(agent: DeviceAgent, host: str, port: int,
                       ssl_context: ssl.SSLContext | None = None,
                       server_hostname: str | None = None,
                       heartbeats: int | None = None,
-                      stop: asyncio.Event | None = None) -> int:
+                      stop: asyncio.Event | None = None,
+                      pin: GatewayPin | None = None) -> int:
     """Connect, authenticate, then heartbeat and serve commands.
 
     Returns the number of heartbeats sent; ends after `heartbeats` when given, when `stop` is
     set, or when the gateway closes the connection (StateError) or refuses us (AuthError).
+    With `pin`, a TLS peer that is not exactly the pinned gateway is refused (AuthError) before
+    a single byte is sent to it.
     """
     try:
         reader, writer = await asyncio.wait_for(
@@ -34,7 +38,7 @@ async def run_session(agent: DeviceAgent, host: str, port: int,
     except ssl.SSLError as exc:
         raise AuthError("TLS handshake with the gateway failed: %s" % exc.reason)
     if ssl_context is not None:
-        _check_gateway(writer)
+        _check_gateway(writer, pin)
 
     async def read(wait: float) -> bytes:
         try:
@@ -59,11 +63,19 @@ async def run_session(agent: DeviceAgent, host: str, port: int,
             await asyncio.wait_for(writer.wait_closed(), 1)
 
 
-def _check_gateway(writer: asyncio.StreamWriter) -> None:
+def _check_gateway(writer: asyncio.StreamWriter, pin: GatewayPin | None = None) -> None:
     # The site CA also issues the platform's server certificate: the CA check alone would let
-    # any site server pose as the gateway, so the peer must carry a gateway URI.
+    # any site server pose as the gateway, so the peer must carry a gateway URI; with a pin it
+    # must be the device's own gateway (another gateway's copied key gets nothing).
     ssl_obj = writer.get_extra_info("ssl_object")
     der = ssl_obj.getpeercert(binary_form=True) if ssl_obj is not None else None
+    if pin is not None:
+        try:
+            pin.check(der)
+        except AuthError:
+            writer.close()
+            raise
+        return
     try:
         if der is None:
             raise AuthError("no certificate")
@@ -77,7 +89,8 @@ def _check_gateway(writer: asyncio.StreamWriter) -> None:
 async def run_forever(agent: DeviceAgent, host: str, port: int,
                       ssl_context: ssl.SSLContext | None = None,
                       server_hostname: str | None = None,
-                      stop: asyncio.Event | None = None, backoff_max: float = 30.0) -> None:
+                      stop: asyncio.Event | None = None, backoff_max: float = 30.0,
+                      pin: GatewayPin | None = None) -> None:
     """Keep a session up, reconnecting with exponential back-off until `stop` is set."""
     await reconnect(lambda: run_session(agent, host, port, ssl_context, server_hostname,
-                                        stop=stop), stop, backoff_max)
+                                        stop=stop, pin=pin), stop, backoff_max)

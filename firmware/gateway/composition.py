@@ -5,9 +5,9 @@ from __future__ import annotations
 from firmware.core.errors import ConfigError, MamoriError
 from firmware.core.events import Event
 from firmware.device.credentials import load as load_credentials
-from firmware.device.credentials import tls_context as client_context
 from firmware.gateway.accesslog.service import AccessLogService
 from firmware.gateway.admin.service import AdminService
+from firmware.gateway.devices.revocation import RevocationService
 from firmware.gateway.devices.router import DeviceRouter
 from firmware.gateway.firewall.service import FirewallService
 from firmware.gateway.identity.binding import DeviceBinding
@@ -91,6 +91,8 @@ def build_services(gw: Gateway) -> list[Service]:
     ble, zigbee = radio_services(gw, control, binding)
     services += [s for s in (ble, zigbee) if s is not None]
     router = DeviceRouter(gw, {"ip": lan, "ble": ble, "zigbee": zigbee})
+    revocation = RevocationService(gw, router, control)  # after the channels it closes
+    services.append(revocation)
     broker_url = cfg.broker
     if demo is not None and broker_url is None and _have_mosquitto(gw):
         p = demo.platform
@@ -100,13 +102,13 @@ def build_services(gw: Gateway) -> list[Service]:
         broker_url = broker.broker.url
     if broker_url is not None:
         wan = build_wan_service(gw, broker_url, wan_identity(gw.state_dir, gw.board, broker_url),
-                                router.execute, installed_acl(gw.state_dir))
+                                router.execute, installed_acl(gw.state_dir),
+                                crl_handler=revocation.install, high_risk=router.high_risk)
         services += [wan, LogUplinkService(gw, wan, accesslog), RemoteSelftestService(gw, wan)]
     if demo is not None and demo.by_transport("ip"):
         ip = demo.by_transport("ip")
-        contexts = {dev_id: client_context(load_credentials(d["credentials"]))
-                    for dev_id, d in ip.items()}
-        services.append(SimDevicesService(gw, lan, ip, contexts))
+        creds = {dev_id: load_credentials(d["credentials"]) for dev_id, d in ip.items()}
+        services.append(SimDevicesService(gw, lan, ip, credentials=creds))
     if demo is not None and demo.by_transport("ble", "zigbee"):
         services.append(SimRadioDevicesService(gw, ble, zigbee, demo.by_transport("ble", "zigbee")))
     return services

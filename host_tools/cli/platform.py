@@ -1,4 +1,4 @@
-"""`mamori platform watch|command|selftest-request|log-request`: the service-platform side."""
+"""`mamori platform watch|command|selftest-request|log-request|revocations`: the platform side."""
 
 from __future__ import annotations
 
@@ -63,6 +63,19 @@ def register(sub: Any) -> None:
     c.add_argument("--timeout", type=float, default=15.0, metavar="SECONDS",
                    help="how long to wait for the gateway's result")
     c.set_defaults(func=_command)
+
+    r = psub.add_parser("revocations", help="push the site's signed CRL to its gateways "
+                                            "(exit 0 when each confirmed the install)")
+    common(r, gateway=False)
+    r.add_argument("--gateway", default=None, metavar="ID",
+                   help="only this gateway (default: every live gateway of the site)")
+    r.add_argument("--resign", action="store_true",
+                   help="re-sign the CRL first (next number, fresh lifetime): the refresh")
+    r.add_argument("--every", type=float, default=None, metavar="SECONDS",
+                   help="repeat (re-sign if --resign, push) every SECONDS until Ctrl-C")
+    r.add_argument("--timeout", type=float, default=30.0, metavar="SECONDS",
+                   help="how long to wait for each gateway's answer")
+    r.set_defaults(func=_revocations)
 
     for name, kind, helptext in (("selftest-request", "selftest_req", "ask for a self-test"),
                                  ("log-request", "log_req", "ask for a log upload")):
@@ -130,7 +143,8 @@ def _watch(args: argparse.Namespace) -> int:
 
     if args.session:
         _check_ids(args.session)
-    client = PlatformClient(site, args.broker, show, session_id=args.session)
+    client = PlatformClient(load_site(args.site, watch=True), args.broker, show,
+                            session_id=args.session)
     client.connect()
     end = time.monotonic() + args.duration if args.duration else None
     try:
@@ -197,3 +211,55 @@ def _request(args: argparse.Namespace) -> int:
     body = found[0]["body"]
     emit(body, args.json, f"{args.kind} {req_id}: {body.get('status')}")
     return 0
+
+
+class NotConfirmed(StateError):
+    """A gateway did not confirm the CRL install."""
+
+    exit_code = 3
+
+
+def _push_once(args: argparse.Namespace) -> dict[str, Any]:
+    from host_tools.platform import revocations
+    from provisioning.site import Site
+
+    site = Site(args.site)
+    gateways = revocations.gateways_of(site, args.gateway)
+    number = site.write_crl() if args.resign else site.crl().number
+    client = PlatformClient(load_site(args.site), args.broker)
+    client.connect()
+    try:
+        answers = revocations.push(client, site.crl_pem(), gateways, args.timeout)
+    finally:
+        client.close()
+    return {"crl_number": number, "gateways": answers,
+            "confirmed": revocations.confirmed(answers)}
+
+
+def _show_push(res: dict[str, Any], as_json: bool) -> None:
+    lines = ["CRL %d:" % res["crl_number"]]
+    for gw, a in sorted(res["gateways"].items()):
+        lines.append("  %-20s %-10s %s%s" % (gw, a.get("status"), (
+            "number %s" % a["number"]) if "number" in a else "",
+            (" - " + a["reason"]) if a.get("reason") else ""))
+    emit(res, as_json, "\n".join(lines))
+
+
+def _revocations(args: argparse.Namespace) -> int:
+    if args.every is not None and not 60 <= args.every <= 30 * 86400:
+        raise ConfigError("--every must be between 60 seconds and 30 days")
+    if not 1 <= args.timeout <= 600:
+        raise ConfigError("--timeout must be between 1 and 600 seconds")
+    if args.every is None:
+        res = _push_once(args)
+        _show_push(res, args.json)
+        if not res["confirmed"]:
+            raise NotConfirmed("not every gateway confirmed CRL %d" % res["crl_number"],
+                               "is the gateway connected? (`mamori platform watch`)")
+        return 0
+    while True:  # the refresh loop: one failed round is reported, the next one retries
+        try:
+            _show_push(_push_once(args), args.json)
+        except StateError as exc:
+            print("error: %s" % exc, file=sys.stderr, flush=True)
+        time.sleep(args.every)

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from firmware.common.cli import emit
-from provisioning.devices import issue_device
+from provisioning.devices import issue_device, pin_device
 from provisioning.gateway import issue_gateway, parse_grant
 from provisioning.installsecret import issue_install_secret
 from provisioning.site import TRANSPORTS, Site
@@ -40,6 +40,9 @@ def register(sub: Any) -> None:
     q.add_argument("--model", required=True)
     q.add_argument("--transport", choices=TRANSPORTS, required=True)
     q.add_argument("--min-firmware", default="0", help="lowest accepted firmware version")
+    q.add_argument("--three-star", default=None, metavar="ACTION[,ACTION]",
+                   help="this model's ★★★ actions besides unlock and disarm (e.g. open): "
+                        "signed by the platform and checked by the device itself")
     q.set_defaults(func=_allow)
 
     q = _add(ps, "gateway", "issue a gateway identity and its signed installation bundle")
@@ -59,14 +62,21 @@ def register(sub: Any) -> None:
     q.add_argument("--model", required=True)
     q.add_argument("--id", required=True, dest="ident")
     q.add_argument("--out", required=True, type=Path)
-    q.add_argument("--gateway", default=None, help="BLE: the gateway the device talks to")
+    q.add_argument("--gateway", default=None,
+                   help="IP and BLE: the one gateway the device belongs to (pinned in its "
+                        "credentials; default: the site's only gateway)")
     q.add_argument("--ieee", default=None, help="Zigbee: the device's EUI-64")
     q.set_defaults(func=_device)
 
-    q = _add(ps, "revoke", "revoke a gateway or device (re-signs the CRL)")
+    q = _add(ps, "revoke", "revoke a gateway or device (re-signs the CRL with the next number)")
     q.add_argument("--id", required=True, dest="ident")
     q.add_argument("--reason", default="unspecified")
     q.set_defaults(func=_revoke)
+
+    q = _add(ps, "pin", "pin IP credentials issued before pinning to one gateway of the site")
+    q.add_argument("--credentials", required=True, type=Path, metavar="FILE")
+    q.add_argument("--gateway", default=None, help="the gateway (default: the only one)")
+    q.set_defaults(func=_pin)
 
     q = _add(ps, "inventory", "who was issued what, when, by whom (no secrets)")
     q.set_defaults(func=_inventory)
@@ -92,7 +102,10 @@ def _init_site(args: argparse.Namespace) -> int:
 
 
 def _allow(args: argparse.Namespace) -> int:
-    entry = Site(args.dir).allow(args.maker, args.model, args.transport, args.min_firmware)
+    extra = None if args.three_star is None else [a.strip() for a in args.three_star.split(",")
+                                                  if a.strip()]
+    entry = Site(args.dir).allow(args.maker, args.model, args.transport, args.min_firmware,
+                                 extra)
     emit(entry, args.json, "allowed %s/%s over %s" % (args.maker, args.model,
                                                        ", ".join(entry["transports"])))
     return 0
@@ -113,17 +126,29 @@ def _gateway(args: argparse.Namespace) -> int:
 def _device(args: argparse.Namespace) -> int:
     res = issue_device(Site(args.dir), args.transport, args.maker, args.model, args.ident,
                        args.out, gateway=args.gateway, ieee=args.ieee)
-    emit(res, args.json, "device %s (%s/%s over %s): credentials in %s (0600), serial %s"
+    emit(res, args.json, "device %s (%s/%s over %s): credentials in %s (0600), serial %s%s"
          % (res["device_id"], res["maker"], res["model"], res["transport"],
-            res["credentials"], res["serial"]))
+            res["credentials"], res["serial"],
+            ", pinned to gateway " + res["gateway_id"] if res.get("gateway_id") else ""))
     return 0
 
 
 def _revoke(args: argparse.Namespace) -> int:
     rec = Site(args.dir).revoke(args.ident, args.reason)
-    data = {"id": args.ident, "revoked": rec["revoked"], "serials": rec.get("serials", [])}
-    emit(data, args.json, "revoked %s (%d serials); distribute %s"
-         % (args.ident, len(data["serials"]), Path(args.dir) / "ca/crl.pem"))
+    data = {"id": args.ident, "revoked": rec["revoked"], "serials": rec.get("serials", []),
+            "crl_number": rec["crl_number"], "crl": str(Path(args.dir) / "ca/crl.pem")}
+    emit(data, args.json, "revoked %s (%d serials): CRL number %d in %s\n"
+         "deliver it: `mamori platform revocations --broker URL --site %s` (or offline: "
+         "`mamori-gateway crl install --state-dir DIR %s`)"
+         % (args.ident, len(data["serials"]), data["crl_number"], data["crl"], args.dir,
+            data["crl"]))
+    return 0
+
+
+def _pin(args: argparse.Namespace) -> int:
+    res = pin_device(Site(args.dir), args.credentials, args.gateway)
+    emit(res, args.json, "device %s pinned to gateway %s (%s)"
+         % (res["device_id"], res["gateway_id"], res["credentials"]))
     return 0
 
 

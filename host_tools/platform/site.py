@@ -3,8 +3,13 @@
 Assumed layout (created by ``mamori provision init-site DIR``)::
 
     platform/ca.pem                CA chain that signed the broker's certificate (pinned)
-    platform/client.pem/.key       the platform's TLS client certificate and key
+    platform/client.pem/.key       the platform's TLS client certificate and key (commands)
+    platform/watch.pem/.key        its read-only monitoring identity (``watch``; optional)
     platform/command-signing.key   the site's Ed25519 command-signing key (PKCS#8 PEM)
+
+The broker binds each MQTT session to its certificate, so one identity holds one session at a
+time: ``mamori platform watch`` uses the watch identity (when the site has one) so that it can
+run beside the commands.
 """
 
 from __future__ import annotations
@@ -61,10 +66,18 @@ class PlatformSite:
         return key
 
 
-def load_site(root: Path, need_signing_key: bool = False) -> PlatformSite:
-    """The platform files of a site directory; ConfigError naming the first one missing."""
+WATCH = {"client_cert": "platform/watch.pem", "client_key": "platform/watch.key"}
+
+
+def load_site(root: Path, need_signing_key: bool = False, watch: bool = False) -> PlatformSite:
+    """The platform files of a site directory; ConfigError naming the first one missing.
+
+    `watch`: use the read-only monitoring identity when the site has one.
+    """
     root = Path(root)
     paths = {k: root / v for k, v in LAYOUT.items()}
+    if watch and all((root / v).is_file() for v in WATCH.values()):
+        paths.update({k: root / v for k, v in WATCH.items()})
     needed = [k for k in LAYOUT if k != "command_key" or need_signing_key]
     for k in needed:
         if not paths[k].is_file():

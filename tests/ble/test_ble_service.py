@@ -16,6 +16,7 @@ from firmware.core import blelink, frames
 from firmware.core.errors import AuthError, StateError
 from firmware.core.events import Event
 from firmware.device.blerunner import run_ble_session
+from firmware.device.credentials import three_star_guard
 from firmware.device.portable.agent import DeviceAgent
 from firmware.gateway.ble.channel import RECORD_KIND, device_connect
 from firmware.gateway.ble.service import BleService, LoopbackBleRadio
@@ -72,7 +73,7 @@ def test_ble_device_online_with_link_evidence_and_command_round_trip(kit: Kit) -
     async def main() -> None:
         gw, events, svc, radio = await started(kit)
         agent = DeviceAgent("win-1", kind="sensor", interval=1.0, maker="Acme", model="Lock1",
-                            transport="ble")
+                            transport="ble", guard=three_star_guard(creds, "gw1"))
         stop = asyncio.Event()
         task = asyncio.create_task(run_ble_session(agent, creds, radio.connect(), stop=stop))
         await until(lambda: agent.ready and agent.seq >= 1 and "win-1" in svc.links)
@@ -81,7 +82,10 @@ def test_ble_device_online_with_link_evidence_and_command_round_trip(kit: Kit) -
         assert dev["encrypted"] is True and dev["mode"] == "noise-ik"
         assert dev["pairing"] == "le-secure-connections" and dev["authenticated"] is True
         router = DeviceRouter(gw, {"ble": svc})
-        res = await router.execute("win-1", "disarm", {})
+        unsigned = await router.execute("win-1", "disarm", {})  # ★★★: the device checks
+        assert unsigned["ok"] is False and unsigned["refused"] == "unsigned"
+        res = await router.execute("win-1", "disarm", {},
+                                   envelope=kit.signed("win-1", "disarm"))
         assert res["ok"] is True and res["actual"]["armed"] is False
         assert agent.state["armed"] is False  # the device really did it
         bad = await router.execute("win-1", "fly", {})

@@ -23,10 +23,20 @@ def test_hello_then_welcome_then_heartbeat() -> None:
 def test_command_reports_actual_state() -> None:
     a = DeviceAgent("lock-1", kind="lock")
     a.receive(frames.encode({"type": "welcome"}), 0)
-    res = _decode(a.receive(frames.encode({"type": "cmd", "cid": "7", "action": "unlock"}), 1))[0]
-    assert res["ok"] is True and res["cid"] == "7" and res["actual"] == {"locked": False}
+    a.local("unlock", 1)
+    res = _decode(a.receive(frames.encode({"type": "cmd", "cid": "7", "action": "lock"}), 1))[0]
+    assert res["ok"] is True and res["cid"] == "7" and res["actual"] == {"locked": True}
     bad = _decode(a.receive(frames.encode({"type": "cmd", "cid": "8", "action": "fly"}), 1))[0]
     assert bad["ok"] is False and "unsupported" in bad["reason"]
+
+
+def test_agent_without_a_platform_key_refuses_three_star_actions() -> None:
+    a = DeviceAgent("lock-1", kind="lock")
+    assert _decode(a.hello(0))[0]["verifies"] == []
+    a.receive(frames.encode({"type": "welcome"}), 0)
+    res = _decode(a.receive(frames.encode({"type": "cmd", "cid": "7", "action": "unlock"}), 1))[0]
+    assert res["ok"] is False and res["refused"] == "cannot-verify"
+    assert res["actual"] == {"locked": True} and a.state == {"locked": True}
 
 
 def test_command_before_welcome_is_a_protocol_error() -> None:

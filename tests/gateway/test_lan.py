@@ -37,14 +37,19 @@ def test_command_round_trip_reports_actual_state(tmp_path: Path) -> None:
         task = asyncio.create_task(run_session(agent, "127.0.0.1", lan.port, stop=stop))
         while "lock-1" not in lan.sessions:
             await asyncio.sleep(0.02)
-        res = await lan.execute("lock-1", "unlock")
+        agent.local("unlock", 0)
+        res = await lan.execute("lock-1", "lock")
+        # ★★★ for a device that declared it cannot verify the platform: refused, nothing sent
+        refused = await lan.execute("lock-1", "unlock")
+        assert refused["ok"] is False and refused["refused"] == "cannot-verify"
+        assert agent.state == {"locked": True} and not agent.refusals
         stop.set()
         await task
         await lan.stop()
         return res
 
     res = asyncio.run(main())
-    assert res["ok"] is True and res["actual"] == {"locked": False}
+    assert res["ok"] is True and res["actual"] == {"locked": True}
 
 
 def test_unknown_device_and_garbage_refused_without_crash(tmp_path: Path) -> None:

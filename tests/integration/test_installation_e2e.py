@@ -35,11 +35,12 @@ def house(tmp_path: Path) -> Iterator[dict[str, Path | str]]:
     site = Site.init(tmp_path / "site", 3, "E2E house")
     site.allow("Acme", "Lock 2", "ip")
     site.allow("Acme", "Sensor 1", "ip")
-    issue_device(site, "ip", "Acme", "Lock 2", "door", tmp_path / "door.json")
-    issue_device(site, "ip", "Acme", "Sensor 1", "hall", tmp_path / "hall.json")
     issue_gateway(site, "sim", "gw-e2e", tmp_path / "gw.bundle",
                   acl=[{"principal": "platform", "device": "door",
                         "actions": ["lock", "unlock"]}])
+    # devices are issued for their gateway (pinned to it): after the gateway
+    issue_device(site, "ip", "Acme", "Lock 2", "door", tmp_path / "door.json")
+    issue_device(site, "ip", "Acme", "Sensor 1", "hall", tmp_path / "hall.json")
     p = tmp_path / "site" / "platform"
     broker = EmbeddedBroker(tmp_path / "broker", BrokerTls(
         cafile=p / "ca.pem", certfile=p / "server.pem", keyfile=p / "server.key",

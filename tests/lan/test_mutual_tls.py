@@ -13,6 +13,7 @@ import pytest
 from firmware.common.boards import load_board
 from firmware.core.errors import AuthError, MamoriError, StateError
 from firmware.core.events import Event
+from firmware.device.credentials import gateway_pin, three_star_guard
 from firmware.device.credentials import tls_context as client_context
 from firmware.device.portable.agent import DeviceAgent
 from firmware.device.runner import run_session
@@ -99,12 +100,13 @@ def test_valid_device_connects_and_executes_commands(kit: Kit) -> None:
 
     async def scenario(lan: LanService, events: list[Event]) -> None:
         agent = DeviceAgent("lock-ok", kind="lock", interval=0.2, maker="Acme",
-                            model="Lock1", transport="ip")
+                            model="Lock1", transport="ip", guard=three_star_guard(creds, "gw1"))
         stop = asyncio.Event()
         task = asyncio.create_task(run_session(agent, "127.0.0.1", lan.port,
-                                               client_context(creds), stop=stop))
+                                               client_context(creds), stop=stop,
+                                               pin=gateway_pin(creds)))
         await wait_for(lambda: "lock-ok" in lan.sessions)
-        res = await lan.execute("lock-ok", "unlock")
+        res = await lan.execute("lock-ok", "unlock", envelope=kit.signed("lock-ok", "unlock"))
         assert res["ok"] is True and res["actual"] == {"locked": False}
         res = await lan.execute("lock-ok", "fly")
         assert res["ok"] is False

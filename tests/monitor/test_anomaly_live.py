@@ -21,12 +21,13 @@ def test_device_that_claims_success_but_stays_locked(tmp_path: Path) -> None:
         gw, lan, mon, events = make(tmp_path)
         await mon.start()
         await lan.start()
-        agent = DeviceAgent("lock-1", kind="lock", interval=0.2, actuator=liar)
+        agent = DeviceAgent("lock-1", kind="lock", interval=0.2, actuator=liar,
+                            state={"locked": False})
         stop = asyncio.Event()
         task = asyncio.create_task(run_session(agent, "127.0.0.1", lan.port, stop=stop))
         await until(lambda: "lock-1" in lan.sessions)
-        res = await lan.execute("lock-1", "unlock")
-        assert res["ok"] is True and res["actual"] == {"locked": True}
+        res = await lan.execute("lock-1", "lock")  # (unlock is ★★★: the platform's to sign)
+        assert res["ok"] is True and res["actual"] == {"locked": False}
         stop.set()
         await task
         await lan.stop()
@@ -36,7 +37,7 @@ def test_device_that_claims_success_but_stays_locked(tmp_path: Path) -> None:
     events = asyncio.run(main())
     anomalies = [e for e in events if e.kind == "device.anomaly"]
     assert len(anomalies) == 1 and anomalies[0].result == "result-mismatch"
-    assert anomalies[0].params["diff"] == {"locked": {"commanded": False, "actual": True}}
+    assert anomalies[0].params["diff"] == {"locked": {"commanded": True, "actual": False}}
     assert anomalies[0].severity == "alert"
 
 
@@ -45,18 +46,18 @@ def test_state_drift_after_command_then_manual_operation_resolves(tmp_path: Path
         gw, lan, mon, events = make(tmp_path, anomaly_grace=0.3)
         await mon.start()
         await lan.start()
-        agent = DeviceAgent("lock-1", kind="lock", interval=0.1)
+        agent = DeviceAgent("lock-1", kind="lock", interval=0.1, state={"locked": False})
         dev = DeviceConn(agent)
         await dev.open(lan.port)
         await until(lambda: "lock-1" in lan.sessions)
-        assert (await lan.execute("lock-1", "unlock"))["ok"] is True
+        assert (await lan.execute("lock-1", "lock"))["ok"] is True
         await asyncio.sleep(0.5)
         assert not [e for e in events if e.kind == "device.anomaly"]   # obeyed and stays
-        agent.state["locked"] = True          # relocked behind the gateway's back, unreported
+        agent.state["locked"] = False         # unlocked behind the gateway's back, unreported
         await until(lambda: any(e.kind == "device.anomaly" for e in events), what="drift")
         status = mon.status()["anomalies"]
-        # the owner unlocks it by hand: that is reported and becomes the expectation
-        dev.send(agent.local("unlock", 0.0))
+        # the owner locks it by hand: that is reported and becomes the expectation
+        dev.send(agent.local("lock", 0.0))
         await until(lambda: any(e.kind == "device.anomaly_resolved" for e in events))
         await dev.close()
         await lan.stop()

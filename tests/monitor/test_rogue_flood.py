@@ -39,7 +39,7 @@ def test_flood_rate_limited_blocked_then_unblocked_valid_device_served(tmp_path:
         gw, lan, mon, events = make(tmp_path, pipeline)
         await mon.start()
         await lan.start()
-        agent = DeviceAgent("lock-1", kind="lock", interval=0.2)
+        agent = DeviceAgent("lock-1", kind="lock", interval=0.2, state={"locked": False})
         stop = asyncio.Event()
         session = asyncio.create_task(run_session(agent, "127.0.0.1", lan.port, stop=stop))
         await until(lambda: "lock-1" in lan.sessions, what="valid session")
@@ -49,7 +49,7 @@ def test_flood_rate_limited_blocked_then_unblocked_valid_device_served(tmp_path:
         blocked_now = mon.status()["rogue"]["blocked"]
         # heartbeats keep flowing after the flood, and a command round-trips
         await until(lambda: agent.seq >= seq_before + 3, what="heartbeats")
-        res = await lan.execute("lock-1", "unlock")
+        res = await lan.execute("lock-1", "lock")  # (unlock is ★★★: the platform's to sign)
         reported = [e for e in events if e.kind == "rogue.device" and e.target == ATTACKER]
         told = sum(e.params.get("suppressed_before", 0) for e in reported)
 
@@ -91,5 +91,5 @@ def test_flood_rate_limited_blocked_then_unblocked_valid_device_served(tmp_path:
     unblocked = [e for e in events if e.kind == "rogue.unblocked"]
     assert unblocked[0].params["attempts_while_blocked"] == TRIES - 10
     assert out["refused"][1] == out["refused"][0] + 1
-    assert out["res"]["ok"] is True and out["res"]["actual"] == {"locked": False}
+    assert out["res"]["ok"] is True and out["res"]["actual"] == {"locked": True}
     assert out["state"] == "online"

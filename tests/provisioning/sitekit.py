@@ -34,10 +34,19 @@ class Kit:
     def device(self, dev_id: str, transport: str = "ip", **kw: Any) -> Path:
         """Issue device credentials; returns the credential file."""
         out = self.root / (dev_id + ".json")
+        kw.setdefault("gateway", "gw1")  # devices are pinned to their gateway
         issue_device(self.site, transport, kw.pop("maker", "Acme"),
                      kw.pop("model", "Lock1" if transport != "zigbee" else "Zb1"), dev_id, out,
                      **kw)
         return out
+
+    def signed(self, device: str, action: str, gateway: str = "gw1", **kw: Any) -> dict:
+        """A platform command envelope signed with this site's command key."""
+        from host_tools.platform.signing import new_envelope, sign
+        from host_tools.platform.site import load_site
+
+        key = load_site(self.site.root, need_signing_key=True).signing_key()
+        return sign(new_envelope(gateway, device, action, **kw), key)
 
     def forged_ip_creds(self, dev_id: str, maker: str = "Acme", model: str = "Lock1",
                         not_after: datetime.datetime | None = None) -> dict:

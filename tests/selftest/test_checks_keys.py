@@ -41,7 +41,8 @@ def test_provisioned_keys_pass(tmp_path: Path) -> None:
     res = run(provisioned(tmp_path))
     assert {k: r.verdict for k, r in res.items()} == {"keys.inventory": "pass",
                                                       "keys.storage": "pass",
-                                                      "keys.strength": "pass"}, \
+                                                      "keys.strength": "pass",
+                                                      "keys.crl-fresh": "pass"}, \
         {k: r.evidence for k, r in res.items()}
     ev = "\n".join(res["keys.inventory"].evidence)
     for name in ("gateway-tls-passphrase", "ble-static", "platform-client", "device-kek",

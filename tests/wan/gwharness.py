@@ -43,9 +43,12 @@ class Door:
     def __init__(self) -> None:
         self.state = "locked"
         self.calls: list[tuple[str, str]] = []
+        self.envelopes: list[dict[str, Any] | None] = []
 
-    def execute(self, device: str, action: str, params: dict[str, Any]) -> dict[str, Any]:
+    def execute(self, device: str, action: str, params: dict[str, Any],
+                envelope: dict[str, Any] | None = None) -> dict[str, Any]:
         self.calls.append((device, action))
+        self.envelopes.append(envelope)
         if action in ("unlock", "lock"):
             self.state = action + "ed"
         return {"commanded": action, "actual": self.state, "ok": True}

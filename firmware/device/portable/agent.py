@@ -3,6 +3,11 @@
 The agent sends ``hello``, waits for ``welcome``, then heartbeats every ``interval`` seconds,
 executes ``cmd`` messages through its actuator and reports the *actual* state it reached, and
 reports manual (local) operations. Anything unexpected from the gateway raises ProtocolError.
+
+★★★ actions (unlock, disarm, …) run only after the device's own ``ThreeStarGuard``
+(``firmware.device.portable.threestar``) has checked the platform's signed envelope the gateway
+forwards in the ``cmd`` frame (``env``); an agent without a guard refuses them (fail closed).
+Local operations (``local``) never need the platform.
 """
 
 from firmware.core import frames
@@ -11,7 +16,9 @@ try:
     from typing import Any
 except ImportError:  # MicroPython: annotations are not evaluated
     pass
+from firmware.core.command_auth import CommandRefused
 from firmware.core.errors import AuthError, ProtocolError
+from firmware.device.portable.threestar import refused_without_guard
 
 CONNECTING = "connecting"
 READY = "ready"
@@ -66,7 +73,7 @@ class DeviceAgent:
                  maker: str = "", model: str = "", fw: str = "1.0.0",
                  transport: str = "ip", actuator: "Any" = None,
                  state: "dict | None" = None, ticket: "dict | None" = None,
-                 secret: "str | None" = None) -> None:
+                 secret: "str | None" = None, guard: "Any" = None) -> None:
         self.device_id = device_id
         self.kind = kind
         self.interval = interval
@@ -84,13 +91,17 @@ class DeviceAgent:
         # One-time installation ticket + secret: sent in the hello until a gateway welcomes us.
         self.ticket = ticket
         self.secret = secret
+        # ThreeStarGuard: checks the platform's envelope of every ★★★ action (None: refuse them)
+        self.guard = guard
+        self.refusals = 0
         self._dec = frames.FrameDecoder()
 
     def hello(self, now: float) -> bytes:
         """The first frame to send after connecting (with the installation ticket, if any)."""
         msg = {"type": "hello", "id": self.device_id, "transport": self.transport,
                "kind": self.kind, "maker": self.maker, "model": self.model, "fw": self.fw,
-               "interval": self.interval}
+               "interval": self.interval,
+               "verifies": self.guard.algorithms() if self.guard is not None else []}
         if self.ticket is not None and self.secret:
             msg["ticket"] = self.ticket
             msg["secret"] = self.secret
@@ -126,11 +137,31 @@ class DeviceAgent:
         params = msg.get("params") or {}
         if not isinstance(params, dict):
             params = {}
+        try:
+            params = self._three_star(action, params, msg.get("env"))
+        except CommandRefused as exc:
+            self.refusals += 1
+            res = {"type": "result", "cid": msg.get("cid"), "ok": False, "commanded": action,
+                   "actual": dict(self.state), "reason": "refused by the device: " + exc.message,
+                   "refused": exc.reason}
+            self.results.append(res)
+            return frames.encode(res)
         ok, reason = self.actuator(action, params, self.state)
         res = {"type": "result", "cid": msg.get("cid"), "ok": ok, "commanded": action,
                "actual": dict(self.state), "reason": reason}
         self.results.append(res)
         return frames.encode(res)
+
+    def _three_star(self, action: str, params: dict, env: object) -> dict:
+        """The parameters to execute with: the signed ones for a ★★★ action (or refused)."""
+        if self.guard is None:
+            refusal = refused_without_guard(action)
+            if refusal is not None:
+                raise refusal
+            return params
+        if not self.guard.guards(action):
+            return params
+        return dict(self.guard.check(action, env)["params"])
 
     def poll(self, now: float) -> bytes:
         """Call periodically: returns a heartbeat frame when one is due, else b''."""

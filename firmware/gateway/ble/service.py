@@ -21,6 +21,7 @@ from firmware.core import blelink, frames
 from firmware.core.errors import AuthError, MamoriError, ProtocolError, StateError
 from firmware.core.events import Event
 from firmware.core.hello import parse_hello
+from firmware.core.threestar import actions_for
 from firmware.gateway.ble.channel import GatewayBle
 from firmware.gateway.devices.session import REFUSED, DeviceSession, DeviceSessionService
 from firmware.gateway.runtime.gateway import Gateway
@@ -225,8 +226,9 @@ class BleService(DeviceSessionService[BleLink]):
                 if field in hello and hello[field] != ident[field]:
                     raise AuthError("hello %s does not match the device record" % field)
             if self.ble is not None:
-                self.ble.policy.check_model(ident["maker"], ident["model"], "ble",
-                                            str(hello.get("fw") or ""))
+                entry = self.ble.policy.check_model(ident["maker"], ident["model"], "ble",
+                                                    str(hello.get("fw") or ""))
+                ident["three_star"] = list(actions_for(entry))
             if self.hello_check is not None:
                 self.hello_check(hello, ident)
         except MamoriError as exc:
@@ -240,7 +242,7 @@ class BleService(DeviceSessionService[BleLink]):
             {"maker": ident["maker"], "model": ident["model"],
              "fw": str(hello.get("fw", ""))[:32], "peer": "ble", "authenticated": True,
              "encrypted": True, "mode": LINK_MODE, "pairing": transport.pairing_mode,
-             "cipher": "ChaChaPoly/SHA256"})
+             "cipher": "ChaChaPoly/SHA256"}, hello=hello)
         return link
 
     async def _session_loop(self, link: BleLink) -> None:

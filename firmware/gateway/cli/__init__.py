@@ -4,6 +4,7 @@ VERBS = {
     "admin": ("admin", "local admin interface: credentials and posture"),
     "commission": ("commission", "commissioning self-test: signed report stored with the "
                                  "installation record (exit 0 pass, 2 fail, 1 could not run)"),
+    "crl": ("crl", "install the site's signed revocation list (newer than the installed one)"),
     "enrol": ("enrol", "generate this gateway's keys (wrapped in its key store) and write the "
                        "public enrolment request for `mamori provision gateway --request`"),
     "firewall": ("firewall", "render, apply and check the nftables firewall"),

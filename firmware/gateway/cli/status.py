@@ -86,6 +86,11 @@ def _status(args: argparse.Namespace) -> int:
         lines.append("wan      %s connected=%s queue=%s"
                      % (wan.get("broker"), wan.get("connected"),
                         (wan.get("queue") or {}).get("depth")))
+    crl = doc.get("crl") or {}
+    if crl:
+        lines.append("crl      number %s, %s, next update %s, %s revoked"
+                     % (crl.get("number"), crl.get("state"), crl.get("next_update"),
+                        crl.get("revoked")))
     mon = (doc.get("monitor") or {}).get("rogue") or {}
     if mon:
         lines.append("monitor  rogue reported=%s observed=%s blocked=%d"

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from firmware.core.errors import StateError
+from firmware.core.threestar import is_three_star
 from firmware.gateway.runtime.gateway import Gateway
 
 
@@ -29,14 +30,35 @@ class DeviceRouter:
         return str(dev.transport)
 
     async def execute(self, device_id: str, action: str, params: dict[str, Any] | None = None,
-                      timeout: float = 5.0) -> dict[str, Any]:
-        """Run a command on the device through its transport; return its real result."""
+                      timeout: float = 5.0,
+                      envelope: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Run a command on the device through its transport; return its real result.
+
+        `envelope`, the platform's signed command, travels unchanged to the device (★★★).
+        """
         transport = self.transport_of(device_id)
         service = self.services.get(transport)
         if service is None or not hasattr(service, "execute"):
             raise StateError("commands over %s are not supported by this gateway" % transport)
-        result: dict[str, Any] = await service.execute(device_id, action, params, timeout)
+        if envelope is not None:
+            result: dict[str, Any] = await service.execute(device_id, action, params, timeout,
+                                                           envelope=envelope)
+        else:
+            result = await service.execute(device_id, action, params, timeout)
         return result
+
+    def high_risk(self, device_id: str, action: str) -> bool:
+        """Whether `action` is ★★★ for this device (its model's set; the defaults if unknown)."""
+        return is_three_star(action, self.gw.device_info.get(device_id, {}).get("three_star"))
+
+    def close_device(self, device_id: str, reason: str) -> list[str]:
+        """Close the device's sessions on every transport; the transports that had one."""
+        closed = []
+        for name, service in sorted(self.services.items()):
+            fn = getattr(service, "close_device", None)
+            if fn is not None and fn(device_id, reason):
+                closed.append(name)
+        return closed
 
     def recent_local_operation(self, device_id: str, within: float) -> dict[str, Any] | None:
         """The device's recent manual operation, from its transport's service."""

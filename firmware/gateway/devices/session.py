@@ -5,6 +5,12 @@ messages once a device is authenticated and has sent its ``hello``: ``hb`` {seq,
 ``result`` {cid, ok, commanded, actual, reason} for a gateway ``cmd`` {cid, action, params}, and
 ``local`` {action, state} (a manual operation at the device, which has priority over remote
 commands). ``DeviceSessionService`` keeps that part once; each service keeps only its transport.
+
+★★★ actions: ``execute`` forwards the platform's signed envelope unchanged in the ``cmd`` frame
+(``env``) so the device checks the signature itself; for a device that declared in its hello
+that it cannot verify (``verifies`` without ``ed25519``) such an action is refused here, before
+anything is sent (``cannot-verify``: fail closed). ``close_device`` ends a device's session from
+the gateway's side (revocation).
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from typing import Any, Generic, TypeVar
 
 from firmware.core.errors import ProtocolError, StateError
 from firmware.core.events import Event
+from firmware.core.threestar import actions_for, can_verify
 from firmware.gateway.runtime.gateway import Gateway, Service
 
 # Sent to a device that failed authentication before the link is dropped.
@@ -32,6 +39,8 @@ class DeviceSession:
         self.pending: dict[str, asyncio.Future[dict[str, Any]]] = {}
         self.connected_at = time.time()
         self.last_state: dict[str, Any] = {}
+        self.verifies: list[str] = []  # signature algorithms the device declared it checks
+        self.three_star = actions_for(identity.get("three_star"))
 
     async def send(self, msg: dict[str, Any]) -> None:
         """Send one message to the device (the transport's part)."""
@@ -75,13 +84,21 @@ class DeviceSessionService(Service, Generic[S]):
     # -- session life --------------------------------------------------------------------
     async def _register(self, session: S, raw_interval: float, transport: str,
                         info: dict[str, Any],
-                        connected: dict[str, Any] | None = None) -> float:
+                        connected: dict[str, Any] | None = None,
+                        hello: dict[str, Any] | None = None) -> float:
         """Make `session` the device's session, declare it to liveness, welcome it.
 
         An older session of the same device is closed. `info` is the device information shown
         in the status view; `connected`, when given, is emitted as a ``device.connected`` event.
-        Returns the heartbeat interval the device was welcomed with.
+        `hello` gives what the device declared (``verifies``). Returns the heartbeat interval
+        the device was welcomed with.
         """
+        declared = (hello or {}).get("verifies")
+        if isinstance(declared, list):
+            session.verifies = [str(a)[:16] for a in declared[:8]]
+        info = dict(info, three_star=list(session.three_star), verifies=session.verifies)
+        if session.identity.get("serial") is not None:
+            info["serial"] = str(session.identity["serial"])
         old = self.sessions.get(session.device_id)
         self.sessions[session.device_id] = session
         if old is not None:
@@ -142,27 +159,54 @@ class DeviceSessionService(Service, Generic[S]):
         """What the transport does with a message type it does not know."""
         raise NotImplementedError
 
+    def close_device(self, device_id: str, reason: str) -> bool:
+        """End the device's session now (e.g. it was revoked); True when one was open."""
+        session = self.sessions.get(device_id)
+        if session is None:
+            return False
+        self.gw.emit(Event("device.session_closed", "notice", self.name,
+                           principal=device_id, action="disconnect", target=device_id,
+                           result="closed", reason=reason))
+        session.close()
+        self._end(session)
+        return True
+
     # -- commands ------------------------------------------------------------------------
     async def execute(self, device_id: str, action: str, params: dict[str, Any] | None = None,
-                      timeout: float = 5.0) -> dict[str, Any]:
-        """Send a command to a connected device; return its real result (commanded vs actual)."""
+                      timeout: float = 5.0,
+                      envelope: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Send a command to a connected device; return its real result (commanded vs actual).
+
+        `envelope` is the platform's signed command, forwarded unchanged for the device to check.
+        """
         session = self.sessions.get(device_id)
         if session is None:
             raise StateError(self.not_connected % device_id)
+        if action in session.three_star and not can_verify(session.verifies):
+            return {"ok": False, "device": device_id, "action": action, "actual": None,
+                    "refused": "cannot-verify",
+                    "reason": "device %s cannot verify the platform's signature: ★★★ action "
+                              "'%s' refused (fail closed)" % (device_id[:64], action[:64])}
         cid = str(next(self._cids))
         fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         session.pending[cid] = fut
-        await session.send({"type": "cmd", "cid": cid, "action": action,
-                            "params": params or {}})
+        msg: dict[str, Any] = {"type": "cmd", "cid": cid, "action": action,
+                               "params": params or {}}
+        if envelope is not None:
+            msg["env"] = envelope
+        await session.send(msg)
         try:
             res = await asyncio.wait_for(fut, timeout)
         except TimeoutError:
             session.pending.pop(cid, None)
             return {"ok": False, "device": device_id, "action": action,
                     "reason": "no answer within %.0f s" % timeout, "actual": None}
-        return {"ok": bool(res.get("ok")), "device": device_id, "action": action,
-                "commanded": res.get("commanded"), "actual": res.get("actual"),
-                "reason": str(res.get("reason", ""))[:200]}
+        out = {"ok": bool(res.get("ok")), "device": device_id, "action": action,
+               "commanded": res.get("commanded"), "actual": res.get("actual"),
+               "reason": str(res.get("reason", ""))[:200]}
+        if isinstance(res.get("refused"), str):
+            out["refused"] = res["refused"][:40]
+        return out
 
     def recent_local_operation(self, device_id: str, within: float) -> dict[str, Any] | None:
         """The device's manual operation if it happened within the last `within` seconds."""

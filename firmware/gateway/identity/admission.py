@@ -1,6 +1,8 @@
 """Which devices may be admitted: site CRL, signed model allowlist, certificate identity (CPython).
 
-Shared by every device channel (LAN mutual TLS, BLE Noise, Zigbee install codes).
+Shared by every device channel (LAN mutual TLS, BLE Noise, Zigbee install codes). The CRL is
+judged here per serial (``firmware.gateway.identity.crl``), never as a whole by OpenSSL: a stale
+list keeps refusing what it lists and admits everyone else.
 """
 
 from __future__ import annotations
@@ -9,44 +11,14 @@ import json
 from pathlib import Path
 from typing import Any
 
-from cryptography import x509
-from cryptography.exceptions import InvalidSignature
-
 from firmware.common.certs import peer_identity
 from firmware.common.signeddoc import verify_doc
 from firmware.core.errors import AuthError, IntegrityError, PolicyError
-from firmware.gateway.identity.install import IDENTITY, installed_identity, write_file
+from firmware.core.threestar import actions_for
+from firmware.gateway.identity.crl import Revocation, install_crl
+from firmware.gateway.identity.install import IDENTITY, installed_identity
 
-
-class Revocation:
-    """The site CRL from identity/crl.pem, verified against the site CA, reloaded on change."""
-
-    def __init__(self, state_dir: Path) -> None:
-        self.path = Path(state_dir) / IDENTITY / "crl.pem"
-        self.ca = x509.load_pem_x509_certificate(
-            (Path(state_dir) / IDENTITY / "site-ca.pem").read_bytes())
-        self._mtime = -1.0
-        self._serials: set[int] = set()
-
-    def serials(self) -> set[int]:
-        """Revoked serial numbers (IntegrityError if the CRL is not the site's)."""
-        mtime = self.path.stat().st_mtime
-        if mtime != self._mtime:
-            crl = x509.load_pem_x509_crl(self.path.read_bytes())
-            try:
-                ok = crl.is_signature_valid(self.ca.public_key())  # type: ignore[arg-type]
-            except (InvalidSignature, TypeError):
-                ok = False
-            if not ok or crl.issuer != self.ca.subject:
-                raise IntegrityError("installed CRL is not signed by the site CA")
-            self._serials = {r.serial_number for r in crl}
-            self._mtime = mtime
-        return self._serials
-
-    def check(self, serial: int) -> None:
-        """AuthError when the serial is revoked."""
-        if serial in self.serials():
-            raise AuthError("certificate serial %d is revoked" % serial)
+__all__ = ["DeviceAuthorizer", "Revocation", "install_crl"]
 
 
 def _version(v: str) -> tuple[int, ...]:
@@ -96,7 +68,9 @@ class DeviceAuthorizer:
         for field in ("maker", "model"):
             if field in hello and hello[field] != ident[field]:
                 raise AuthError("hello %s does not match the certificate" % field)
-        self.check_model(ident["maker"], ident["model"], "ip", str(hello.get("fw") or ""))
+        entry = self.check_model(ident["maker"], ident["model"], "ip",
+                                 str(hello.get("fw") or ""))
+        ident["three_star"] = list(actions_for(entry))
         ident["serial"] = str(ident["serial"])
         ident["level"] = self.level
         return ident
@@ -104,27 +78,3 @@ class DeviceAuthorizer:
     async def __call__(self, hello: dict[str, Any], cert: bytes | None) -> dict[str, Any]:
         """Async form used by LanService."""
         return self.authorize_sync(hello, cert)
-
-
-def install_crl(state_dir: Path, pem: bytes) -> int:
-    """Replace the installed CRL with a newer one signed by the site CA; return its size.
-
-    Refuses a CRL from another CA and one older than the installed CRL (rollback).
-    """
-    ident = Path(state_dir) / IDENTITY
-    ca = x509.load_pem_x509_certificate((ident / "site-ca.pem").read_bytes())
-    try:
-        new = x509.load_pem_x509_crl(pem)
-    except ValueError:
-        raise IntegrityError("not a PEM CRL")
-    try:
-        ok = new.is_signature_valid(ca.public_key())  # type: ignore[arg-type]
-    except TypeError:
-        ok = False
-    if not ok or new.issuer != ca.subject:
-        raise IntegrityError("CRL is not signed by the site CA")
-    old = x509.load_pem_x509_crl((ident / "crl.pem").read_bytes())
-    if new.last_update_utc < old.last_update_utc:
-        raise IntegrityError("CRL is older than the installed one (rollback refused)")
-    write_file(ident / "crl.pem", pem, secret=False)
-    return len(list(new))

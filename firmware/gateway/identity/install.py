@@ -142,6 +142,20 @@ def _write_public(path: Path, text: str) -> None:
     write_file(path, text.encode(), secret=False)
 
 
+def _install_bundle_crl(ident: Path, pem: str, site_ca_pem: str) -> None:
+    """The bundle's CRL, unless a newer one was installed since (no rollback by re-install)."""
+    from firmware.common import crl as crlmod
+
+    ca = _cert(site_ca_pem, "site CA")
+    new = crlmod.verified(pem, ca)
+    try:
+        old = crlmod.verified((ident / "crl.pem").read_bytes(), ca)
+    except (OSError, IntegrityError):
+        old = None
+    if old is None or new.number > old.number:
+        _write_public(ident / "crl.pem", pem)
+
+
 def install_bundle(state_dir: Path, bundle_path: Path, board: dict | None = None,
                    root_fingerprint: str | None = None) -> dict:
     """Verify and import an installation bundle; returns a summary without secrets."""
@@ -201,7 +215,7 @@ def install_bundle(state_dir: Path, bundle_path: Path, board: dict | None = None
     _write_public(ident / "site-ca.pem", payload["site_ca"])
     _write_public(ident / "root-ca.pem", payload["root_ca"])
     _write_public(ident / "ca-chain.pem", payload["site_ca"] + payload["root_ca"])
-    _write_public(ident / "crl.pem", payload["crl"])
+    _install_bundle_crl(ident, payload["crl"], payload["site_ca"])
     _write_public(ident / "allowlist.json", json.dumps(payload["allowlist"], indent=2))
     _write_public(ident / "platform-ca.pem", payload["platform"]["ca"])
     _write_public(ident / "platform-command.pub", payload["platform"]["command_public_key"])

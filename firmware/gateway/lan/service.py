@@ -189,7 +189,7 @@ class LanService(DeviceSessionService[Session]):
             {"maker": ident.get("maker", ""), "model": ident.get("model", ""),
              "fw": str(hello.get("fw", ""))[:32], "peer": peer, "encrypted": tls,
              "authenticated": True},
-            connected={"peer": peer, "model": ident.get("model", ""), "tls": tls})
+            connected={"peer": peer, "model": ident.get("model", ""), "tls": tls}, hello=hello)
 
     async def _read_one(self, reader: asyncio.StreamReader,
                         dec: frames.FrameDecoder) -> dict[str, Any] | None:

@@ -1,11 +1,13 @@
 """Mutual TLS for LAN devices: SSLContext builders, peer certificate -> device identity (CPython).
 
 Server side (the gateway): TLS 1.3 only (TLS 1.2 with ECDHE + AEAD suites only if the OpenSSL
-build lacks 1.3), client certificate required and verified against the site CA chain with the
-site CRL (leaf check), no session tickets (every connection authenticates afresh). Build the
-context once and reuse it for every connection. After the handshake ``DeviceAuthorizer`` maps
-the certificate to a device identity, re-checks revocation against the current CRL file (which
-the platform may have refreshed), and checks the model against the signed allowlist.
+build lacks 1.3), client certificate required and verified against the site CA chain, no
+session tickets (every connection authenticates afresh). Build the context once and reuse it
+for every connection. After the handshake ``DeviceAuthorizer`` maps the certificate to a device
+identity, checks its serial against the current CRL file (which the platform may have refreshed
+a second ago), and checks the model against the signed allowlist. The CRL is deliberately not
+loaded into OpenSSL: its leaf check refuses *every* client once the list is past its next update,
+and a stale list must not lock a house out of its doors (see ``identity/crl.py``).
 """
 
 from __future__ import annotations
@@ -24,8 +26,8 @@ def server_context(state_dir: Path, board: dict | None = None) -> ssl.SSLContext
     installed_identity(state_dir)
     ctx = lan_floor(ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER))
     ctx.load_verify_locations(cafile=str(ident / "ca-chain.pem"))
-    ctx.load_verify_locations(cafile=str(ident / "crl.pem"))
-    ctx.verify_flags |= ssl.VERIFY_CRL_CHECK_LEAF | ssl.VERIFY_X509_STRICT
+    # Revocation per serial in DeviceAuthorizer, not VERIFY_CRL_CHECK_LEAF (module docstring).
+    ctx.verify_flags |= ssl.VERIFY_X509_STRICT
     passphrase = tls_key_passphrase(state_dir, board)
     ctx.load_cert_chain(str(ident / "gateway.pem"), str(ident / "gateway-key.pem"),
                         password=lambda: passphrase)

@@ -96,8 +96,8 @@ class MonitorService(Service):
             return
 
         async def execute(device_id: str, action: str, params: dict[str, Any] | None = None,
-                          timeout: float = 5.0) -> dict[str, Any]:
-            res: dict[str, Any] = await orig(device_id, action, params, timeout)
+                          timeout: float = 5.0, **kw: Any) -> dict[str, Any]:
+            res: dict[str, Any] = await orig(device_id, action, params, timeout, **kw)
             self.command_result(device_id, action, params, res)
             return res
 

@@ -131,6 +131,13 @@ class Gateway:
         for move in self.liveness.seen(device_id, time.monotonic()):
             self._liveness_event(move)
 
+    def remove_device(self, device_id: str, reason: str) -> bool:
+        """Mark a device removed (it no longer counts as expected) with the reason."""
+        moves = self.liveness.remove(device_id, time.monotonic(), reason)
+        for move in moves:
+            self._liveness_event(move)
+        return bool(moves)
+
     def _liveness_event(self, move: dict[str, Any]) -> None:
         bad = move["to"] in ("suspect", "offline")
         self.emit(Event(

@@ -1,4 +1,8 @@
-"""Simulated devices for the `sim` board: real device agents over loopback (CPython)."""
+"""Simulated devices for the `sim` board: real device agents over loopback (CPython).
+
+Given their credentials, the agents behave as real devices do: mutual TLS, the gateway pinned,
+★★★ commands checked against the platform's signature by the agent itself.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ from collections.abc import Coroutine
 from typing import Any
 
 from firmware.core.events import Event
+from firmware.device import credentials as devcreds
 from firmware.device.portable.agent import DeviceAgent
 from firmware.device.runner import run_forever
 from firmware.gateway.lan.service import LanService
@@ -47,23 +52,31 @@ class SimDevicesService(SimTasksService):
 
     def __init__(self, gw: Gateway, lan: LanService, identities: dict[str, dict[str, Any]],
                  ssl_contexts: dict[str, Any] | None = None,
-                 server_hostname: str | None = None) -> None:
+                 server_hostname: str | None = None,
+                 credentials: dict[str, dict[str, Any]] | None = None) -> None:
         super().__init__(gw)
         self.lan = lan
         self.identities = identities
-        self.ssl_contexts = ssl_contexts or {}
+        self.ssl_contexts = dict(ssl_contexts or {})
         self.server_hostname = server_hostname
+        self.credentials = credentials or {}
 
     async def start(self) -> None:
         """Start one agent task per simulated device."""
         for dev_id, ident in self.identities.items():
+            creds = self.credentials.get(dev_id)
+            pin, guard = None, None
+            if creds is not None:
+                self.ssl_contexts.setdefault(dev_id, devcreds.tls_context(creds))
+                pin = devcreds.gateway_pin(creds)
+                guard = devcreds.three_star_guard(creds, pin.gateway_id)
             agent = DeviceAgent(dev_id, kind=ident["kind"], interval=ident["interval"],
                                 maker=ident["maker"], model=ident["model"],
-                                transport=ident["transport"])
+                                transport=ident["transport"], guard=guard)
             self.agents[dev_id] = agent
             self._spawn(run_forever(agent, self.lan.host, self.lan.port,
                                     self.ssl_contexts.get(dev_id), self.server_hostname,
-                                    stop=self._stop))
+                                    stop=self._stop, pin=pin))
         self._started(sorted(self.identities))
 
     def status(self) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from firmware.common.installcode import link_key
 from firmware.core.errors import MamoriError
 from firmware.device.blerunner import run_ble_forever
 from firmware.device.credentials import load as load_credentials
+from firmware.device.credentials import three_star_guard
 from firmware.device.portable.agent import DeviceAgent
 from firmware.gateway.ble.service import BleService, LoopbackBleRadio
 from firmware.gateway.runtime.gateway import Gateway
@@ -45,7 +46,8 @@ class SimRadioDevicesService(SimTasksService):
             if ident["transport"] == "ble" and self.ble is not None and isinstance(
                     self.ble.radio, LoopbackBleRadio):
                 agent = DeviceAgent(dev_id, kind=ident["kind"], interval=ident["interval"],
-                                    maker=ident["maker"], model=ident["model"], transport="ble")
+                                    maker=ident["maker"], model=ident["model"], transport="ble",
+                                    guard=three_star_guard(creds, str(creds["gateway_id"])))
                 self.agents[dev_id] = agent
                 self._spawn(run_ble_forever(agent, creds, self.ble.radio.connect,
                                             stop=self._stop))

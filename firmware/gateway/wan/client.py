@@ -12,19 +12,33 @@ Threads (all daemons, all guarded):
   device never blocks the network loop.
 
 Every callback is wrapped: an exception in a handler is counted and logged, never fatal.
+
+The broker binds the client id to the certificate (``use_username_as_clientid``), so only a
+holder of this gateway's own key can take its session over (a copied key). Two signs of that:
+the broker ends our session with MQTT 5 reason 0x8E (*session taken over*; brokers that send
+it), or our own retained ``status`` topic carries a connection token that is not ours. Every
+connection publishes its status (and its will) with a fresh token, remembered in
+``token_file`` across restarts, and reads its own status topic back: a status or will from any
+other client using this identity shows up there, at the latest when we connect again (the
+broker keeps the last one). The client counts such takeovers and calls ``on_takeover(count)``
+once connected again: the gateway raises an alert then (while kicked off it could not have told
+anyone).
 """
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import json
 import logging
 import queue as stdqueue
 import random
+import secrets
 import ssl
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -32,6 +46,9 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from firmware.common.fsutil import atomic_write
+from firmware.core import strictjson
+from firmware.core.errors import MamoriError
 from firmware.gateway.wan import topics
 from firmware.gateway.wan.identity import WanIdentity
 from firmware.gateway.wan.queue import OutboundQueue
@@ -43,6 +60,7 @@ log = logging.getLogger("mamori.wan")
 InboundHandler = Callable[[str, "str | None", bytes], None]
 
 MAX_PACKET = 256 * 1024  # announced to the broker (MQTT 5 Maximum Packet Size)
+SESSION_TAKEN_OVER = 0x8E  # MQTT 5 DISCONNECT reason code
 
 
 class WanClient:
@@ -55,7 +73,9 @@ class WanClient:
                  stall_timeout: float = 60.0, connect_timeout: float = 10.0,
                  status_interval: float = 60.0,
                  status_extra: Callable[[], dict[str, Any]] | None = None,
-                 rng: Callable[[], float] = random.random) -> None:
+                 rng: Callable[[], float] = random.random,
+                 on_takeover: Callable[[int], None] | None = None,
+                 token_file: Path | None = None) -> None:
         self.identity = identity
         self.outbox = outbox
         self.on_inbound = on_inbound
@@ -68,6 +88,14 @@ class WanClient:
         self.connect_timeout = connect_timeout
         self.status_interval = status_interval
         self.status_extra = status_extra
+        self.on_takeover = on_takeover
+        self._takeover_pending = 0
+        self.token_file = token_file
+        self._token = ""
+        self._tokens: collections.deque[str] = collections.deque(maxlen=64)
+        if token_file is not None:
+            with contextlib.suppress(OSError, UnicodeError):
+                self._tokens.extend(t[:64] for t in token_file.read_text().split()[-8:])
         self._rng = rng
         self._ctx = client_context(identity)
         self._stop = threading.Event()
@@ -84,7 +112,9 @@ class WanClient:
         self._tick = time.monotonic()
         self._attempt = 0
         self._last_status = 0.0
-        self.connected = False
+        self.connected = False  # connected *and* subscribed: commands can reach us
+        self._session_up = False  # CONNACK received on the current connection
+        self._sub_mid = -1
         self.last_error = ""
         # Test seam: called at every network-loop iteration (used to simulate a wedged loop).
         self.fault_hook: Callable[[], None] | None = None
@@ -92,7 +122,8 @@ class WanClient:
             "connect_attempts": 0, "connects": 0, "disconnects": 0, "loop_restarts": 0,
             "published": 0, "acked": 0, "publish_rejected": 0, "inbound_accepted": 0,
             "inbound_unknown_topic": 0, "inbound_oversized": 0, "inbound_overflow": 0,
-            "handler_errors": 0, "callback_errors": 0,
+            "handler_errors": 0, "callback_errors": 0, "takeovers": 0,
+            "own_status": 0,
         }
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -122,7 +153,7 @@ class WanClient:
         self._wake.set()
 
     def wait_connected(self, timeout: float) -> bool:
-        """Block until connected (CONNACK success) or timeout; True when connected."""
+        """Block until connected (CONNACK and SUBACK) or timeout; True when connected."""
         end = time.monotonic() + timeout
         while time.monotonic() < end:
             if self.connected:
@@ -172,9 +203,7 @@ class WanClient:
             finally:
                 if gen == self._gen:  # a restarted loop owns the shared state now
                     self._paho = None
-                    if self.connected:
-                        self.counters["disconnects"] += 1
-                    self.connected = False
+                    self._lost()
                 if self._stop.is_set():
                     with contextlib.suppress(Exception):
                         self._publish_status(client, online=False)
@@ -217,7 +246,23 @@ class WanClient:
             self._tick = time.monotonic()
             self._stop.wait(min(0.2, max(0.0, end - time.monotonic())))
 
+    def _new_token(self) -> None:
+        """A fresh connection token for our status and will."""
+        self._token = secrets.token_hex(8)
+        self._tokens.append(self._token)
+
+    def _remember_token(self) -> None:
+        """Persist the tokens of accepted connections: our own last status is no clone."""
+        if self.token_file is None:
+            return
+        try:
+            recent = [t for t in self._tokens if t][-8:]
+            atomic_write(self.token_file, ("\n".join(recent) + "\n").encode())
+        except OSError as exc:  # a full disk: detection works for this boot still
+            self._record_error("token", exc)
+
     def _new_paho(self) -> mqtt.Client:
+        self._new_token()
         c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=self.identity.gateway_id,
                         protocol=mqtt.MQTTv5)
         c.suppress_exceptions = True
@@ -226,11 +271,13 @@ class WanClient:
         c.max_inflight_messages_set(self.max_inflight)
         c.max_queued_messages_set(0)
         c.will_set(topics.up(self.identity.gateway_id, "status"),
-                   json.dumps({"gateway": self.identity.gateway_id, "online": False}),
+                   json.dumps({"gateway": self.identity.gateway_id, "online": False,
+                               "conn": self._token}),
                    qos=1, retain=True)
         c.on_connect = self._guard(self._on_connect)
         c.on_disconnect = self._guard(self._on_disconnect)
         c.on_publish = self._guard(self._on_publish)
+        c.on_subscribe = self._guard(self._on_subscribe)
         c.on_message = self._guard(self._on_message)
         return c
 
@@ -255,24 +302,69 @@ class WanClient:
                 log.exception("wan callback %s failed", fn.__name__)
         return wrapped
 
+    def _lost(self) -> None:
+        """The connection ended (however it was noticed): count it once."""
+        if self._session_up:
+            self.counters["disconnects"] += 1
+        self._session_up = False
+        self.connected = False
+
     def _on_connect(self, client: mqtt.Client, _ud: Any, _flags: Any, reason: Any,
                     _props: Any) -> None:
         if reason.is_failure:
             self.last_error = f"broker refused the connection: {reason}"
             return
-        self.connected = True
+        self._session_up = True
         self._attempt = 0
         self.counters["connects"] += 1
         self.last_error = ""
-        for t in topics.subscriptions(self.identity.gateway_id):
-            client.subscribe(t, qos=1)
+        # One SUBSCRIBE for everything; `connected` only once the broker acknowledged it, so a
+        # command sent the moment we say "connected" cannot miss us. Our own status topic
+        # first: its retained value says who used this identity last.
+        own = topics.up(self.identity.gateway_id, "status")
+        _rc, mid = client.subscribe(
+            [(t, 1) for t in [own, *topics.subscriptions(self.identity.gateway_id)]])
+        self._sub_mid = -1 if mid is None else mid
+
+    def _on_subscribe(self, client: mqtt.Client, _ud: Any, mid: int, _codes: Any,
+                      _props: Any) -> None:
+        if mid != self._sub_mid or not self._session_up:
+            return
+        self.connected = True
         self._publish_status(client, online=True)
+        self._remember_token()
+        self._tell_takeover()
+
+    def _tell_takeover(self) -> None:
+        if self._takeover_pending and self.connected and self.on_takeover is not None:
+            count, self._takeover_pending = self._takeover_pending, 0
+            self.on_takeover(count)
+
+    def _own_status(self, payload: bytes) -> None:
+        """A status on our own topic: a token that is not ours means another client is us."""
+        try:
+            doc = strictjson.loads_object(payload, "own status", max_depth=4, max_bytes=65536)
+        except MamoriError:
+            return
+        self.counters["own_status"] += 1
+        token = doc.get("conn")
+        if not isinstance(token, str) or not token or token in self._tokens:
+            return
+        self._tokens.append(token)  # one alert per foreign connection
+        self.counters["takeovers"] += 1
+        self._takeover_pending += 1
+        log.warning("another client used this gateway's MQTT identity (foreign status token)")
+        self._tell_takeover()
 
     def _on_disconnect(self, _c: mqtt.Client, _ud: Any, _flags: Any, reason: Any,
                        _props: Any) -> None:
         if reason is not None and getattr(reason, "is_failure", False):
             self.last_error = f"disconnected: {reason}"
-        self.connected = False
+        if getattr(reason, "value", None) == SESSION_TAKEN_OVER:
+            self.counters["takeovers"] += 1
+            self._takeover_pending += 1
+            log.warning("wan session taken over by another client with this gateway's id")
+        self._lost()
 
     def _on_publish(self, _c: mqtt.Client, inflight: Any, mid: int, reason: Any,
                     _props: Any) -> None:
@@ -290,12 +382,16 @@ class WanClient:
         self._acked.append(msg_id)  # deleted in one transaction per loop pass
 
     def _on_message(self, _c: mqtt.Client, _ud: Any, msg: mqtt.MQTTMessage) -> None:
+        if msg.topic == topics.up(self.identity.gateway_id, "status"):
+            self._own_status(bytes(msg.payload))
+            return
         parsed = topics.parse_down(self.identity.gateway_id, msg.topic)
         if parsed is None:
             self.counters["inbound_unknown_topic"] += 1
             log.warning("message on unknown topic rejected", extra={"topic": msg.topic[:200]})
             return
-        if len(msg.payload) > self.max_inbound:
+        limit = MAX_PACKET if parsed[0] == "crl" else self.max_inbound  # a CRL grows per site
+        if len(msg.payload) > limit:
             self.counters["inbound_oversized"] += 1
             log.warning("oversized message rejected", extra={"bytes": len(msg.payload)})
             return
@@ -329,7 +425,8 @@ class WanClient:
     def _publish_status(self, client: mqtt.Client, online: bool) -> None:
         self._last_status = time.monotonic()
         doc: dict[str, Any] = {"gateway": self.identity.gateway_id, "online": online,
-                               "ts": time.time(), "queue_depth": len(self.outbox)}
+                               "ts": time.time(), "queue_depth": len(self.outbox),
+                               "conn": self._token}
         if self.status_extra is not None:
             try:
                 doc.update(self.status_extra())
@@ -363,7 +460,7 @@ class WanClient:
             self.last_error = "network loop " + ("died" if dead else "stalled") + ": restarted"
             log.error("wan network loop restarted", extra={"dead": dead, "stalled": stalled})
             old = self._paho
-            self.connected = False
+            self._lost()
             self._start_network()  # bumps the generation: the old thread exits when it wakes
             if old is not None:
                 with contextlib.suppress(Exception):

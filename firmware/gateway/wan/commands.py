@@ -1,7 +1,9 @@
 """Platform commands on the gateway: authorise, execute through the LAN seam, report (CPython).
 
 The result of every command (executed or refused) goes back on ``cmd_result`` with what was
-commanded and what the device actually did; every refusal also becomes a security Event.
+commanded and what the device actually did; every refusal also becomes a security Event. A
+signed envelope is handed to the executor unchanged (``envelope=``): the device checks ★★★
+actions itself.
 """
 
 from __future__ import annotations
@@ -10,36 +12,22 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-
+from firmware.common.sigverify import ed25519_verifier
 from firmware.core import strictjson
 from firmware.core.command_auth import CommandAuthorizer, CommandRefused, valid_token
 from firmware.core.errors import MamoriError
 from firmware.core.events import Event
 
-# execute(device_id, action, params) -> {"commanded": ..., "actual": ..., "ok": bool}
-Executor = Callable[[str, str, dict[str, Any]], dict[str, Any]]
+# execute(device_id, action, params[, envelope=signed envelope]) -> {"commanded": ...,
+# "actual": ..., "ok": bool}
+Executor = Callable[..., dict[str, Any]]
 # enqueue(stream, body, priority) -> msg_id
 Enqueue = Callable[[str, dict[str, Any], int], str]
 
 RESULT_PRIORITY = 1
 MAX_COMMAND = 16 * 1024  # an envelope is a few hundred bytes
 MAX_DEPTH = 4  # envelope -> params -> scalar
-
-
-def ed25519_verifier(public_key: bytes) -> Callable[[bytes, bytes], bool]:
-    """A verify(payload, signature) callable for the site's raw Ed25519 command key."""
-    key = Ed25519PublicKey.from_public_bytes(public_key)
-
-    def verify(payload: bytes, signature: bytes) -> bool:
-        try:
-            key.verify(signature, payload)
-        except InvalidSignature:
-            return False
-        return True
-
-    return verify
+__all__ = ["CommandProcessor", "Executor", "ed25519_verifier"]
 
 
 class CommandProcessor:
@@ -63,12 +51,19 @@ class CommandProcessor:
         except MamoriError as exc:  # undecodable payload: refused as malformed, with the why
             return self._refused(None, device, CommandRefused("malformed", exc.message))
         try:
-            out = self.execute(cmd["device"], cmd["action"], dict(cmd["params"]))
+            if cmd["sig"]:
+                # forwarded unchanged: the device checks the platform's signature itself
+                out = self.execute(cmd["device"], cmd["action"], dict(cmd["params"]),
+                                   envelope=raw)
+            else:
+                out = self.execute(cmd["device"], cmd["action"], dict(cmd["params"]))
             if not isinstance(out, dict):
                 raise TypeError("executor returned " + type(out).__name__)
             ok = bool(out.get("ok"))
             result = self._result(cmd, ok=ok, commanded=out.get("commanded", cmd["action"]),
                                   actual=out.get("actual"), reason=str(out.get("reason", "")))
+            if isinstance(out.get("refused"), str):  # refused by the device itself
+                result["refused"] = out["refused"]
         except Exception as exc:  # the device or the LAN channel failed: report it, stay up
             ok = False
             why = exc.message if isinstance(exc, MamoriError) else exc.__class__.__name__

@@ -11,6 +11,12 @@ What goes up (through the persistent queue, at-least-once, de-duplicated by ``id
 Local manual operations reach the command check as bus events: any Event with kind
 ``device.local_operation`` (``target`` = device, ``action``, ``principal``) gives that device's
 local operation priority over conflicting remote commands for ``local_window`` seconds.
+
+A ``crl`` down-link message (``{"id", "crl"}``, strict JSON) is handed to ``crl_handler`` on the
+gateway's event loop (the revocation service installs it) and answered on the ``crl`` up-link
+with the outcome. ``high_risk(device, action)`` says which actions are ★★★ for a device (its
+model's set); a session taken over by another holder of this gateway's id is a
+``wan.session_taken_over`` alert once the gateway is connected again.
 """
 
 from __future__ import annotations
@@ -20,14 +26,20 @@ import dataclasses
 import json
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
 from firmware.common.fsutil import atomic_write
 from firmware.common.update_requests import UpdateRequestHandler
+from firmware.core import strictjson
 from firmware.core.acl import DeviceAcl
-from firmware.core.command_auth import CommandAuthorizer, LocalOperations, ReplayCache
+from firmware.core.command_auth import (
+    CommandAuthorizer,
+    LocalOperations,
+    ReplayCache,
+    valid_token,
+)
 from firmware.core.errors import MamoriError
 from firmware.core.events import PRIORITY, Event
 from firmware.core.update.request import UpdateRequestChecker
@@ -41,7 +53,7 @@ from firmware.gateway.wan.queue import DEFAULT_BUDGET, OutboundQueue
 from firmware.gateway.wan.requests import parse_request
 
 # the LAN channel's ``execute`` is a coroutine function; a plain callable works too
-AsyncExecutor = Callable[[str, str, dict[str, Any]], Awaitable[dict[str, Any]]]
+AsyncExecutor = Callable[..., Awaitable[dict[str, Any]]]
 
 QUEUE_FILE = "wan/outbox.db"
 QUEUE_KEY = "wan-outbox-fields"
@@ -64,6 +76,11 @@ def envelope(gateway_id: str, stream: str, body: dict[str, Any], prio: int,
 def outbox_key(state_dir: Path, board: dict[str, Any] | None) -> StoreKey:
     """The key the outbox seals its payloads under (events carry principals and reasons)."""
     return StoreKey(state_dir, board, QUEUE_KEY, "at-rest key of the WAN outbox's messages")
+TOKEN_FILE = "wan/conn-token"  # noqa: S105 - a file name (not a secret)
+LOCAL_OP_KIND = "device.local_operation"
+# crl_handler(pem) -> the installer's answer ({"status": ..., "number": ...}); MamoriError refuses
+CrlHandler = Callable[[bytes], Coroutine[Any, Any, dict[str, Any]]]
+CRL_TIMEOUT = 30.0
 
 
 def event_route(event: Event) -> tuple[str, int] | None:
@@ -87,8 +104,12 @@ class WanService(Service):
     def __init__(self, gw: Gateway, identity: WanIdentity, execute: Executor | AsyncExecutor,
                  acl: DeviceAcl, *, budget_bytes: int = DEFAULT_BUDGET,
                  queue_path: Path | None = None, local_window: float = 120.0,
-                 max_ttl: float = 300.0, client_options: dict[str, Any] | None = None) -> None:
+                 max_ttl: float = 300.0, client_options: dict[str, Any] | None = None,
+                 crl_handler: CrlHandler | None = None,
+                 high_risk: Callable[[str, str], bool] | None = None) -> None:
         super().__init__(gw)
+        self.crl_handler = crl_handler
+        self.high_risk = high_risk
         self.identity = identity
         self.execute = execute
         self.acl = acl
@@ -116,7 +137,7 @@ class WanService(Service):
         auth = CommandAuthorizer(self.identity.gateway_id,
                                  ed25519_verifier(self.identity.command_verify_key),
                                  time.time, self.acl, self.local_ops, replay,
-                                 max_ttl=self.max_ttl)
+                                 max_ttl=self.max_ttl, high_risk=self.high_risk)
         self.processor = CommandProcessor(auth, self._sync_execute, self.submit,
                                           self._emit_threadsafe)
         self.update_requests = UpdateRequestHandler(
@@ -124,8 +145,11 @@ class WanService(Service):
                                  ed25519_verifier(self.identity.command_verify_key),
                                  time.time, replay),
             self.submit, self._emit_threadsafe)
+        options = dict(self.client_options)
+        options.setdefault("on_takeover", self._taken_over)
+        options.setdefault("token_file", Path(self.gw.state_dir) / TOKEN_FILE)
         self.client = WanClient(self.identity, self.queue, self._on_inbound,
-                                status_extra=self._status_extra, **self.client_options)
+                                status_extra=self._status_extra, **options)
         self.gw.bus.subscribe(self._on_event)
         self.client.start()
         atomic_write(Path(self.gw.state_dir) / BROKER_FILE, json.dumps(
@@ -187,6 +211,9 @@ class WanService(Service):
             if self.update_requests is not None:
                 self.update_requests.handle(payload)
             return
+        if kind == "crl":
+            self._crl_request(payload)
+            return
         try:
             req = parse_request(kind, payload)
         except MamoriError as exc:
@@ -203,15 +230,48 @@ class WanService(Service):
                                     result="accepted", params={"request_id": req_id,
                                                                "since": req.get("since")}))
 
-    def _sync_execute(self, device: str, action: str, params: dict[str, Any]) -> dict[str, Any]:
+    def _crl_request(self, payload: bytes) -> None:
+        """Install a pushed CRL on the gateway's loop; answer on the ``crl`` up-link."""
+        req_id = ""
+        try:
+            req = strictjson.loads_object(payload, "CRL push", max_depth=4)
+            unknown = sorted(set(req) - {"id", "crl", "ts"})
+            if unknown:
+                raise MamoriError("unknown field %r in the CRL push" % unknown[0][:40])
+            req_id = str(req["id"]) if valid_token(req.get("id")) else ""
+            if not req_id or not isinstance(req.get("crl"), str):
+                raise MamoriError("a CRL push is {\"id\": ID, \"crl\": PEM}")
+            if self.crl_handler is None or self._loop is None:
+                raise MamoriError("this gateway has no revocation service")
+            fut = asyncio.run_coroutine_threadsafe(self.crl_handler(req["crl"].encode()),
+                                                   self._loop)
+            body = dict(fut.result(CRL_TIMEOUT), request_id=req_id, reason="")
+        except MamoriError as exc:
+            body = {"request_id": req_id, "status": "refused", "reason": exc.message}
+        except Exception as exc:  # the install itself failed (disk full, timeout): say so
+            body = {"request_id": req_id, "status": "failed",
+                    "reason": "CRL install failed: %s" % type(exc).__name__}
+        self.submit("crl", body, 0 if body["status"] in ("refused", "failed") else 1)
+
+    def _taken_over(self, count: int) -> None:
+        self._emit_threadsafe(Event(
+            "wan.session_taken_over", severity="alert", source="wan", action="connect",
+            target=self.identity.gateway_id, result="reconnected",
+            reason="another client connected with this gateway's MQTT id %d time(s) and the "
+                   "broker ended our session: the gateway's key may be copied" % count,
+            params={"count": count}))
+
+    def _sync_execute(self, device: str, action: str, params: dict[str, Any],
+                      envelope: dict[str, Any] | None = None) -> dict[str, Any]:
         # called from the WAN inbound thread; an async executor (the LAN channel's
         # ``execute``) runs on the gateway's event loop
+        extra = {"envelope": envelope} if envelope is not None else {}
         if asyncio.iscoroutinefunction(self.execute):
             assert self._loop is not None
-            fut = asyncio.run_coroutine_threadsafe(self.execute(device, action, params),
-                                                   self._loop)
+            fut = asyncio.run_coroutine_threadsafe(self.execute(device, action, params,
+                                                                **extra), self._loop)
             return dict(fut.result(self.execute_timeout))
-        out = self.execute(device, action, params)
+        out = self.execute(device, action, params, **extra)
         if not isinstance(out, dict):
             raise TypeError("executor returned " + type(out).__name__)
         return out

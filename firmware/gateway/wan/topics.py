@@ -12,10 +12,14 @@ topic                      direction  payload
 ``selftest``               up         self-test reports and request acknowledgements
 ``status``                 up         retained online/offline + counters (also the MQTT will)
 ``update``                 up         result of an update request (installed, current, ...)
+``crl``                    up         answer to a CRL push: installed / current / refused
+                                      (reason), with the CRL number the gateway now holds
 ``cmd/<device-id>``        down       command envelope (``firmware.core.command_auth``)
 ``selftest_req``           down       ``{"id": ...}`` ask for a self-test
 ``log_req``                down       ``{"id": ..., "since": ...}`` ask for a log upload
 ``update_req``             down       signed update request (``firmware.core.update.request``)
+``crl``                    down       ``{"id": ..., "crl": PEM}``: the site's signed CRL
+                                      (signed and numbered itself; older or equal refused)
 =========================  =========  =====================================================
 
 Up-link messages are JSON objects with a unique ``id`` (also the MQTT 5 user property
@@ -27,8 +31,9 @@ from __future__ import annotations
 from firmware.core.command_auth import valid_token
 
 PREFIX = "mamori/v1"
-UP = ("alerts", "events", "cmd_result", "logs", "selftest", "status", "update")
-DOWN = ("cmd", "selftest_req", "log_req", "update_req")
+UP = ("alerts", "events", "cmd_result", "logs", "selftest", "status", "update", "crl")
+DOWN = ("cmd", "selftest_req", "log_req", "update_req", "crl")
+REQUESTS = tuple(k for k in DOWN if k != "cmd")  # down-link kinds without a device part
 
 
 def base(gateway_id: str) -> str:
@@ -58,7 +63,7 @@ def down(gateway_id: str, kind: str) -> str:
 def subscriptions(gateway_id: str) -> list[str]:
     """What the gateway subscribes to."""
     b = base(gateway_id)
-    return [b + "/cmd/+", b + "/selftest_req", b + "/log_req", b + "/update_req"]
+    return [b + "/cmd/+"] + [b + "/" + k for k in REQUESTS]
 
 
 def parse_down(gateway_id: str, topic: str) -> tuple[str, str | None] | None:
@@ -69,7 +74,7 @@ def parse_down(gateway_id: str, topic: str) -> tuple[str, str | None] | None:
     rest = topic[len(prefix):].split("/")
     if len(rest) == 2 and rest[0] == "cmd" and valid_token(rest[1]):
         return "cmd", rest[1]
-    if len(rest) == 1 and rest[0] in ("selftest_req", "log_req", "update_req"):
+    if len(rest) == 1 and rest[0] in REQUESTS:
         return rest[0], None
     return None
 

@@ -240,7 +240,22 @@ class ZigbeeService(Service):
                                 int(ident.get("level", 2)), maker=ident["maker"],
                                 model=ident["model"], ieee=ident["ieee"], peer="zigbee",
                                 authenticated=True, encrypted=True, mode=LINK_MODE,
-                                pairing="install-code")
+                                pairing="install-code", serial=str(ident.get("serial", "")))
+
+    def close_device(self, device_id: str, reason: str) -> bool:
+        """Drop a joined device from the network and the registry (revocation hook)."""
+        for ieee, ident in list(self.joined.items()):
+            if ident.get("id") == device_id:
+                del self.joined[ieee]
+                self._save_registry()
+                if self.app is not None:
+                    with contextlib.suppress(KeyError):
+                        self.app.devices.pop(_eui64(ieee))  # its frames are no longer accepted
+                self.gw.emit(Event("device.session_closed", "notice", "zigbee",
+                                   principal=device_id, action="disconnect", target=device_id,
+                                   result="closed", reason=reason))
+                return True
+        return False
 
     async def _watch(self) -> None:
         while True:

@@ -10,7 +10,9 @@ the state directory:
    certificate from another CA must both be refused;
 2. with a probe site CA and its CRL put into the scratch copy (the gateway never holds its site
    CA's signing key, so the check cannot issue under it): a device certificate from that CA is
-   accepted (control), the same CA's revoked certificate is refused.
+   accepted (control), the same CA's revoked certificate is refused at admission (revocation is
+   judged per serial by the admission step, ``identity/crl.py``, not by OpenSSL, so that a
+   stale list cannot lock every device out).
 
 The installed CRL must also verify against the installed site CA.
 """
@@ -28,7 +30,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from firmware.common import certs
-from firmware.core.errors import MamoriError
+from firmware.core.errors import AuthError, MamoriError
 from firmware.gateway.identity.admission import Revocation
 from firmware.gateway.identity.install import IDENTITY
 from firmware.gateway.lan import tls as lantls
@@ -179,7 +181,19 @@ def mutual_auth(ctx: CheckContext) -> Outcome:
         return inconclusive("control: a valid device certificate was refused: " + detail,
                             *evidence)
     evidence.append(f"control: valid device certificate accepted ({detail})")
-    probes.append(("a revoked device certificate", probe_server,
-                   _device_client(revoked[:2]), None))
     accepted, refused = expect_refused(probes, "accepted")
-    return verdict(bad + accepted, evidence + refused)
+    return verdict(bad + accepted + _revoked_refused(scratch, probe_server, revoked, evidence),
+                   evidence + refused)
+
+
+def _revoked_refused(scratch: Path, server: ssl.SSLContext, revoked: tuple[Path, Path, int],
+                     evidence: list[str]) -> list[str]:
+    """The revoked certificate: through TLS, then refused by the admission step's CRL check."""
+    ok, detail = handshake(server, _device_client(revoked[:2]))
+    try:
+        Revocation(scratch).check(revoked[2])
+    except AuthError as exc:
+        evidence.append("refused a revoked device certificate at admission (TLS %s): %s"
+                        % ("accepted" if ok else "refused: " + detail[:60], exc.message))
+        return []
+    return [f"admitted a revoked device certificate (serial {revoked[2]} on the CRL)"]
