@@ -37,6 +37,7 @@ CHECKS: dict[str, Callable[[], bool]] = {
     "chromium": lambda: shutil.which("chromium") is not None,
     "losetup": lambda: shutil.which("losetup") is not None and os.geteuid() == 0
     and Path("/dev/loop-control").exists(),
+    "mount": lambda: shutil.which("mount") is not None and os.geteuid() == 0,
     "nmap": lambda: shutil.which("nmap") is not None,
     "sslscan": lambda: shutil.which("sslscan") is not None,
 }
