@@ -83,12 +83,14 @@ class Supervisor:
             sup.state = "stopped"
 
     async def _run(self, sup: Supervised) -> None:
-        while not self._stopping:
+        while not self._stopping and not _cancelling():
             sup.state = "running"
             sup.started_mono = self.clock()
             try:
                 await sup.factory()
-                if self._stopping:
+                # A cancel that reached a task just as it finished can be swallowed (wait_for):
+                # the task is still marked as being cancelled, so it ends instead of restarting.
+                if self._stopping or _cancelling():
                     break
                 raise RuntimeError("the task returned while the gateway runs")
             except asyncio.CancelledError:
@@ -159,3 +161,8 @@ class Supervisor:
                 await t
         for s in self.tasks.values():
             s.state = "stopped"
+
+
+def _cancelling() -> bool:
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
