@@ -89,9 +89,10 @@ async def start_tls(writer: asyncio.StreamWriter, context: ssl.SSLContext, *,
 async def open_tls_connection(host: str, port: int, context: ssl.SSLContext,
                               server_hostname: str | None = None,
                               handshake_timeout: float | None = None,
+                              local_addr: tuple[str, int] | None = None,
                               ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     """``asyncio.open_connection(ssl=...)`` with the lean TLS protocol."""
-    reader, writer = await asyncio.open_connection(host, port)
+    reader, writer = await asyncio.open_connection(host, port, local_addr=local_addr)
     try:
         await start_tls(writer, context, server_side=False,
                         server_hostname=server_hostname or host,

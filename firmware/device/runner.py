@@ -19,20 +19,24 @@ async def run_session(agent: DeviceAgent, host: str, port: int,
                       ssl_context: ssl.SSLContext | None = None,
                       server_hostname: str | None = None,
                       heartbeats: int | None = None,
-                      stop: asyncio.Event | None = None) -> int:
+                      stop: asyncio.Event | None = None,
+                      local_addr: str | None = None) -> int:
     """Connect, authenticate, then heartbeat and serve commands.
 
     Returns the number of heartbeats sent; ends after `heartbeats` when given, when `stop` is
     set, or when the gateway closes the connection (StateError) or refuses us (AuthError).
+    `local_addr` is the source address to connect from (simulated devices each have one).
     """
+    bind = (local_addr, 0) if local_addr else None
     try:
         if ssl_context is not None:
             # lean TLS: no 256 KiB receive buffer per session (1,000 agents in one process)
             reader, writer = await asyncio.wait_for(
-                open_tls_connection(host, port, ssl_context, server_hostname), CONNECT_TIMEOUT)
+                open_tls_connection(host, port, ssl_context, server_hostname, local_addr=bind),
+                CONNECT_TIMEOUT)
         else:
-            reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port),
-                                                    CONNECT_TIMEOUT)
+            reader, writer = await asyncio.wait_for(
+                asyncio.open_connection(host, port, local_addr=bind), CONNECT_TIMEOUT)
     except (TimeoutError, OSError) as exc:
         raise StateError("cannot reach gateway at %s:%d: %s" % (host, port, exc))
     except ssl.SSLError as exc:
@@ -81,7 +85,8 @@ def _check_gateway(writer: asyncio.StreamWriter) -> None:
 async def run_forever(agent: DeviceAgent, host: str, port: int,
                       ssl_context: ssl.SSLContext | None = None,
                       server_hostname: str | None = None,
-                      stop: asyncio.Event | None = None, backoff_max: float = 30.0) -> None:
+                      stop: asyncio.Event | None = None, backoff_max: float = 30.0,
+                      local_addr: str | None = None) -> None:
     """Keep a session up, reconnecting with exponential back-off until `stop` is set."""
     await reconnect(lambda: run_session(agent, host, port, ssl_context, server_hostname,
-                                        stop=stop), stop, backoff_max)
+                                        stop=stop, local_addr=local_addr), stop, backoff_max)

@@ -143,8 +143,9 @@ class LanService(DeviceSessionService[Session]):
                 return
             got = self.preauth.admit(address, task.cancel if task is not None else _nothing)
             if isinstance(got, str):
+                # A resource limit, not a failed authentication: counted, never a block reason.
                 writer.transport.abort()
-                self._refuse(peer_s, got, address=address)
+                self._refuse(peer_s, got, address=address, offence=False)
                 return
             ticket = got
             if self.ssl_context is not None:
@@ -160,7 +161,7 @@ class LanService(DeviceSessionService[Session]):
             await self._serve(reader, writer, peer_s, ticket)
         except asyncio.CancelledError:
             if ticket is not None and ticket.evicted:
-                self._refuse(peer_s, EVICTED, address=address)
+                self._refuse(peer_s, EVICTED, address=address, offence=False)
         except Exception as exc:  # one bad peer never takes the service down
             self.gw.emit(Event("lan.error", "warning", "lan", target=peer_s,
                                result="closed", reason=repr(exc)))
@@ -175,10 +176,11 @@ class LanService(DeviceSessionService[Session]):
             self.trimmer.closed()
 
     def _refuse(self, peer: str, reason: str, principal: str = "",
-                evidence: dict[str, Any] | None = None, address: str = "") -> None:
+                evidence: dict[str, Any] | None = None, address: str = "",
+                offence: bool = True) -> None:
         self.refused += 1
         address = address or peer.rsplit(":", 1)[0]
-        if self.observer is not None:
+        if self.observer is not None and offence:
             self.observer(address, reason, principal, dict(evidence or {}, peer=peer))
         self.refusals.refuse(address, peer, reason, principal, evidence)
 

@@ -8,6 +8,9 @@ What goes up (through the persistent queue, at-least-once, de-duplicated by ``id
   ``selftest``, priority 2;
 - other events of severity ``notice`` on ``events``, priority 2 (info and debug stay local).
 
+Bus events are forwarded by the ``wan-forward`` thread: queued in memory by the subscriber (no
+disk write on the event loop) and committed to the outbox in batches, one transaction each.
+
 Local manual operations reach the command check as bus events: any Event with kind
 ``device.local_operation`` (``target`` = device, ``action``, ``principal``) gives that device's
 local operation priority over conflicting remote commands for ``local_window`` seconds.
@@ -16,8 +19,11 @@ local operation priority over conflicting remote commands for ``local_window`` s
 from __future__ import annotations
 
 import asyncio
+import collections
 import dataclasses
 import json
+import logging
+import threading
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -40,7 +46,11 @@ from firmware.gateway.wan.queue import DEFAULT_BUDGET, OutboundQueue
 # the LAN channel's ``execute`` is a coroutine function; a plain callable works too
 AsyncExecutor = Callable[[str, str, dict[str, Any]], Awaitable[dict[str, Any]]]
 
+log = logging.getLogger("mamori.wan")
+
 QUEUE_FILE = "wan/outbox.db"
+FORWARD_BATCH = 256
+MAX_HELD = 1024  # alerts kept in memory while the outbox's disk refuses writes
 LOCAL_OP_KIND = "device.local_operation"
 
 
@@ -82,6 +92,10 @@ class WanService(Service):
         self.update_requests: UpdateRequestHandler | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self.forward_errors = 0
+        self._forward: collections.deque[tuple[str, str, bytes, int]] = collections.deque()
+        self._forward_cond = threading.Condition()
+        self._forward_thread: threading.Thread | None = None
+        self._forward_stop = False
 
     # -- lifecycle ------------------------------------------------------------------------
     async def start(self) -> None:
@@ -104,10 +118,21 @@ class WanService(Service):
         self.client = WanClient(self.identity, self.queue, self._on_inbound,
                                 status_extra=self._status_extra, **self.client_options)
         self.gw.bus.subscribe(self._on_event)
+        self._forward_stop = False
+        self._forward_thread = threading.Thread(target=self._forward_loop, name="wan-forward",
+                                                daemon=True)
+        self._forward_thread.start()
         self.client.start()
 
     async def stop(self) -> None:
         """Disconnect (publishing offline status) and close the queue; queued messages stay."""
+        if self._forward_thread is not None:
+            with self._forward_cond:
+                self._forward_stop = True
+                self._forward_cond.notify()
+            await asyncio.to_thread(self._forward_thread.join, 10)
+            self._forward_thread = None
+            self._commit_forwarded()
         if self.client is not None:
             await asyncio.get_running_loop().run_in_executor(None, self.client.stop)
         if self.queue is not None:
@@ -145,10 +170,56 @@ class WanService(Service):
         route = event_route(event)
         if route is None or self.queue is None:
             return
-        try:
-            self.submit(route[0], event.to_dict(), route[1], event.event_id or None)
-        except MamoriError:
-            self.forward_errors += 1  # QueueFull is counted by the queue itself
+        stream, prio = route
+        mid = event.event_id or uuid.uuid4().hex
+        doc = {"id": mid, "gateway": self.identity.gateway_id, "type": stream, "prio": prio,
+               "ts": time.time(), "body": event.to_dict()}
+        payload = json.dumps(doc, default=str, separators=(",", ":")).encode()
+        item = (mid, topics.up(self.identity.gateway_id, stream), payload, prio)
+        if self._forward_thread is None:
+            self._forward.append(item)
+            self._commit_forwarded()
+            return
+        with self._forward_cond:
+            self._forward.append(item)
+            self._forward_cond.notify()
+
+    def _forward_loop(self) -> None:
+        while True:
+            with self._forward_cond:
+                while not self._forward and not self._forward_stop:
+                    self._forward_cond.wait()
+                if self._forward_stop:
+                    return
+            if not self._commit_forwarded():
+                with self._forward_cond:  # the disk refused: try again in a second
+                    self._forward_cond.wait(1.0)
+
+    def _commit_forwarded(self) -> bool:
+        """Commit what the bus handed over, a batch per transaction; False when the disk refused.
+
+        On a failing disk (full, read-only) alerts (priority 0/1) stay queued in memory, up to
+        MAX_HELD, and are retried; less urgent messages are counted and dropped.
+        """
+        while self._forward and self.queue is not None:
+            batch = [self._forward[i] for i in range(min(FORWARD_BATCH, len(self._forward)))]
+            try:
+                self.queue.put_many(batch)
+            except Exception as exc:
+                held = [m for m in batch if m[3] <= 1][-MAX_HELD:]
+                self.forward_errors += len(batch) - len(held)
+                log.error("cannot queue %d up-link messages: %r", len(batch), exc)
+                with self._forward_cond:
+                    for _ in batch:
+                        self._forward.popleft()
+                    self._forward.extendleft(reversed(held))
+                return False
+            with self._forward_cond:
+                for _ in batch:
+                    self._forward.popleft()
+            if self.client is not None:
+                self.client.notify()
+        return True
 
     # -- down-link --------------------------------------------------------------------------
     def _on_inbound(self, kind: str, device: str | None, payload: bytes) -> None:
