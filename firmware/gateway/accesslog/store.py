@@ -82,8 +82,7 @@ class _Snapshot:
 
     def wipe(self) -> None:
         """Erase the copy of the seal key."""
-        for i in range(len(self.key)):
-            self.key[i] = 0
+        self.key[:] = bytes(len(self.key))
 
 
 class AccessLogStore:

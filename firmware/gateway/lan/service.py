@@ -191,6 +191,7 @@ class LanService(DeviceSessionService[Session]):
         try:
             hello = await asyncio.wait_for(self._read_one(reader, dec), wait)
         except TimeoutError:
+            self.preauth.timed_out()
             self._refuse(peer, "no hello within the %.0f s pre-authentication deadline"
                          % self.preauth.deadline)
             return
