@@ -7,8 +7,10 @@ import sys
 import time
 from pathlib import Path
 
+from bench.common import pick, row
+
 ROOT = Path(__file__).resolve().parents[1]
-REPEAT = 3
+REPEAT = pick(3, 1)
 
 
 def _best(cmd: list[str]) -> tuple[float, str]:
@@ -48,13 +50,6 @@ def run() -> list[dict[str, object]]:
     """Time both interpreters on the whole portable suite (process start included)."""
     mp, mp_out = _best([sys.executable, "tests/micropython/run_core_tests.py"])
     cp, cp_out = _best(_cpython_runner())
-    return [{
-        "name": "core_suite_micropython_vs_cpython",
-        "unit": "s",
-        "value": round(mp, 3),
-        "baseline_name": "cpython_same_tests",
-        "baseline": round(cp, 3),
-        "ratio": round(mp / cp, 2),
-        "tests": mp_out.strip().splitlines()[-1],
-        "note": "wall time incl. interpreter start; ratio >1 means MicroPython is slower",
-    }]
+    return [row("core_suite_micropython_vs_cpython", "s", mp, "cpython_same_tests", cp,
+                higher_is_better=False, tests=mp_out.strip().splitlines()[-1],
+                note="wall time incl. interpreter start; ratio >1 means MicroPython is slower")]

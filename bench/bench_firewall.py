@@ -6,12 +6,13 @@ import os
 import subprocess
 import time
 
+from bench.common import Skip, need, pick, row
 from firmware.common.boards import load_board
 from firmware.gateway.firewall import posture
 from firmware.gateway.firewall.policy import policy_for_board
 from firmware.gateway.firewall.ruleset import build
 
-ROUNDS = 20
+ROUNDS = pick(20, 2)
 
 
 def _best(fn: object) -> float:
@@ -26,7 +27,8 @@ def _best(fn: object) -> float:
 def run() -> list[dict]:
     """Apply and check in a scratch namespace; baseline: listing the table as text."""
     if os.geteuid() != 0:
-        return []
+        raise Skip("needs root (network namespaces and nftables)")
+    need("nft", "ip")
     ns = "mamori-bench-fw-%d" % os.getpid()
     subprocess.run(["ip", "netns", "add", ns], check=True)
     try:
@@ -39,16 +41,14 @@ def run() -> list[dict]:
         listen_ms = _best(lambda: posture.check_listeners(rs, ns))
     finally:
         subprocess.run(["ip", "netns", "del", ns])
+    base = "nft list table inet mamori (text), same namespace"
     return [
-        {"name": "firewall_check_ruleset", "unit": "ms", "value": round(check_ms, 2),
-         "baseline_name": "nft_list_table_text", "baseline": round(list_ms, 2),
-         "ratio": round(check_ms / list_ms, 2), "rules": len(rs.rules)},
-        {"name": "firewall_apply_atomic", "unit": "ms", "value": round(apply_ms, 2),
-         "baseline_name": "nft_list_table_text", "baseline": round(list_ms, 2),
-         "ratio": round(apply_ms / list_ms, 2)},
-        {"name": "firewall_check_listeners", "unit": "ms", "value": round(listen_ms, 2),
-         "baseline_name": "nft_list_table_text", "baseline": round(list_ms, 2),
-         "ratio": round(listen_ms / list_ms, 2)},
+        row("firewall_check_ruleset", "ms", check_ms, base, list_ms, higher_is_better=False,
+            rules=len(rs.rules), rounds=ROUNDS),
+        row("firewall_apply_atomic", "ms", apply_ms, base, list_ms, higher_is_better=False,
+            rounds=ROUNDS),
+        row("firewall_check_listeners", "ms", listen_ms, base, list_ms, higher_is_better=False,
+            rounds=ROUNDS),
     ]
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.common import pick, row  # noqa: E402
 from tests.flash.conftest import SIM_BOARD  # noqa: E402
 from tests.flash.target import WasmTarget  # noqa: E402
 
@@ -45,7 +46,7 @@ def run() -> list[dict]:
     with tempfile.TemporaryDirectory() as tmp:
         (Path(tmp) / "mp-sim.toml").write_text(SIM_BOARD)
         board = load_board("mp-sim", Path(tmp))
-    files = payload.build(board, os.urandom(16 * 1024))
+    files = payload.build(board, os.urandom(pick(16, 2) * 1024))
     with WasmTarget(heap="4m") as target:
         t = SerialTransport(target.port)
         try:
@@ -66,19 +67,11 @@ def run() -> list[dict]:
     assert again.transferred_bytes == 0
     rate = result.transferred_bytes / deploy_s
     bare = bare_bytes / bare_s
-    return [{
-        "name": "flash_deploy_throughput",
-        "unit": "payload bytes/s",
-        "value": round(rate, 1),
-        "baseline_name": "bare raw-REPL write loop (256-byte repr chunks, no verify)",
-        "baseline": round(bare, 1),
-        "ratio": round(rate / bare, 3),
-        "payload_bytes": result.transferred_bytes,
-        "files": len(files),
-        "deploy_seconds": round(deploy_s, 3),
-        "noop_redeploy_seconds": round(noop_s, 3),
-        "mpremote_cp": "not measured: soft reset on connect ends the WebAssembly target",
-    }]
+    return [row("flash_deploy_throughput", "payload bytes/s", rate,
+                "bare raw-REPL write loop (256-byte repr chunks, no verify)", bare,
+                payload_bytes=result.transferred_bytes, files=len(files),
+                deploy_seconds=round(deploy_s, 3), noop_redeploy_seconds=round(noop_s, 3),
+                mpremote_cp="not measured: soft reset on connect ends the WebAssembly target")]
 
 
 if __name__ == "__main__":

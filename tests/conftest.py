@@ -4,61 +4,53 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from tests.components import COMPONENTS, PYTHON_TOOLS, which
+
 ROOT = Path(__file__).resolve().parents[1]
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
-def _netns_ok() -> bool:
-    if os.geteuid() != 0 or shutil.which("ip") is None:
-        return False
-    name = "mamori-probe-%d" % os.getpid()
-    ok = subprocess.run(["ip", "netns", "add", name], capture_output=True).returncode == 0
-    if ok:
-        subprocess.run(["ip", "netns", "del", name], capture_output=True)
-    return ok
+def _python_tool(name: str) -> bool:
+    return (Path(sys.executable).parent / name).is_file() or shutil.which(name) is not None
 
 
-CHECKS: dict[str, Callable[[], bool]] = {
-    "mosquitto": lambda: shutil.which("mosquitto") is not None
-    or Path("/usr/sbin/mosquitto").exists(),
-    "nft": lambda: shutil.which("nft") is not None and os.geteuid() == 0,
-    "netns": _netns_ok,
-    "node": lambda: shutil.which("node") is not None
-    and (ROOT / "tests/micropython/node_modules/@micropython").is_dir(),
-    "socat": lambda: shutil.which("socat") is not None,
-    "openssl": lambda: shutil.which("openssl") is not None,
-    "mpy-cross": lambda: shutil.which("mpy-cross") is not None,
-    "chromium": lambda: shutil.which("chromium") is not None,
-    "losetup": lambda: shutil.which("losetup") is not None and os.geteuid() == 0
-    and Path("/dev/loop-control").exists(),
-    "mount": lambda: shutil.which("mount") is not None and os.geteuid() == 0,
-    "nmap": lambda: shutil.which("nmap") is not None,
-    "sslscan": lambda: shutil.which("sslscan") is not None,
-}
-_cache: dict[str, bool] = {}
+_cache: dict[str, str] = {}
 
 
 def require(component: str) -> None:
-    """Skip (with the reason) when a real component is missing; in CI a missing one fails."""
+    """Skip (with the reason) when a real component is missing; in CI a missing one fails.
+
+    Components are declared once, in tests/components.py (package and presence check).
+    """
     if component not in _cache:
-        _cache[component] = CHECKS[component]()
-    if _cache[component]:
+        if component in PYTHON_TOOLS:
+            _cache[component] = "" if _python_tool(component) else "not installed (make deps)"
+        else:
+            _cache[component] = COMPONENTS[component].missing()
+    if not _cache[component]:
         return
-    msg = "real component %r is not available on this machine" % component
+    msg = "real component %r is not available on this machine: %s" % (component,
+                                                                      _cache[component])
     if IN_CI:
         pytest.fail(msg + " (CI=true: a missing component is a failure, not a skip)")
     pytest.skip(msg)
 
 
+def require_image_tools() -> None:
+    """What `mamori flash image` needs to lay out a Raspberry Pi image (FAT boot, ext4 slots)."""
+    for c in ("vfat", "mtools", "ext4"):
+        require(c)
+
+
 def mosquitto_path() -> str:
     """Path of the mosquitto binary (Debian installs it in /usr/sbin)."""
-    return shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+    return which("mosquitto") or "/usr/sbin/mosquitto"
 
 
 @pytest.fixture

@@ -1,8 +1,8 @@
 """Shared plumbing for Mamori's command-line entry points (CPython only).
 
-A command package lists its verbs in ``VERBS`` (verb -> module name). Only the module of the
-verb being run is imported, so `mamori-gateway status` never loads the radio stacks; each verb
-module keeps its top-level imports light and imports what its handler needs inside it.
+A command package lists its verbs in ``VERBS`` (verb -> (module name, one-line help)). Only the
+module of the verb being run is imported, so `mamori-gateway status` never loads the radio
+stacks and `--help` imports no verb at all; a verb module imports what its handlers need.
 """
 
 from __future__ import annotations
@@ -22,12 +22,31 @@ Handler = Callable[[argparse.Namespace], int]
 EXIT_BROKEN_PIPE = 141  # what a shell reports for a process ended by SIGPIPE
 
 
-def _verbs(package: ModuleType) -> Mapping[str, str]:
-    verbs: Mapping[str, str] = package.VERBS
+Verbs = Mapping[str, tuple[str, str]]
+
+
+def _verbs(package: ModuleType) -> Verbs:
+    verbs: Verbs = package.VERBS
     return verbs
 
 
-def chosen_verb(argv: Sequence[str], verbs: Mapping[str, str]) -> str | None:
+class _VerbSubparsers:
+    """The subparsers action as a verb module sees it: the verb's help comes from VERBS."""
+
+    def __init__(self, sub: Any, verbs: Verbs) -> None:
+        self._sub = sub
+        self._verbs = verbs
+
+    def add_parser(self, name: str, **kwargs: Any) -> argparse.ArgumentParser:
+        """Add the verb's parser, with the one-line help of the VERBS table."""
+        if name in self._verbs:
+            kwargs.setdefault("help", self._verbs[name][1])
+            kwargs.setdefault("description", self._verbs[name][1])
+        parser: argparse.ArgumentParser = self._sub.add_parser(name, **kwargs)
+        return parser
+
+
+def chosen_verb(argv: Sequence[str], verbs: Verbs) -> str | None:
     """The verb the command line asks for (its first non-option word), if it is known."""
     for word in argv:
         if not word.startswith("-"):
@@ -35,11 +54,9 @@ def chosen_verb(argv: Sequence[str], verbs: Mapping[str, str]) -> str | None:
     return None
 
 
-def verb_modules(package: ModuleType, only: str | None = None) -> list[ModuleType]:
-    """Import the module of one verb (or of every verb, for the overview and errors)."""
-    verbs = _verbs(package)
-    names = [only] if only is not None else sorted(verbs)
-    return [importlib.import_module(package.__name__ + "." + verbs[n]) for n in names]
+def verb_module(package: ModuleType, verb: str) -> ModuleType:
+    """Import the module that implements one verb."""
+    return importlib.import_module(package.__name__ + "." + _verbs(package)[verb][0])
 
 
 def build_parser(prog: str, description: str, package: ModuleType,
@@ -48,9 +65,14 @@ def build_parser(prog: str, description: str, package: ModuleType,
     parser = argparse.ArgumentParser(prog=prog, description=description)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
+    verbs = _verbs(package)
     words = list(sys.argv[1:] if argv is None else argv)
-    for mod in verb_modules(package, chosen_verb(words, _verbs(package))):
-        mod.register(sub)
+    chosen = chosen_verb(words, verbs)
+    if chosen is not None:
+        verb_module(package, chosen).register(_VerbSubparsers(sub, verbs))
+    else:  # the overview (or a mistyped verb): names and help only, nothing imported
+        for name, (_, helptext) in verbs.items():
+            sub.add_parser(name, help=helptext)
     return parser
 
 

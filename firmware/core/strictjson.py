@@ -25,6 +25,32 @@ def _refuse(what: str, why: str) -> ProtocolError:
     return ProtocolError("%s is not acceptable JSON: %s" % (what or "input", why))
 
 
+try:
+    import re
+
+    _STRING = re.compile(r'"[^"\\]*(\\.[^"\\]*)*"')
+    _BRACKET = re.compile(r"[\[\]{}]")
+    _LONG_NUMBER = re.compile("[0-9]{%d}" % (MAX_INT_DIGITS + 3))
+    _FAST = hasattr(_STRING, "sub") and hasattr(_BRACKET, "findall")
+except (ImportError, ValueError, AttributeError):  # a MicroPython without these features
+    _FAST = False
+
+
+def _scan_fast(text: str, max_depth: int, what: str) -> None:
+    """The same checks as _scan with the regular-expression engine doing the walking."""
+    bare = _STRING.sub("", text)
+    if _LONG_NUMBER.search(bare):
+        raise _refuse(what, "a number has more than %d digits" % MAX_INT_DIGITS)
+    depth = 0
+    for ch in _BRACKET.findall(bare):
+        if ch == "[" or ch == "{":
+            depth += 1
+            if depth > max_depth:
+                raise _refuse(what, "nested deeper than %d levels" % max_depth)
+        else:
+            depth -= 1
+
+
 def _scan(text: str, max_depth: int, what: str) -> None:
     """Refuse deep nesting and absurd number literals in one pass (strings skipped)."""
     depth = 0
@@ -63,6 +89,12 @@ def _reject_constant(name: str) -> None:
     raise ValueError("%s is not allowed" % name)
 
 
+try:
+    _DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+except AttributeError:  # MicroPython's json has loads() only
+    _DECODER = None  # type: ignore[assignment]  # (_check_values catches NaN there)
+
+
 def _check_values(value: object, what: str) -> None:
     stack = [value]
     while stack:
@@ -98,12 +130,12 @@ def loads(data: "bytes | str", what: str = "", max_depth: int = MAX_DEPTH,
                                                                            max_bytes))
     else:
         raise _refuse(what, "not text")
-    _scan(text, max_depth, what)
+    if _FAST:
+        _scan_fast(text, max_depth, what)
+    else:
+        _scan(text, max_depth, what)
     try:
-        try:
-            value = json.loads(text, parse_constant=_reject_constant)
-        except TypeError:  # MicroPython's json takes no hooks
-            value = json.loads(text)
+        value = _DECODER.decode(text) if _DECODER is not None else json.loads(text)
     except _PARSE_ERRORS as exc:
         raise _refuse(what, str(exc)[:120] or "malformed")
     _check_values(value, what)

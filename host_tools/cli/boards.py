@@ -11,7 +11,7 @@ from firmware.common.cli import emit
 
 def register(sub: Any) -> None:
     """Add the `boards` command group."""
-    p = sub.add_parser("boards", help="list and show board profiles")
+    p = sub.add_parser("boards")
     bsub = p.add_subparsers(dest="boards_cmd", metavar="ACTION")
     bsub.required = True
     lp = bsub.add_parser("list", help="list board profiles")

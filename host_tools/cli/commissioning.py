@@ -15,7 +15,7 @@ from firmware.gateway.selftest.signing import PublicKey, key_id, verify_report
 
 def register(sub: Any) -> None:
     """Add the `commissioning` command group."""
-    p = sub.add_parser("commissioning", help="verify commissioning self-test reports")
+    p = sub.add_parser("commissioning")
     cs = p.add_subparsers(dest="commissioning_cmd", metavar="ACTION")
     cs.required = True
     vp = cs.add_parser("verify", help="verify a signed self-test report (exit 0 valid and "

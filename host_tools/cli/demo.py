@@ -13,8 +13,7 @@ from firmware.common.cli import emit
 
 def register(sub: Any) -> None:
     """Add the `demo` command."""
-    p = sub.add_parser("demo", help="the demo: a provisioned sim house and its gateway "
-                                     "(what `make run` runs)")
+    p = sub.add_parser("demo")
     p.add_argument("--state-dir", type=Path, required=True, metavar="DIR",
                    help="the sim gateway's state directory (the site goes beside it)")
     p.add_argument("--sim-devices", type=int, default=None, metavar="N",

@@ -22,7 +22,7 @@ from host_tools.flash.transport import SerialTransport
 
 def register(sub: Any) -> None:
     """Add the `flash` command group."""
-    p = sub.add_parser("flash", help="flash gateway boards (MicroPython deploy, Linux images)")
+    p = sub.add_parser("flash")
     fsub = p.add_subparsers(dest="flash_cmd", metavar="ACTION")
     fsub.required = True
 

@@ -20,7 +20,7 @@ CSV_FIELDS = ["seq", "time", "ts", "mono", "boot", "severity", "kind", "source",
 
 def register(sub: Any) -> None:
     """Add the `logs` command group."""
-    p = sub.add_parser("logs", help="verify, show and export access logs")
+    p = sub.add_parser("logs")
     lsub = p.add_subparsers(dest="logs_cmd", metavar="ACTION")
     lsub.required = True
     vp = lsub.add_parser("verify", help="check chain, seals, signatures and completeness")

@@ -32,7 +32,7 @@ class CommandNotExecuted(StateError):
 
 def register(sub: Any) -> None:
     """Add the `platform` command group."""
-    p = sub.add_parser("platform", help="service-platform side of the WAN channel (demo/test)")
+    p = sub.add_parser("platform")
     psub = p.add_subparsers(dest="platform_cmd", metavar="ACTION")
     psub.required = True
 

@@ -26,7 +26,7 @@ def _add(psub: Any, name: str, help_text: str) -> argparse.ArgumentParser:
 
 def register(sub: Any) -> None:
     """Add the `provision` command group."""
-    p = sub.add_parser("provision", help="site PKI, gateway bundles, device credentials")
+    p = sub.add_parser("provision")
     ps = p.add_subparsers(dest="provision_cmd", metavar="ACTION")
     ps.required = True
 

@@ -16,7 +16,7 @@ from host_tools.release.repo import ReleaseRepo
 
 def register(sub: Any) -> None:
     """Add the `push` command."""
-    p = sub.add_parser("push", help="tell gateways about a release in staged waves")
+    p = sub.add_parser("push")
     p.add_argument("repo", type=Path, metavar="REPO")
     p.add_argument("--board", required=True)
     p.add_argument("--gateways", required=True, type=Path,

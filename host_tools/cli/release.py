@@ -16,7 +16,7 @@ from host_tools.scan.gate import check_scan
 
 def register(sub: Any) -> None:
     """Add the `release` command group."""
-    p = sub.add_parser("release", help="build, sign and publish firmware releases (TUF)")
+    p = sub.add_parser("release")
     rs = p.add_subparsers(dest="release_cmd", metavar="ACTION")
     rs.required = True
 

@@ -15,7 +15,7 @@ from host_tools.risk.register import build_register, load_model, render_text, wr
 
 def register(sub: Any) -> None:
     """Add the `risk` command group."""
-    p = sub.add_parser("risk", help="score threats with the guideline's CVSS-based method")
+    p = sub.add_parser("risk")
     rsub = p.add_subparsers(dest="risk_cmd", metavar="ACTION")
     rsub.required = True
     sp = rsub.add_parser("score", help="score one vector (CVSS v3.0 + LP/II, MLP/MII)")

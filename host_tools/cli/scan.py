@@ -15,9 +15,7 @@ from host_tools.scan.staging import ExtraService
 
 def register(sub: Any) -> None:
     """Add the `scan` command."""
-    p = sub.add_parser("scan", help="release scan: nmap, sslscan, admin API probes and SBOM vs "
-                                    "OSV advisories against a staging sim gateway (needs root; "
-                                    "exit 0 pass, 2 findings, 1 could not run)")
+    p = sub.add_parser("scan")
     p.add_argument("--board", required=True, help="board profile of the release")
     p.add_argument("--json", action="store_true", help="print the JSON report")
     p.add_argument("--html", type=Path, metavar="FILE", help="write the HTML report")

@@ -16,7 +16,7 @@ EXIT_PROBLEMS = 2
 
 def register(sub: Any) -> None:
     """Add the `trace` command."""
-    p = sub.add_parser("trace", help="requirement traceability matrix (code, tests, checks)")
+    p = sub.add_parser("trace")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--file", type=Path, default=trace.DEFAULT_FILE, metavar="TOML",
                    help="the matrix (default: tests/traceability/requirements.toml)")

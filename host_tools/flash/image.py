@@ -145,7 +145,7 @@ def root_tree(board: dict, dest: Path, version: str, bundle: bytes | None,
     else:
         if not (app / "firmware/gateway/cli/main.py").is_file():
             raise TargetError("the signed release carries no gateway firmware "
-                              "(app/firmware/gateway/cli.py)",
+                              "(app/firmware/gateway/cli/main.py)",
                               "publish a payload with app/firmware/ for a Linux board")
         shutil.copytree(app, dest / "opt/mamori", ignore=ignore)
     profile = ROOT / "boards" / (board["name"] + ".toml")

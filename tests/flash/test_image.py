@@ -14,8 +14,13 @@ import pytest
 from firmware.common.boards import load_board
 from host_tools.flash import image
 from host_tools.flash.errors import TargetError, VerifyError
-from tests.conftest import require
+from tests.conftest import require, require_image_tools
 from tests.flash.conftest import DEV, mamori
+
+
+@pytest.fixture(autouse=True)
+def _image_tools() -> None:
+    require_image_tools()
 
 
 def _part(img: Path, desc: dict, number: int, dest: Path) -> Path:

@@ -15,7 +15,7 @@ from securesystemslib.signer import CryptoSigner
 from tuf.api.metadata import Metadata, TargetFile, Targets
 
 from host_tools.release.repo import ReleaseRepo
-from tests.conftest import ROOT
+from tests.conftest import ROOT, require_image_tools
 from tests.flash.conftest import deploy_json, mamori
 from tests.flash.target import WasmTarget
 
@@ -76,6 +76,7 @@ def debugfs_cat(img: Path, desc: dict, part: int, path: str, tmp: Path) -> str:
 
 def test_image_from_signed_release_then_tampered_and_forged_are_refused(
         env: dict[str, str], tmp_path: Path) -> None:
+    require_image_tools()
     repo = publish(tmp_path, "rpi4", "1.4.0", linux_payload(tmp_path))
     site = tmp_path / "site"
     site.mkdir()
@@ -90,7 +91,7 @@ def test_image_from_signed_release_then_tampered_and_forged_are_refused(
     rel = json.loads(debugfs_cat(out, desc, 2, "/etc/mamori/release.json", tmp_path))
     assert rel["build"] == "release" and rel["version"] == "1.4.0" and rel["release_sha256"] == sha
     assert "base os layer 1" in debugfs_cat(out, desc, 2, "/etc/mamori-os.txt", tmp_path)
-    assert "def main" in debugfs_cat(out, desc, 2, "/opt/mamori/firmware/gateway/cli.py",
+    assert "def main" in debugfs_cat(out, desc, 2, "/opt/mamori/firmware/gateway/cli/main.py",
                                      tmp_path)
     row = json.loads((site / "flash-inventory.jsonl").read_text())
     assert row["build"] == "release" and row["release_sha256"] == sha and row["signed"]
@@ -128,6 +129,7 @@ def test_image_from_signed_release_then_tampered_and_forged_are_refused(
 
 def test_local_tree_needs_the_explicit_dev_flag_and_is_stamped(
         env: dict[str, str], tmp_path: Path) -> None:
+    require_image_tools()
     out = tmp_path / "dev.img"
     p = mamori(env, "flash", "image", "--board", "rpi4", "--out", str(out))
     assert p.returncode != 0 and "not from a signed release" in p.stderr and not out.exists()

@@ -100,7 +100,9 @@ def test_ble_and_zigbee_demo_devices_join_window_and_rogue_alert(tmp_path: Path)
 def test_permit_without_a_running_gateway_is_a_clear_error(tmp_path: Path) -> None:
     creds = tmp_path / "c.json"
     creds.write_text(json.dumps({"format": "mamori-device-credentials/1",
-                                 "transport": "zigbee"}))
+                                 "transport": "zigbee", "device_id": "plug",
+                                 "install_code": "00" * 18, "ieee": "02:00:00:00:00:00:00:01",
+                                 "record": {"signed": "by nobody"}}))
     proc = gateway("zigbee", "permit", "--state-dir", str(tmp_path), "--credentials",
                    str(creds))
     assert proc.returncode == 1 and "no gateway is running" in proc.stderr

@@ -5,6 +5,7 @@ Prints one line per test and ends with ``N passed, M failed``; exits non-zero on
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -35,7 +36,10 @@ def main() -> int:
     if node is None or not PORT.is_dir():
         print("node or the MicroPython WebAssembly port is missing: run `make deps`",
               file=sys.stderr)
-        return 1
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            return 1
+        print("SKIPPED: the portable core's MicroPython tests (CI=true makes this a failure)")
+        return 0
     proc = subprocess.run([node, str(RUNNER), str(ROOT), *portable_files()], cwd=ROOT)
     return proc.returncode
 

@@ -111,7 +111,7 @@ def test_endless_metadata_and_image(env: Env) -> None:
     env.publish("1.2")
     env.server.overrides[env.bundle_url_path({})] = b"A" * 50_000
     env.server.raw_paths.add(env.bundle_url_path({}))
-    _refused(env, inactive, IntegrityError, "more than the signed chunk length")
+    _refused(env, inactive, IntegrityError, "more than the signed", "endless-data")
 
 
 def test_wrong_board(env: Env) -> None:

@@ -69,30 +69,6 @@ def test_cli_reports_rollback_with_exit_code(env: Env) -> None:
     assert r.returncode == 3 and "rolled back" in r.stderr
 
 
-def test_download_resumes_from_last_verified_chunk(env: Env) -> None:
-    env.publish("1.0")
-    env.agent().run()
-    env.publish("1.1")
-    path = env.bundle_url_path({})
-    real = (env.repo.path / path.lstrip("/")).read_bytes()
-    calls: list[int] = []
-
-    def flaky() -> bytes:
-        calls.append(1)
-        if len(calls) == 3:
-            raise ConnectionAbortedError("network drop")  # the connection drops
-        return real
-    env.server.overrides[path] = flaky
-    with pytest.raises(ProtocolError, match="cannot reach|interrupted"):
-        env.agent().run()
-    assert env.agent().record()["chunks_done"] == 2
-    before = len(calls)
-    res = env.agent().run()
-    assert res["result"] == "installed" and res["version"] == "1.1"
-    n_chunks = len(env.repo.current("sim")["chunks"])  # type: ignore[index]
-    assert len(calls) - before == n_chunks - 2  # only the missing chunks were fetched again
-
-
 def test_offline_update_from_directory_and_tar(env: Env, tmp_path: Path) -> None:
     env.publish("1.0")
     stick = tmp_path / "stick"

@@ -13,7 +13,7 @@ from firmware.gateway.update import status
 from firmware.gateway.update.blockslot import BlockSlots, partition_numbers
 from firmware.gateway.update.boot import autoboot_txt, parse_autoboot
 from firmware.gateway.update.store import Paths
-from tests.conftest import require
+from tests.conftest import require, require_image_tools
 from tests.ota.helpers import Env
 from tests.ota.rpi import RpiRig, debugfs_cat, sha_file
 
@@ -21,6 +21,7 @@ from tests.ota.rpi import RpiRig, debugfs_cat, sha_file
 @pytest.fixture
 def rig(env: Env) -> Iterator[RpiRig]:
     """An rpi4 gateway whose slots are files cut out of a flashed image."""
+    require_image_tools()
     r = RpiRig(env)
     try:
         yield r
@@ -149,6 +150,7 @@ def test_refuses_to_write_a_mounted_slot(rig: RpiRig, tmp_path_factory: pytest.T
 
 def test_loop_device_slots(env: Env) -> None:
     require("losetup")
+    require_image_tools()
     rig = RpiRig(env, loop=True)
     try:
         rig.publish("1.0")

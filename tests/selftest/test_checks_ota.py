@@ -54,7 +54,7 @@ def test_fresh_gateway_with_broken_verifier_fails(tmp_path: Path,
     monkeypatch.setattr(tufclient.TufClient, "refresh", lambda self: None)
     monkeypatch.setattr(tufclient.TufClient, "target", lambda self, p: object())
     assert_fail(run(provisioned(tmp_path)), "ota.image-integrity", IMG,
-                "accepted metadata whose bundle hash was altered")
+                "accepted metadata whose target hash was altered")
 
 
 def test_installed_release_passes(tmp_path: Path) -> None:

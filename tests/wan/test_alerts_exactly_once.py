@@ -69,6 +69,7 @@ def _shown(log: Path) -> dict[str, int]:
 
 def test_broker_stall_every_alert_once(tmp_path: Path) -> None:
     require("mosquitto")
+    require("ss")
     state = tmp_path / "sim"
     site = tmp_path / "sim-demo-site"
     with (tmp_path / "gateway.log").open("w") as glog:

@@ -9,7 +9,7 @@ MIN_CHUNK = 1024
 MAX_CHUNK = 64 * 1024 * 1024
 
 
-def sha256_hex(data: bytes) -> str:
+def sha256_hex(data: "bytes | memoryview") -> str:
     """Lower-case hex SHA-256 of data."""
     return binascii.hexlify(hashlib.sha256(data).digest()).decode()
 
@@ -46,7 +46,8 @@ def validate_plan(length: int, chunk_size: int, hashes: list, max_length: int) -
             raise IntegrityError("release metadata carries a malformed chunk hash")
 
 
-def verify_chunk(index: int, data: bytes, hashes: list, length: int, chunk_size: int) -> None:
+def verify_chunk(index: int, data: "bytes | memoryview", hashes: list, length: int,
+                 chunk_size: int) -> None:
     """Raise unless `data` is exactly chunk `index` as signed in the release metadata."""
     _, size = chunk_span(index, length, chunk_size)
     if len(data) > size:

@@ -14,7 +14,7 @@ from firmware.gateway.runtime.statedir import add_state_dir_arg, resolve
 
 def register(sub: Any) -> None:
     """Add `admin set-password` and `admin status`."""
-    p = sub.add_parser("admin", help="local admin interface: credentials and posture")
+    p = sub.add_parser("admin")
     asub = p.add_subparsers(dest="admin_command", metavar="ACTION")
     asub.required = True
     sp = asub.add_parser("set-password", help="change an account's credential (first use "

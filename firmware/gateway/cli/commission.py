@@ -13,9 +13,7 @@ from firmware.gateway.selftest.report import render_table
 
 def register(sub: Any) -> None:
     """Add the `commission` command."""
-    p = sub.add_parser("commission", help="commissioning self-test: signed report stored with "
-                                          "the installation record (exit 0 pass, 2 fail, 1 "
-                                          "could not run)")
+    p = sub.add_parser("commission")
     p.add_argument("--state-dir", required=True, type=Path, metavar="DIR")
     p.add_argument("--json", action="store_true", help="print the record entry and signed report")
     p.add_argument("--board", metavar="NAME", help="board profile (default: the recorded one)")

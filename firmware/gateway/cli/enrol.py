@@ -17,9 +17,7 @@ ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
 
 def register(sub: Any) -> None:
     """Add the `enrol` command."""
-    p = sub.add_parser("enrol", help="generate this gateway's keys (wrapped in its key store) "
-                                     "and write the public enrolment request for "
-                                     "`mamori provision gateway --request`")
+    p = sub.add_parser("enrol")
     add_state_dir_arg(p)
     p.add_argument("--id", required=True, metavar="ID", help="the gateway id to request")
     p.add_argument("--out", type=Path, required=True, metavar="REQ.json",

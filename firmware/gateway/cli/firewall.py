@@ -32,7 +32,7 @@ def _common(p: argparse.ArgumentParser, board_required: bool) -> None:
 
 def register(sub: Any) -> None:
     """Add the `firewall` command group."""
-    p = sub.add_parser("firewall", help="render, apply and check the nftables firewall")
+    p = sub.add_parser("firewall")
     fsub = p.add_subparsers(dest="firewall_cmd", metavar="ACTION")
     fsub.required = True
     rp = fsub.add_parser("render", help="print the ruleset that would be applied")

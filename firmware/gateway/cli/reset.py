@@ -14,8 +14,7 @@ from firmware.gateway.runtime.statedir import add_state_dir_arg, resolve
 
 def register(sub: Any) -> None:
     """Add the `reset` command."""
-    p = sub.add_parser("reset", help="resale reset: erase settings, data, logs, credentials and "
-                                     "keys; keep the installed firmware")
+    p = sub.add_parser("reset")
     p.add_argument("--resale", action="store_true", required=True,
                    help="the reset to perform (resale: everything of the household)")
     p.add_argument("--board", default="sim", help="board profile (where the slots are)")

@@ -17,7 +17,7 @@ from firmware.gateway.runtime.statedir import add_state_dir_arg, resolve
 
 def register(sub: Any) -> None:
     """Add the `run` command."""
-    p = sub.add_parser("run", help="run the gateway")
+    p = sub.add_parser("run")
     p.add_argument("--board", required=True, help="board profile name (e.g. sim, rpi4)")
     add_state_dir_arg(p)
     p.add_argument("--duration", type=float, default=None, metavar="SECONDS",

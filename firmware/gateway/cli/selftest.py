@@ -17,8 +17,7 @@ from firmware.gateway.selftest.signing import load_private_key, sign_report
 
 def register(sub: Any) -> None:
     """Add the `selftest` command."""
-    p = sub.add_parser("selftest", help="run the compliance self-test (exit 0 pass, 2 fail, "
-                                        "1 could not run)")
+    p = sub.add_parser("selftest")
     p.add_argument("--state-dir", required=True, type=Path, metavar="DIR",
                    help="the gateway's state directory (only read; checks work on copies)")
     p.add_argument("--json", action="store_true", help="print the JSON report")

@@ -16,7 +16,7 @@ from firmware.gateway.runtime.statedir import add_state_dir_arg, resolve
 
 def register(sub: Any) -> None:
     """Add the `status` command."""
-    p = sub.add_parser("status", help="show the gateway's state, devices and recent events")
+    p = sub.add_parser("status")
     add_state_dir_arg(p)
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--events", type=int, default=10, help="recent events to show (text)")

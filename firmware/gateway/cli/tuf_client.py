@@ -14,7 +14,7 @@ from firmware.gateway.update.tufclient import TufClient
 
 def register(sub: Any) -> None:
     """Add the `tuf-client` command (init / refresh / download)."""
-    p = sub.add_parser("tuf-client", help="TUF client-under-test CLI (tuf-conformance protocol)")
+    p = sub.add_parser("tuf-client")
     p.add_argument("--metadata-dir", required=True, type=Path)
     p.add_argument("--metadata-url")
     p.add_argument("--target-name")

@@ -24,7 +24,7 @@ class RolledBack(MamoriError):
 
 def register(sub: Any) -> None:
     """Add the `update` command."""
-    p = sub.add_parser("update", help="install one signed update now (online or offline)")
+    p = sub.add_parser("update")
     p.add_argument("--state-dir", required=True, type=Path, metavar="DIR")
     p.add_argument("--from", dest="source", default="", metavar="URL_OR_PATH",
                    help="repository URL (https://host/base) or a copy on a stick (dir or .tar)")

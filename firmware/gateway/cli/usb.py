@@ -39,7 +39,7 @@ def _board_arg(p: argparse.ArgumentParser) -> None:
 
 def register(sub: Any) -> None:
     """Add the `usb` command group."""
-    p = sub.add_parser("usb", help="USB-port lockdown: evaluate, learn, commit, maintenance")
+    p = sub.add_parser("usb")
     us = p.add_subparsers(dest="usb_cmd", metavar="ACTION")
     us.required = True
 

@@ -16,7 +16,7 @@ from firmware.gateway.zigbee.joinpolicy import MAX_WINDOW as MAX_SECONDS
 
 def register(sub: Any) -> None:
     """Add `zigbee permit` and `zigbee sim-join`."""
-    p = sub.add_parser("zigbee", help="Zigbee: install-code join windows")
+    p = sub.add_parser("zigbee")
     zsub = p.add_subparsers(dest="zigbee_command", metavar="ACTION")
     zsub.required = True
     pp = zsub.add_parser("permit", help="let the one device of these credentials join with its "

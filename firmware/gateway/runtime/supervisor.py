@@ -83,14 +83,15 @@ class Supervisor:
             sup.state = "stopped"
 
     async def _run(self, sup: Supervised) -> None:
-        while not self._stopping and not _cancelling():
+        while not self._stopping:
             sup.state = "running"
             sup.started_mono = self.clock()
             try:
                 await sup.factory()
-                # A cancel that reached a task just as it finished can be swallowed (wait_for):
-                # the task is still marked as being cancelled, so it ends instead of restarting.
-                if self._stopping or _cancelling():
+                me = asyncio.current_task()
+                if self._stopping or (me is not None and me.cancelling()):
+                    # Stopping; or cancelled while the loop was finishing by itself (3.11's
+                    # wait_for can swallow that cancellation): not a failure, do not restart.
                     break
                 raise RuntimeError("the task returned while the gateway runs")
             except asyncio.CancelledError:
@@ -161,8 +162,3 @@ class Supervisor:
                 await t
         for s in self.tasks.values():
             s.state = "stopped"
-
-
-def _cancelling() -> bool:
-    task = asyncio.current_task()
-    return task is not None and task.cancelling() > 0

@@ -19,10 +19,11 @@ from typing import Any
 from firmware.core.errors import ConfigError, IntegrityError, MamoriError, StateError
 from firmware.core.events import Event
 from firmware.core.update import machine as m
-from firmware.core.update.chunks import chunk_count, chunk_span, validate_plan, verify_chunk
+from firmware.core.update.chunks import validate_plan
 from firmware.core.update.floors import decide, mark_failed, new_floors, raise_floors
 from firmware.gateway.update.blockslot import BlockSlots, slot_store
 from firmware.gateway.update.boot import SimBoot, TrybootBoot
+from firmware.gateway.update.download import download
 from firmware.gateway.update.fetch import Fetcher
 from firmware.gateway.update.slots import default_health
 from firmware.gateway.update.store import Paths, read_json, write_json
@@ -252,25 +253,13 @@ class UpdateAgent:
 
     def _download(self) -> None:
         record = self.record()
-        t = record["target"]
-        n = chunk_count(t["length"], t["chunk_size"])
-        done = int(record.get("chunks_done", 0))
-        self.paths.staging.parent.mkdir(parents=True, exist_ok=True)
-        mode = "r+b" if self.paths.staging.exists() else "w+b"
-        with open(self.paths.staging, mode) as f:
-            # Bytes past the last recorded chunk are from before a power cut: drop them.
-            f.truncate(done * t["chunk_size"])
-            f.seek(done * t["chunk_size"])
-            for i in range(done, n):
-                off, size = chunk_span(i, t["length"], t["chunk_size"])
-                data = self.fetcher.fetch_range(t["url"], off, size)
-                verify_chunk(i, data, t["chunks"], t["length"], t["chunk_size"])
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-                record = self._save(m.advance(record, m.DOWNLOADING, chunks_done=i + 1))
-            if f.tell() != t["length"]:
-                raise IntegrityError("downloaded bundle has the wrong length")
+
+        def progress(done: int) -> None:
+            nonlocal record
+            record = self._save(m.advance(record, m.DOWNLOADING, chunks_done=done))
+
+        download(self.fetcher, record["target"], self.paths.staging,
+                 int(record.get("chunks_done", 0)), progress)
         self._save(m.advance(record, m.VERIFIED))
 
     def _write(self) -> None:

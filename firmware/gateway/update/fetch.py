@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import http.client
+import os
 import ssl
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
@@ -21,6 +23,8 @@ class Fetcher(FetcherInterface):
 
     def __init__(self, ca_file: str | None = None, timeout: float = 30.0) -> None:
         ctx = ssl.create_default_context(cafile=ca_file)
+        self._ctx = ctx
+        self._timeout = timeout
         self._pool = urllib3.PoolManager(ssl_context=ctx, retries=False,
                                          timeout=urllib3.Timeout(connect=timeout, read=timeout))
 
@@ -57,42 +61,108 @@ class Fetcher(FetcherInterface):
         finally:
             resp.release_conn()
 
-    def fetch_range(self, url: str, start: int, size: int) -> bytes:
-        """Bytes [start, start+size) of url; reads at most size+1 bytes (endless-data cap)."""
+    def open_range(self, url: str, start: int, end: int) -> RangeBody:
+        """One streaming body for bytes [start, end) of url (a single request, resumable)."""
         if url.startswith("file://"):
             path = Path(unquote(urlparse(url).path))
             try:
-                with open(path, "rb") as f:
-                    f.seek(start)
-                    return f.read(size)
+                fd = os.open(path, os.O_RDONLY)
             except OSError as exc:
                 raise ProtocolError("cannot read offline bundle: %s" % exc.strerror, str(path))
-        headers = {"Range": "bytes=%d-%d" % (start, start + size - 1)}
+            os.lseek(fd, start, os.SEEK_SET)
+            return RangeBody(lambda buf: os.readv(fd, [buf]), end - start, lambda: os.close(fd))
+        # identity: the signed hashes cover the bytes on the wire, never a decoder's output
+        headers = {"Range": "bytes=%d-%d" % (start, end - 1), "Accept-Encoding": "identity"}
+        parts = urlparse(url)
+        conn: http.client.HTTPConnection
+        if parts.scheme == "https":
+            conn = http.client.HTTPSConnection(parts.hostname or "", parts.port,
+                                               timeout=self._timeout, context=self._ctx)
+        else:
+            conn = http.client.HTTPConnection(parts.hostname or "", parts.port,
+                                              timeout=self._timeout)
         try:
-            resp = self._pool.request("GET", url, headers=headers, preload_content=False)
-        except urllib3.exceptions.HTTPError as exc:
+            conn.request("GET", parts.path + ("?" + parts.query if parts.query else ""),
+                         headers=headers)
+            resp = conn.getresponse()
+        except (OSError, http.client.HTTPException) as exc:
+            conn.close()
             raise ProtocolError("cannot reach the update server: %s" % exc,
                                 "the download resumes from the last verified chunk")
+        if resp.status not in (200, 206):
+            conn.close()
+            raise ProtocolError("update server answered HTTP %d for %s" % (resp.status, url))
+        allowed = end - start if resp.status == 206 else end
+        if resp.length is not None and resp.length > allowed:
+            conn.close()
+            raise IntegrityError("the server sent more than the signed bundle length "
+                                 "(%d > %d bytes)" % (resp.length, allowed),
+                                 "endless-data protection: nothing written")
+
+        def readinto(buf: memoryview) -> int:
+            # http.client reads straight into the caller's buffer: no copy besides the kernel's
+            n = resp.readinto(buf)
+            if not n and buf and resp.length:
+                raise ProtocolError("transfer interrupted: the server closed the connection "
+                                    "%d bytes early" % resp.length,
+                                    "the download resumes from the last verified chunk")
+            return n
+
+        body = RangeBody(readinto, end - start, conn.close)
+        if resp.status == 200:  # the server ignored Range: skip to start, still capped
+            body.skip(start)
+        return body
+
+
+class RangeBody:
+    """A response body read into caller buffers; refuses bytes past the signed length."""
+
+    def __init__(self, readinto: Callable[[memoryview], int], length: int,
+                 close: Callable[[], object]) -> None:
+        self._readinto = readinto
+        self.left = length
+        self._close = close
+
+    def __enter__(self) -> RangeBody:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._close()
+
+    def _read(self, buf: memoryview) -> int:
         try:
-            if resp.status == 200:
-                skip = start  # server ignored Range: skip to the chunk, still capped
-            elif resp.status == 206:
-                skip = 0
-            else:
-                raise ProtocolError("update server answered HTTP %d for %s" % (resp.status, url))
-            out = bytearray()
-            for block in resp.stream(BLOCK):
-                if skip:
-                    cut = min(skip, len(block))
-                    block = block[cut:]
-                    skip -= cut
-                out += block
-                if len(out) > size:
-                    raise IntegrityError("the server sent more than the signed chunk length",
-                                         "endless-data protection: nothing written")
-            return bytes(out)
-        except urllib3.exceptions.HTTPError as exc:
+            return self._readinto(buf)
+        except (urllib3.exceptions.HTTPError, http.client.HTTPException) as exc:
             raise ProtocolError("transfer interrupted: %s" % exc,
                                 "the download resumes from the last verified chunk")
-        finally:
-            resp.release_conn()
+        except OSError as exc:
+            raise ProtocolError("transfer interrupted: %s" % (exc.strerror or exc),
+                                "the download resumes from the last verified chunk")
+
+    def skip(self, n: int) -> None:
+        """Discard n bytes (a server that ignored Range sends the file from its start)."""
+        scratch = memoryview(bytearray(min(n, 1 << 20) or 1))
+        while n > 0:
+            got = self._read(scratch[:min(n, len(scratch))])
+            if not got:
+                return
+            n -= got
+
+    def fill(self, buf: memoryview) -> int:
+        """Read until buf is full or the body ends; the number of bytes read."""
+        if len(buf) > self.left:
+            raise ValueError("read past the requested range")
+        got = 0
+        while got < len(buf):
+            n = self._read(buf[got:])
+            if not n:
+                break
+            got += n
+        self.left -= got
+        return got
+
+    def expect_end(self) -> None:
+        """Raise if the server sends more than the signed length (endless-data protection)."""
+        if self._read(memoryview(bytearray(1))):
+            raise IntegrityError("the server sent more than the signed bundle length",
+                                 "endless-data protection: nothing written")

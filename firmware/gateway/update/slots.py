@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -13,11 +12,13 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from firmware.core.errors import IntegrityError
+from firmware.gateway.update.overlap import copy_hashed, hash_fd
 from firmware.gateway.update.store import fsync_dir, write_json
 
 SLOT_RECORD = ".mamori-slot.json"
 MANIFEST_MAX = 4 * 1024 * 1024
-BLOCK = 1024 * 1024
+BLOCK = 4 * 1024 * 1024
+SYNC_EVERY = 64 * 1024 * 1024  # start writeback while copying, so the final fsync is short
 
 
 def _safe_rel(name: str) -> str:
@@ -33,7 +34,7 @@ def write_slot(bundle: Path, slot_dir: Path, target: dict[str, Any], board: str)
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir(parents=True)
-    with tarfile.open(bundle, "r:") as tar:
+    with open(bundle, "rb") as raw, tarfile.open(fileobj=raw, mode="r:") as tar:
         first = tar.next()
         if first is None or first.name != "manifest.json" or first.size > MANIFEST_MAX:
             raise IntegrityError("bundle does not start with its manifest")
@@ -63,23 +64,17 @@ def write_slot(bundle: Path, slot_dir: Path, target: dict[str, Any], board: str)
                 seen.add(rel)
             else:
                 raise IntegrityError("unexpected bundle member %r" % name)
-            if not member.isfile():
+            if not member.isfile() or member.issparse():
                 raise IntegrityError("bundle member %r is not a regular file" % name)
             dest.parent.mkdir(parents=True, exist_ok=True)
-            src = tar.extractfile(member)
-            assert src is not None
-            h = hashlib.sha256()
-            with open(dest, "wb") as out:
-                while True:
-                    block = src.read(BLOCK)
-                    if not block:
-                        break
-                    h.update(block)
-                    out.write(block)
-                out.flush()
-                os.fsync(out.fileno())
+            out = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            try:
+                digest = copy_hashed(raw.fileno(), member.offset_data, member.size, out,
+                                     BLOCK, SYNC_EVERY)
+            finally:
+                os.close(out)
             if name.startswith("payload/"):
-                if h.hexdigest() != files[rel]["sha256"]:
+                if digest != files[rel]["sha256"]:
                     raise IntegrityError("payload file %r does not match the manifest" % rel)
                 os.chmod(dest, 0o755 if files[rel].get("mode") == 0o755 else 0o644)
         missing = set(files) - seen
@@ -118,17 +113,17 @@ def verify_slot(slot_dir: Path) -> dict[str, Any]:
         raise IntegrityError("slot %s manifest and record disagree" % slot_dir.name)
     for rel, meta in manifest.get("files", {}).items():
         p = slot_dir / "payload" / rel
-        h = hashlib.sha256()
         try:
-            with open(p, "rb") as f:
-                while True:
-                    block = f.read(BLOCK)
-                    if not block:
-                        break
-                    h.update(block)
+            fd = os.open(p, os.O_RDONLY)
         except OSError:
             raise IntegrityError("slot %s lacks %s" % (slot_dir.name, rel))
-        if h.hexdigest() != meta["sha256"]:
+        try:
+            digest = hash_fd(fd, BLOCK)
+        except OSError as exc:
+            raise IntegrityError("slot %s cannot read %s: %s" % (slot_dir.name, rel, exc.strerror))
+        finally:
+            os.close(fd)
+        if digest != meta["sha256"]:
             raise IntegrityError("slot %s file %s is corrupted" % (slot_dir.name, rel))
     return info
 
