@@ -49,7 +49,7 @@ class PreAuthGuard:
     """Bookkeeping of unauthenticated connections (see module docstring)."""
 
     def __init__(self, per_source: int = 4, total: int = 256, deadline: float = 10.0,
-                 rate: float = 100.0, burst: float = 100.0, evict_after: float = 0.0,
+                 rate: float = 200.0, burst: float = 400.0, evict_after: float = 0.0,
                  clock: Callable[[], float] = time.monotonic) -> None:
         if per_source < 1 or total < 1 or deadline <= 0 or rate <= 0 or burst < 1:
             raise ValueError("pre-authentication limits must be positive")
