@@ -175,10 +175,12 @@ async def _client(root: Path, port: int) -> None:
     go = asyncio.Event()
     writers = []
 
-    async def device(dev_id: str, offset: float) -> None:
+    async def device(dev_id: str, offset: float, i: int) -> None:
         async with gate:
-            reader, writer = await asyncio.open_connection("127.0.0.1", port,
-                                                           ssl=ctxs[dev_id])
+            # each device from its own address, as in a house (the gateway limits per address)
+            reader, writer = await asyncio.open_connection(
+                "127.0.0.1", port, ssl=ctxs[dev_id],
+                local_addr=("127.88.%d.%d" % (i // 250, i % 250 + 1), 0))
             writer.write(frames.encode({"type": "hello", "id": dev_id, "transport": "ip",
                                         "maker": "Acme", "model": "Lock1", "fw": "1.0",
                                         "interval": INTERVAL}))
@@ -195,7 +197,7 @@ async def _client(root: Path, port: int) -> None:
                                         "state": {"armed": True, "open": False}}))
             await asyncio.sleep(INTERVAL)
 
-    tasks = [asyncio.create_task(device(d, INTERVAL * i / DEVICES))
+    tasks = [asyncio.create_task(device(d, INTERVAL * i / DEVICES, i))
              for i, d in enumerate(_ids())]
     while len(writers) < DEVICES:
         await asyncio.sleep(0.05)

@@ -95,6 +95,8 @@ COMPONENTS = {c.name: c for c in (
     Component("chromium", "chromium", ("chromium",)),
     Component("losetup", "util-linux", ("losetup",), root=True,
               extra=lambda: Path("/dev/loop-control").exists(), why="no /dev/loop-control"),
+    Component("mount", "util-linux", ("mount", "umount"), root=True),  # small tmpfs (disk full)
+    Component("ss", "iproute2", ("ss",)),
     Component("vfat", "dosfstools", ("mkfs.vfat",)),
     Component("mtools", "mtools", ("mcopy", "mdir")),
     Component("ext4", "e2fsprogs", ("mkfs.ext4", "debugfs")),

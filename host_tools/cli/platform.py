@@ -19,6 +19,9 @@ from host_tools.platform.client import PlatformClient
 from host_tools.platform.signing import new_envelope, sign
 from host_tools.platform.site import load_site
 
+# The watcher's named session by default: a broker stall or a network cut loses no alert.
+WATCH_SESSION = "mamori-platform-watch"
+
 
 class CommandNotExecuted(StateError):
     """The gateway refused the command or the device did not do it."""
@@ -43,8 +46,11 @@ def register(sub: Any) -> None:
     w = psub.add_parser("watch", help="print gateways' alerts, events, results and status")
     common(w, gateway=False)
     w.add_argument("--gateway", default=None, metavar="ID", help="only this gateway")
-    w.add_argument("--session", default=None, metavar="ID",
-                   help="persistent MQTT session: the broker keeps messages while away")
+    w.add_argument("--session", default=WATCH_SESSION, metavar="ID",
+                   help="the persistent MQTT session: the broker keeps alerts for it while "
+                        "the watcher is away or cut off (default: %(default)s)")
+    w.add_argument("--clean-session", action="store_true",
+                   help="no persistent session: only what arrives while connected")
     w.add_argument("--log-inbox", type=Path, default=None, metavar="DIR",
                    help="file access-log uploads under DIR/GATEWAY (read with `mamori logs`)")
     w.add_argument("--duration", type=float, default=None, metavar="SECONDS",
@@ -141,10 +147,11 @@ def _watch(args: argparse.Namespace) -> int:
         else:
             print(_line(m), flush=True)
 
-    if args.session:
-        _check_ids(args.session)
+    session = None if args.clean_session else args.session
+    if session:
+        _check_ids(session)
     client = PlatformClient(load_site(args.site, watch=True), args.broker, show,
-                            session_id=args.session)
+                            session_id=session)
     client.connect()
     end = time.monotonic() + args.duration if args.duration else None
     try:

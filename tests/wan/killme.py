@@ -1,6 +1,6 @@
 """A gateway process for the SIGKILL test: accepts messages into the queue while publishing.
 
-Prints ``accepted <id>`` (flushed) only after ``put`` returned, i.e. after the commit.
+Prints ``accepted <id>`` (flushed) only after ``put_many`` returned, i.e. after the commit.
 Usage: python -m tests.wan.killme CONFIG.json
 """
 
@@ -16,6 +16,8 @@ from firmware.gateway.wan.client import WanClient
 from firmware.gateway.wan.identity import WanIdentity
 from firmware.gateway.wan.queue import OutboundQueue
 
+BATCH = 50
+
 
 def main() -> None:
     cfg = json.loads(Path(sys.argv[1]).read_text())
@@ -27,13 +29,16 @@ def main() -> None:
     c.start()
     i = 0
     while True:
-        i += 1
-        mid = "%s-%d" % (cfg["prefix"], i)
-        body = json.dumps({"id": mid, "gateway": cfg["gateway"], "type": "alerts",
-                           "body": {"n": i}}).encode()
-        q.put(mid, topics.up(cfg["gateway"], "alerts"), body, 0)
+        batch = []
+        for _ in range(BATCH):  # committed together (one sync), faster than they drain
+            i += 1
+            mid = "%s-%d" % (cfg["prefix"], i)
+            body = json.dumps({"id": mid, "gateway": cfg["gateway"], "type": "alerts",
+                               "body": {"n": i}}).encode()
+            batch.append((mid, topics.up(cfg["gateway"], "alerts"), body, 0))
+        q.put_many(batch)
         c.notify()
-        print("accepted", mid, flush=True)
+        print("\n".join("accepted " + m[0] for m in batch), flush=True)
         time.sleep(0.002)
 
 

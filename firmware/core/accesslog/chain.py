@@ -105,6 +105,14 @@ class SealKey:
             self._key[i] = nxt[i]
         self.epoch += 1
 
+    def restore(self, epoch: int, key: "bytes | bytearray") -> None:
+        """Go back to a copy taken before a write that failed (the epoch was never sealed)."""
+        if len(key) != KEY_LEN:
+            raise ValueError("seal key must be 32 bytes")
+        for i in range(KEY_LEN):
+            self._key[i] = key[i]
+        self.epoch = epoch
+
     def wipe(self) -> None:
         """Erase the key from memory."""
         for i in range(KEY_LEN):

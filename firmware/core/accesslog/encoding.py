@@ -21,7 +21,26 @@ MAX_DEPTH = 4
 
 def canonical(obj: object) -> bytes:
     """Deterministic compact JSON: sorted keys, no spaces, UTF-8."""
+    if _str_keys(obj):
+        try:  # CPython's C encoder gives the same bytes as _enc, several times faster
+            return json.dumps(obj, sort_keys=True, separators=(",", ":"),
+                              default=str).encode("utf-8")
+        except TypeError:  # MicroPython's json has no sort_keys: the portable encoder
+            pass
     return _enc(obj).encode("utf-8")
+
+
+def _str_keys(obj: object) -> bool:
+    """True when every dict key inside obj is a string (else _enc raises, as it must)."""
+    if isinstance(obj, dict):
+        for k in obj:
+            if not isinstance(k, str) or not _str_keys(obj[k]):
+                return False
+    elif isinstance(obj, (list, tuple)):
+        for v in obj:
+            if not _str_keys(v):
+                return False
+    return True
 
 
 def _enc(obj: object) -> str:

@@ -29,6 +29,7 @@ from firmware.common.accesslog.files import (
     SIGN_LABEL,
     load_seal,
 )
+from firmware.common.fsutil import write_all
 from firmware.common.kek import device_kek, unwrap, wrap
 from firmware.core.accesslog.chain import SealKey
 from firmware.core.errors import IntegrityError, StateError
@@ -40,10 +41,15 @@ def atomic_write(path: Path, data: bytes, wipe_old: bool = False) -> None:
     tmp = path.with_name(path.name + ".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
-        os.write(fd, data)
+        write_all(fd, data)
         os.fsync(fd)
-    finally:
+    except OSError:
+        # A full disk or an I/O error: the old file stays as it was, no half-written temp file.
         os.close(fd)
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    os.close(fd)
     old = None
     if wipe_old:
         with contextlib.suppress(FileNotFoundError):

@@ -4,29 +4,37 @@ Layout of ``STATE_DIR/accesslog/``: ``seg-NNNNNNNN.log`` segments (see
 firmware.core.accesslog.framing), ``log.json`` (log id and signing public key), ``keys/``
 (KEK-wrapped keys), ``outbox/`` (upload bookkeeping) and ``.lock``.
 
-Crash safety: every frame is appended with one write(); with the default sync policy
-("always") it is fdatasync'ed before append() returns, so a crash loses at most the record being
-written. On open, an unfinished frame at the end is cut off, a checkpoint that was written
-before its key evolved is detected, and the recovered tail is sealed.
+Crash safety: the frames of one append (or batch) go out with one write(); with the default
+sync policy ("always") they are fdatasync'ed before append() returns, so a crash loses at most the
+records being written. On open, an unfinished frame at the end is cut off, a checkpoint that was
+written before its key evolved is detected, and the recovered tail is sealed.
+
+Failed writes (ENOSPC, EIO, short writes) leave the log exactly as it was: every append is a
+transaction over the chain state (chain value, sequence, seal key, segment, size); on an OSError
+the bytes written are cut back, a segment created by it is removed, the state is restored and
+``AppendFailed`` is raised. Nothing of a failed append is acknowledged or announced (checkpoint
+heads are handed out only after the commit), and the next append simply tries again.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import os
 import secrets
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from firmware.common.accesslog.files import LOG_DIR, list_segments, seg_name
-from firmware.common.fsutil import atomic_write
+from firmware.common.fsutil import atomic_write, write_all
 from firmware.core.accesslog import chain, framing
 from firmware.core.accesslog.encoding import canonical, make_record
 from firmware.core.accesslog.writer import NONCE_LEN, ChainWriter, record_aad, resume
@@ -34,6 +42,7 @@ from firmware.core.errors import ConfigError, IntegrityError, StateError
 from firmware.gateway.accesslog.keys import LogKeys, fsync_dir
 
 SYNC_POLICIES = ("always", "checkpoint", "none")
+URGENT_FILE = "urgent.json"  # segments with alert-level records: kept until uploaded
 URGENT = ("warning", "alert", "critical")
 
 
@@ -43,6 +52,37 @@ def boot_id() -> str:
         return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
     except OSError:
         return uuid.uuid4().hex
+
+
+class AppendFailed(StateError):
+    """An append could not be written; the log is left exactly as it was before it."""
+
+    code = "accesslog-write-failed"
+
+    def __init__(self, message: str, hint: str = "", committed: int = 0,
+                 errno_name: str = "") -> None:
+        super().__init__(message, hint)
+        self.committed = committed  # records of the batch written before the failure
+        self.errno_name = errno_name
+
+
+@dataclass
+class _Snapshot:
+    """Everything an append may change, to put back when its write fails."""
+
+    h: bytes
+    next_seq: int
+    unsealed: int
+    epoch: int
+    key: bytearray
+    size: int
+    segment: int
+    sealed_size: int
+    last_checkpoint: dict[str, Any] | None
+
+    def wipe(self) -> None:
+        """Erase the copy of the seal key."""
+        self.key[:] = bytes(len(self.key))
 
 
 class AccessLogStore:
@@ -81,6 +121,16 @@ class AccessLogStore:
         self.sealed_size = 0  # bytes of the current segment up to its last checkpoint
         self.recovery: list[str] = []
         self._base_cache: dict[str, Any] | None = None
+        self._pending: list[bytes] = []  # frames of the open transaction, not yet written
+        self._announce: list[dict[str, Any]] = []  # checkpoints to hand out after the commit
+        self._prune_due = False
+        self._cut_to: int | None = None  # a roll-back whose cut-back has not succeeded yet
+        self._recovery_due = False
+        self.write_failures = 0
+        # retain(segment_name) -> True while a segment may not be pruned (set by the service)
+        self.retain: Callable[[str], bool] | None = None
+        self.urgent_segments: set[int] = set()  # segments holding alert-level records
+        self._txn_urgent: set[int] = set()
 
     # -- lifecycle -------------------------------------------------------------------------
     @property
@@ -93,6 +143,7 @@ class AccessLogStore:
         with self._mutex:
             self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
             self._lock()
+            self.urgent_segments = self._load_urgent()
             segs = list_segments(self.dir)
             if not segs:
                 self._create()
@@ -101,6 +152,7 @@ class AccessLogStore:
                 self._aead = AESGCM(self.keys.data_key)
                 self._recover(segs)
             self._aead = AESGCM(self.keys.data_key)
+        self._after_commit()
 
     def _lock(self) -> None:
         fd = os.open(self.dir / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
@@ -194,11 +246,11 @@ class AccessLogStore:
                                  % (path.name, trouble[1]))
             self._new_segment_file(n + 1, self.writer.header(n + 1))
         if self.recovery or self.writer.unsealed:
-            if self.recovery:
-                self._append_locked({"kind": "accesslog.recovered", "severity": "warning",
-                                     "source": "gateway", "action": "recover",
-                                     "result": "ok", "params": {"steps": self.recovery}})
-            self._checkpoint_locked("recovery")
+            self._recovery_due = True
+            try:
+                self._commit([])
+            except AppendFailed:
+                pass  # a full disk at start: sealed by the first append that gets through
 
     def close(self) -> None:
         """Seal what is unsealed and release the files."""
@@ -217,30 +269,143 @@ class AccessLogStore:
 
     # -- writing ---------------------------------------------------------------------------
     def append(self, fields: dict[str, Any]) -> int:
-        """Append one record (minimised, encrypted, chained); returns its sequence number."""
+        """Append one record (minimised, encrypted, chained); returns its sequence number.
+
+        AppendFailed when it cannot be written: the log is then exactly as it was before.
+        """
+        return self.append_many([fields])[0]
+
+    def append_many(self, batch: Iterable[dict[str, Any]]) -> list[int]:
+        """Append records with one write and one sync per checkpoint span; their sequence numbers.
+
+        Records up to each checkpoint are committed together; on a failure the uncommitted ones
+        are rolled back and AppendFailed says how many of the batch were committed before.
+        """
         with self._mutex:
             if self.writer is None:
                 raise StateError("the access log is not open")
-            seq = self._append_locked(fields)
-            if self.writer.unsealed >= self.checkpoint_every or \
-                    str(fields.get("severity", "")) in URGENT:
-                self._checkpoint_locked("count" if self.writer.unsealed >= self.checkpoint_every
-                                        else "urgent")
-            return seq
+            seqs = self._commit(list(batch))
+        self._after_commit()
+        return seqs
+
+    def _commit(self, batch: list[dict[str, Any]]) -> list[int]:
+        assert self.writer is not None
+        seqs: list[int] = []
+        snap = self._snapshot()
+        try:
+            self._repair()
+            if self._recovery_due:
+                if self.recovery:
+                    self._append_locked({"kind": "accesslog.recovered", "severity": "warning",
+                                         "source": "gateway", "action": "recover",
+                                         "result": "ok", "params": {"steps": self.recovery}})
+                self._checkpoint_locked("recovery")
+                snap.wipe()
+                snap = self._snapshot()
+                self._recovery_due = False
+            for fields in batch:
+                seq = self._append_locked(fields)
+                due = self.writer.unsealed >= self.checkpoint_every
+                if due or str(fields.get("severity", "")) in URGENT:
+                    self._checkpoint_locked("count" if due else "urgent")
+                    seqs.append(seq)
+                    snap.wipe()
+                    snap = self._snapshot()  # committed: a later failure keeps these
+                else:
+                    seqs.append(seq)
+            self._flush(self.sync == "always")
+        except OSError as exc:
+            self._rollback(snap)
+            self.write_failures += 1
+            raise AppendFailed(
+                "access-log append failed: %s (the log is unchanged)" % (
+                    exc.strerror or exc.__class__.__name__),
+                "free space on the log's filesystem; appends resume by themselves",
+                committed=self._committed_of(seqs, snap), errno_name=_errno_name(exc)) from None
+        finally:
+            snap.wipe()
+        return seqs
+
+    def _committed_of(self, seqs: list[int], snap: _Snapshot) -> int:
+        """How many of a batch's records lie before the restored (committed) state."""
+        return sum(1 for q in seqs if q < snap.next_seq)
+
+    def _snapshot(self) -> _Snapshot:
+        w = self.writer
+        assert w is not None
+        return _Snapshot(w.h, w.next_seq, w.unsealed, w.seal_key.epoch,
+                         bytearray(w.seal_key.key), self._size, self.segment, self.sealed_size,
+                         self.last_checkpoint)
+
+    def _rollback(self, snap: _Snapshot) -> None:
+        """Put the log back as it was at `snap`: memory first, then cut the file back."""
+        w = self.writer
+        assert w is not None
+        self._pending.clear()
+        self._announce.clear()
+        self._txn_urgent.clear()
+        self._prune_due = False
+        if self.segment != snap.segment:
+            # A rotation of this transaction made a new segment: it goes again.
+            if self._fd is not None:
+                os.close(self._fd)
+            for n in range(snap.segment + 1, self.segment + 1):
+                with contextlib.suppress(OSError):
+                    (self.dir / seg_name(n)).unlink()
+            self._fd = os.open(self.dir / seg_name(snap.segment), os.O_WRONLY | os.O_APPEND)
+            self.segment = snap.segment
+        w.h, w.next_seq, w.unsealed = snap.h, snap.next_seq, snap.unsealed
+        w.seal_key.restore(snap.epoch, snap.key)
+        self._size = snap.size
+        self.sealed_size = snap.sealed_size
+        self.last_checkpoint = snap.last_checkpoint
+        self._cut_to = snap.size
+        with contextlib.suppress(OSError):
+            self._repair()  # else retried before the next write
+
+    def _repair(self) -> None:
+        """Cut a torn tail left by a failed write back to the committed size."""
+        if self._cut_to is None:
+            return
+        assert self._fd is not None
+        os.ftruncate(self._fd, self._cut_to)
+        os.fsync(self._fd)
+        self._cut_to = None
+
+    def _after_commit(self) -> None:
+        """Announce committed checkpoints; prune (its own transaction) when a segment closed."""
+        with self._mutex:
+            cps, self._announce = self._announce, []
+            prune, self._prune_due = self._prune_due, False
+        for cp in cps:
+            self._notify(cp)
+        if prune:
+            with self._mutex:
+                try:
+                    self._prune()
+                except AppendFailed:
+                    self._prune_due = True  # tried again after the next commit
+            self._after_commit()
 
     def _append_locked(self, fields: dict[str, Any]) -> int:
         assert self.writer is not None and self._aead is not None
         seq = self.writer.next_seq
+        if str(fields.get("severity", "")) in URGENT and self.segment not in self.urgent_segments:
+            self._txn_urgent.add(self.segment)
         rec = make_record(fields, seq, self.clock(), self.mono(), self.boot)
         nonce = secrets.token_bytes(NONCE_LEN)
         ct = self._aead.encrypt(nonce, canonical(rec), record_aad(self.log_id, seq))
-        self._write(self.writer.record(nonce, ct), self.sync == "always")
+        self._pending.append(self.writer.record(nonce, ct))
         return seq
 
-    def _write(self, frame: bytes, sync: bool) -> None:
+    def _flush(self, sync: bool) -> None:
+        """Write the transaction's frames with one write (and fdatasync when `sync`)."""
         assert self._fd is not None
-        os.write(self._fd, frame)
-        self._size += len(frame)
+        if self._pending:
+            data = b"".join(self._pending)
+            self._pending.clear()
+            self._size += len(data)  # before the write: a roll-back cuts back what got out
+            write_all(self._fd, data)
         if sync:
             os.fdatasync(self._fd)
 
@@ -265,11 +430,25 @@ class AccessLogStore:
         return self._base_cache
 
     def checkpoint(self, reason: str = "request") -> dict[str, Any] | None:
-        """Seal everything written so far (no-op when nothing is unsealed)."""
+        """Seal everything written so far (None when nothing is unsealed); AppendFailed else."""
         with self._mutex:
             if self.writer is None or not self.writer.unsealed:
                 return None
-            return self._checkpoint_locked(reason)
+            snap = self._snapshot()
+            try:
+                self._repair()
+                cp = self._checkpoint_locked(reason)
+            except OSError as exc:
+                self._rollback(snap)
+                self.write_failures += 1
+                raise AppendFailed("access-log checkpoint failed: %s (the log is unchanged)"
+                                   % (exc.strerror or exc.__class__.__name__),
+                                   "free space on the log's filesystem",
+                                   errno_name=_errno_name(exc)) from None
+            finally:
+                snap.wipe()
+        self._after_commit()
+        return cp
 
     def finalize(self, fields: dict[str, Any]) -> dict[str, Any]:
         """The log's last words before a reset: one record, sealed in a checkpoint marked
@@ -277,32 +456,51 @@ class AccessLogStore:
         with self._mutex:
             if self.writer is None:
                 raise StateError("the access log is not open")
-            self._append_locked(fields)
-            return self._checkpoint_locked("reset", final=True)
+            snap = self._snapshot()
+            try:
+                self._repair()
+                self._append_locked(fields)
+                cp = self._checkpoint_locked("reset", final=True)
+            except OSError as exc:
+                self._rollback(snap)
+                self.write_failures += 1
+                raise AppendFailed("access-log final record failed: %s (the log is unchanged)"
+                                   % (exc.strerror or exc.__class__.__name__),
+                                   "free space on the log's filesystem",
+                                   errno_name=_errno_name(exc)) from None
+            finally:
+                snap.wipe()
+        self._after_commit()
+        return cp
 
     def _checkpoint_locked(self, reason: str, oldest: int | None = None,
                            **extra: Any) -> dict[str, Any]:
+        """Seal the transaction's records and commit it: write, sync, rotate, save the key."""
         assert self.writer is not None
         if oldest is None:
             segs = list_segments(self.dir)
             oldest = segs[0][0] if segs else self.segment
         # A checkpoint that closes a segment says so: removing the next one is then visible.
-        rotate = self._size >= self.segment_bytes
+        size = self._size + sum(len(f) for f in self._pending)
+        rotate = size >= self.segment_bytes
         frame, cp = self.writer.checkpoint(
             self._cp_fields(oldest, reason=reason, seg=self.segment, rotate=rotate, **extra),
             self.keys.sign)
-        self._write(frame, self.sync != "none")
-        self.last_checkpoint = cp
-        self.sealed_size = self._size
+        self._pending.append(frame)
+        self._flush(self.sync != "none")
         if rotate:
             # Next segment before the key file: a crash in between leaves the key one epoch
             # behind, which tells the verifier (and recovery) the segment was never created.
             self._new_segment_file(self.segment + 1, self.writer.header(self.segment + 1))
-            self.sealed_size = self._size
+        if self._txn_urgent:
+            self._save_urgent(self.urgent_segments | self._txn_urgent)
+            self._txn_urgent.clear()
         self.keys.save_seal()
-        self._notify(cp)
+        self.last_checkpoint = cp
+        self.sealed_size = self._size
+        self._announce.append(cp)
         if rotate:
-            self._prune()
+            self._prune_due = True
         return cp
 
     def _prune(self) -> None:
@@ -313,19 +511,46 @@ class AccessLogStore:
         for _n, p in segs[:-1]:
             if total <= self.budget_bytes:
                 break
+            if self.retain is not None and self.retain(p.name):
+                break  # holds alert-level records the platform does not have yet
             drop.append(p)
             total -= p.stat().st_size
         if not drop:
             return
         keep = segs[len(drop)][0]
         # Declare the new retention base in a sealed checkpoint before deleting anything.
-        self._append_locked({"kind": "accesslog.pruned", "severity": "notice",
-                             "source": "gateway", "action": "prune", "result": "ok",
-                             "params": {"segments": [p.name for p in drop]}})
-        self._checkpoint_locked("prune", oldest=keep)
+        snap = self._snapshot()
+        try:
+            self._repair()
+            self._append_locked({"kind": "accesslog.pruned", "severity": "notice",
+                                 "source": "gateway", "action": "prune", "result": "ok",
+                                 "params": {"segments": [p.name for p in drop]}})
+            self._checkpoint_locked("prune", oldest=keep)
+        except OSError as exc:
+            self._rollback(snap)
+            self.write_failures += 1
+            raise AppendFailed("access-log pruning failed: %s" % exc.strerror,
+                               errno_name=_errno_name(exc)) from None
+        finally:
+            snap.wipe()
         for p in drop:
             p.unlink()
         fsync_dir(self.dir)
+        gone = {n for n, p in segs if p in drop} & self.urgent_segments
+        if gone:
+            with contextlib.suppress(OSError):
+                self._save_urgent(self.urgent_segments - gone)
+
+    def _load_urgent(self) -> set[int]:
+        try:
+            raw = json.loads((self.dir / URGENT_FILE).read_text())
+        except (OSError, ValueError):
+            return set()
+        return {int(n) for n in raw.get("segments", []) if isinstance(n, int)}
+
+    def _save_urgent(self, segs: set[int]) -> None:
+        atomic_write(self.dir / URGENT_FILE, json.dumps({"segments": sorted(segs)}).encode())
+        self.urgent_segments = set(segs)
 
     def _notify(self, cp: dict[str, Any]) -> None:
         if self.on_checkpoint is not None:
@@ -359,4 +584,11 @@ class AccessLogStore:
             "bytes": sum(p.stat().st_size for _n, p in segs),
             "budget_bytes": self.budget_bytes,
             "sync": self.sync,
+            "write_failures": self.write_failures,
         }
+
+
+def _errno_name(exc: OSError) -> str:
+    import errno
+
+    return errno.errorcode.get(exc.errno or 0, "") if exc.errno else exc.__class__.__name__

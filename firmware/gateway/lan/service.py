@@ -4,7 +4,13 @@ Protocol (``firmware/core/frames.py`` frames):
 device → ``hello`` {id, transport, maker, model, fw, interval}; gateway → ``welcome`` {gateway};
 then the session messages of ``devicesession.py`` (``hb``, ``cmd``/``result``, ``local``).
 Authentication is done by the ``authorizer`` hook (peer certificate + hello → identity); a
-refusal is an ``auth.refused`` alert with the reason, and the connection is closed.
+refusal closes the connection and becomes an ``auth.refused`` alert with the reason, aggregated
+per source and reason (``refusals.py``) and handed to the monitor one by one (``observer``).
+
+Before any TLS work a connection passes the blocked-source check and the pre-authentication
+limits (``preauth.py``: per source, in total with the oldest evicted, one deadline for handshake
+and hello, a handshake rate). TLS uses ``firmware.common.leantls`` (no 256 KiB buffer per
+session).
 """
 
 from __future__ import annotations
@@ -15,20 +21,27 @@ import ssl
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from firmware.common.leantls import start_tls
 from firmware.core import frames
 from firmware.core.errors import AuthError, MamoriError, ProtocolError, StateError
 from firmware.core.events import Event
 from firmware.core.hello import parse_hello
 from firmware.core.ids import valid_id
 from firmware.gateway.devices.session import REFUSED, DeviceSession, DeviceSessionService
+from firmware.gateway.lan.preauth import EVICTED, PreAuthGuard, Ticket
+from firmware.gateway.lan.refusals import RefusalAggregator
 from firmware.gateway.lan.tls import tls_failure_reason
 from firmware.gateway.runtime.gateway import Gateway
+from firmware.gateway.runtime.memory import Trimmer
 
 # authorizer(hello, peer_cert_der or None) -> identity dict with at least id, transport.
 Authorizer = Callable[[dict[str, Any], bytes | None], Awaitable[dict[str, Any]]]
 
 HELLO_TIMEOUT = 5.0
 READ_CHUNK = 4096
+BACKLOG = 1024
+# observer(address, reason, principal, evidence): every refusal, for the rogue pipeline
+Observer = Callable[[str, str, str, dict[str, Any]], None]
 
 
 class Session(DeviceSession):
@@ -67,7 +80,13 @@ class LanService(DeviceSessionService[Session]):
         self._server: asyncio.AbstractServer | None = None
         # admission(peer_ip) -> refusal reason for a blocked peer (set by the monitor service)
         self.admission: Callable[[str], str | None] | None = None
+        # observer: every refusal as it happens (set by the monitor service)
+        self.observer: Observer | None = None
         self.blocked = 0
+        self.preauth = PreAuthGuard()
+        self.refusals = RefusalAggregator(gw.emit, "lan")
+        self.trimmer = Trimmer()
+        self._ticker: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         """Listen on host:port (port 0 picks a free one)."""
@@ -75,72 +94,108 @@ class LanService(DeviceSessionService[Session]):
             raise StateError("the LAN service has no authorizer",
                              "install a bundle (mutual TLS) or run the sim board")
         # TLS is started per connection in _on_connect so a failed handshake is a logged refusal.
-        self._server = await asyncio.start_server(self._on_connect, self.host, self.port)
+        self._server = await asyncio.start_server(self._on_connect, self.host, self.port,
+                                                  backlog=BACKLOG)
         sock = self._server.sockets[0]
         self.port = sock.getsockname()[1]
+        self._ticker = self.gw.spawn("lan.refusals", self._tick)
 
     async def stop(self) -> None:
         """Close every session and stop listening."""
+        if self._ticker is not None:
+            self._ticker.cancel()
         if self._server:
             self._server.close()
         for s in list(self.sessions.values()):
             s.close()
         await self._cancel_tasks()
+        self.refusals.flush(force=True)
         if self._server:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._server.wait_closed(), 2)
 
+    async def _tick(self) -> None:
+        # Closes refusal windows; gives memory back to the system after a burst of connections.
+        while True:
+            await asyncio.sleep(1.0)
+            self.refusals.flush()
+            self.trimmer.maybe_trim(quiet=len(self.preauth._pending) == 0)
+
     def status(self) -> dict[str, Any]:
-        """Endpoint and session counts."""
+        """Endpoint, session counts, pre-authentication limits and refusals."""
         return {"host": self.host, "port": self.port, "tls": self.ssl_context is not None,
-                "sessions": len(self.sessions), "refused": self.refused}
+                "sessions": len(self.sessions), "refused": self.refused,
+                "blocked": self.blocked, "preauth": self.preauth.status(),
+                "refusals": self.refusals.status(), "memory": self.trimmer.status()}
 
     # -- sessions ------------------------------------------------------------------------
     async def _on_connect(self, reader: asyncio.StreamReader,
                           writer: asyncio.StreamWriter) -> None:
         task = self._track()
         peer = writer.get_extra_info("peername")
+        address = str(peer[0]) if peer else "?"
         peer_s = "%s:%s" % (peer[0], peer[1]) if peer else "?"
+        ticket: Ticket | None = None
+        self.trimmer.opened()
         try:
-            # A blocked peer is dropped before any TLS or hello work; the monitor counts it.
-            if self.admission is not None and peer and self.admission(str(peer[0])):
+            # The fast path: a blocked or over-limit peer is dropped before any TLS or hello work.
+            if self.admission is not None and peer and self.admission(address):
                 self.blocked += 1
+                writer.transport.abort()
                 return
+            got = self.preauth.admit(address, task.cancel if task is not None else _nothing)
+            if isinstance(got, str):
+                # A resource limit, not a failed authentication: counted, never a block reason.
+                writer.transport.abort()
+                self._refuse(peer_s, got, address=address, offence=False)
+                return
+            ticket = got
             if self.ssl_context is not None:
-                try:
-                    # Awaited directly (no wait_for task) so reading pauses before the
-                    # ClientHello can reach the plain stream.
-                    await writer.start_tls(self.ssl_context, ssl_handshake_timeout=HELLO_TIMEOUT)
-                except (ssl.SSLError, OSError, TimeoutError) as exc:
-                    self._refuse(peer_s, tls_failure_reason(exc))
+                if not await self.preauth.turn(ticket):
+                    self._refuse(peer_s, "TLS handshake timed out", address=address)
                     return
-            await self._serve(reader, writer, peer_s)
+                try:
+                    await start_tls(writer, self.ssl_context, server_side=True,
+                                    handshake_timeout=max(0.1, self.preauth.left(ticket)))
+                except (ssl.SSLError, OSError, TimeoutError) as exc:
+                    self._refuse(peer_s, tls_failure_reason(exc), address=address)
+                    return
+            await self._serve(reader, writer, peer_s, ticket)
         except asyncio.CancelledError:
-            pass
+            if ticket is not None and ticket.evicted:
+                self._refuse(peer_s, EVICTED, address=address, offence=False)
         except Exception as exc:  # one bad peer never takes the service down
             self.gw.emit(Event("lan.error", "warning", "lan", target=peer_s,
                                result="closed", reason=repr(exc)))
         finally:
+            if ticket is not None:
+                self.preauth.release(ticket)
             writer.close()
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(writer.wait_closed(), 1)
             if task is not None:
                 self._tasks.discard(task)
+            self.trimmer.closed()
 
     def _refuse(self, peer: str, reason: str, principal: str = "",
-                evidence: dict[str, Any] | None = None) -> None:
+                evidence: dict[str, Any] | None = None, address: str = "",
+                offence: bool = True) -> None:
         self.refused += 1
-        self.gw.emit(Event("auth.refused", "alert", "lan", principal=principal,
-                           action="connect", target=peer, result="refused", reason=reason,
-                           params=evidence or {}))
+        address = address or peer.rsplit(":", 1)[0]
+        if self.observer is not None and offence:
+            self.observer(address, reason, principal, dict(evidence or {}, peer=peer))
+        self.refusals.refuse(address, peer, reason, principal, evidence)
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                     peer: str) -> None:
+                     peer: str, ticket: Ticket | None = None) -> None:
         dec = frames.FrameDecoder(self.max_frame)
+        wait = self.preauth.left(ticket) if ticket is not None else HELLO_TIMEOUT
         try:
-            hello = await asyncio.wait_for(self._read_one(reader, dec), HELLO_TIMEOUT)
+            hello = await asyncio.wait_for(self._read_one(reader, dec), wait)
         except TimeoutError:
-            self._refuse(peer, "no hello within %.0f s" % HELLO_TIMEOUT)
+            self.preauth.timed_out()
+            self._refuse(peer, "no hello within the %.0f s pre-authentication deadline"
+                         % self.preauth.deadline)
             return
         except ProtocolError as exc:
             self._refuse(peer, "malformed hello: " + str(exc))
@@ -173,6 +228,8 @@ class LanService(DeviceSessionService[Session]):
             self._refuse(peer, str(exc), principal=hello["id"][:64])
             writer.write(frames.encode(REFUSED))
             return
+        if ticket is not None:
+            self.preauth.release(ticket, authenticated=True)  # no longer pre-authentication
         session = Session(identity, writer)
         await self._admit(session, hello, peer)
         try:
@@ -237,3 +294,7 @@ def registry_authorizer(gw: Gateway, expected: dict[str, dict[str, Any]]) -> Aut
         return dict(ident, id=hello["id"])
 
     return authorize
+
+
+def _nothing() -> None:
+    """Cancel callback of a connection without a task (never evicted mid-work)."""

@@ -72,6 +72,7 @@ class MonitorService(Service):
             self._subscribed = True
         if self.lan is not None:
             self.lan.admission = self.admission
+            self.lan.observer = self.observe_lan
             self._wrap_execute(self.lan)
         self._stop.clear()
         self._task = self.gw.spawn("monitor.liveness", self._loop)
@@ -81,6 +82,7 @@ class MonitorService(Service):
         self._stop.set()
         if self.lan is not None and getattr(self.lan, "admission", None) == self.admission:
             self.lan.admission = None
+            self.lan.observer = None
         for t in [self._task, *self._probe_tasks]:
             if t is not None:
                 t.cancel()
@@ -115,6 +117,11 @@ class MonitorService(Service):
         for rec in self.rogue.observe(path, source, self.clock(), reason, identity, evidence):
             self.gw.emit(rogue_event(rec))
 
+    def observe_lan(self, address: str, reason: str, identity: str,
+                    evidence: dict[str, Any]) -> None:
+        """LAN refusal hook: every refusal counts (the bus only carries aggregated records)."""
+        self.observe("lan", address, reason, identity, evidence)
+
     def command_result(self, device: str, action: str, params: dict[str, Any] | None,
                        result: dict[str, Any]) -> None:
         """Check one command result (commanded vs actual)."""
@@ -133,6 +140,9 @@ class MonitorService(Service):
         kind = ev.kind
         if kind == "auth.refused":
             path = ev.source if ev.source in PATHS else "lan"
+            if path == "lan" and self.lan is not None and \
+                    getattr(self.lan, "observer", None) == self.observe_lan:
+                return  # already observed one by one through the LAN's hook
             if path == "lan":
                 source = peer_ip(ev.target)
             else:

@@ -122,6 +122,7 @@ class EmbeddedBroker:
             "per_listener_settings false",
             "persistence " + ("true" if self.persistence else "false"),
             f"persistence_location {self.workdir}/",
+            "autosave_interval 5",  # persistent sessions' queued messages survive a restart
             "allow_anonymous false",
             "user " + pwd.getpwuid(os.geteuid()).pw_name,  # never switch user: no root needed
             "log_dest stderr",
@@ -205,7 +206,8 @@ class BrokerService(Service):
 
     def __init__(self, gw: Gateway, tls: BrokerTls, port: int = 0) -> None:
         super().__init__(gw)
-        self.broker = EmbeddedBroker(Path(gw.state_dir) / "broker", tls, port)
+        # Persistence on: the platform's named session keeps its alerts across broker restarts.
+        self.broker = EmbeddedBroker(Path(gw.state_dir) / "broker", tls, port, persistence=True)
 
     async def start(self) -> None:
         """Start mosquitto before the WAN service connects to it."""

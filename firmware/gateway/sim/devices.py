@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sys
 from collections.abc import Coroutine
 from typing import Any
 
@@ -17,6 +18,12 @@ from firmware.device.portable.agent import DeviceAgent
 from firmware.device.runner import run_forever
 from firmware.gateway.lan.service import LanService
 from firmware.gateway.runtime.gateway import Gateway, Service
+
+
+def sim_address(i: int) -> str:
+    """The i-th simulated device's own LAN address (Linux routes all of 127.0.0.0/8 to lo):
+    as in a real house every device has its own, so per-address limits apply as they would."""
+    return "127.77.%d.%d" % (i // 250, i % 250 + 1)
 
 
 class SimTasksService(Service):
@@ -62,8 +69,9 @@ class SimDevicesService(SimTasksService):
         self.credentials = credentials or {}
 
     async def start(self) -> None:
-        """Start one agent task per simulated device."""
-        for dev_id, ident in self.identities.items():
+        """Start one agent task per simulated device, each from its own loopback address."""
+        spread = sys.platform.startswith("linux") and self.lan.host == "127.0.0.1"
+        for i, (dev_id, ident) in enumerate(sorted(self.identities.items())):
             creds = self.credentials.get(dev_id)
             pin, guard = None, None
             if creds is not None:
@@ -76,7 +84,8 @@ class SimDevicesService(SimTasksService):
             self.agents[dev_id] = agent
             self._spawn(run_forever(agent, self.lan.host, self.lan.port,
                                     self.ssl_contexts.get(dev_id), self.server_hostname,
-                                    stop=self._stop, pin=pin))
+                                    stop=self._stop, pin=pin,
+                                    local_addr=sim_address(i) if spread else None))
         self._started(sorted(self.identities))
 
     def status(self) -> dict[str, Any]:

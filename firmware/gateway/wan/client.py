@@ -10,6 +10,9 @@ Threads (all daemons, all guarded):
   ``stall_timeout`` seconds (a hung socket, a wedged library call).
 - **inbound**: hands validated down-link messages to the handler one at a time, so a slow
   device never blocks the network loop.
+- **acks**: deletes acknowledged messages from the outbox in batches (one transaction, one
+  sync each), so the network thread keeps publishing while the disk syncs; messages being
+  deleted are never picked up again.
 
 Every callback is wrapped: an exception in a handler is counted and logged, never fatal.
 
@@ -109,6 +112,10 @@ class WanClient:
         self._paho: mqtt.Client | None = None
         self._inflight: dict[int, str] = {}
         self._acked: list[str] = []
+        self._deleting: set[str] = set()  # acknowledged, being deleted by the acks thread
+        self._ack_cond = threading.Condition()
+        self._ack_todo: list[str] = []
+        self._ack_thread: threading.Thread | None = None
         self._tick = time.monotonic()
         self._attempt = 0
         self._last_status = 0.0
@@ -137,6 +144,8 @@ class WanClient:
         self._watchdog = threading.Thread(target=self._watchdog_loop, name="wan-watchdog",
                                           daemon=True)
         self._watchdog.start()
+        self._ack_thread = threading.Thread(target=self._ack_loop, name="wan-acks", daemon=True)
+        self._ack_thread.start()
 
     def stop(self, timeout: float = 5.0) -> None:
         """Disconnect cleanly and stop every thread; queued messages stay on disk."""
@@ -147,6 +156,12 @@ class WanClient:
         for t in (self._watchdog, self._net, self._inbound_thread):
             if t is not None and t is not threading.current_thread():
                 t.join(timeout)
+        with self._ack_cond:
+            self._ack_cond.notify()
+        if self._ack_thread is not None:
+            self._ack_thread.join(timeout)
+        self._flush_acks()
+        self._delete_acked()  # what the acks thread had not done yet
 
     def notify(self) -> None:
         """Tell the network thread new messages are queued (it also polls)."""
@@ -404,15 +419,39 @@ class WanClient:
 
     # -- outbox pump ----------------------------------------------------------------------
     def _flush_acks(self) -> None:
+        """Hand the acknowledged ids to the acks thread (the network thread never syncs)."""
         if self._acked:
             acked, self._acked = self._acked, []
-            self.outbox.ack_many(acked)
+            with self._ack_cond:
+                self._deleting.update(acked)
+                self._ack_todo.extend(acked)
+                self._ack_cond.notify()
+
+    def _ack_loop(self) -> None:
+        while not self._stop.is_set():
+            with self._ack_cond:
+                while not self._ack_todo and not self._stop.is_set():
+                    self._ack_cond.wait(0.5)
+            self._delete_acked()
+
+    def _delete_acked(self) -> None:
+        with self._ack_cond:
+            todo, self._ack_todo = self._ack_todo, []
+        if not todo:
+            return
+        try:
+            self.outbox.ack_many(todo)
+        except Exception as exc:  # a failing disk: they are sent again later (at-least-once)
+            log.error("cannot delete acknowledged messages: %r", exc)
+        with self._ack_cond:
+            self._deleting.difference_update(todo)
 
     def _pump(self, client: mqtt.Client, inflight: dict[int, str]) -> None:
         room = self.max_inflight - len(inflight)
         if room <= 0:
             return
-        busy = set(inflight.values())
+        with self._ack_cond:
+            busy = set(inflight.values()) | self._deleting
         for m in self.outbox.peek(room, busy):
             props = Properties(PacketTypes.PUBLISH)
             props.UserProperty = ("msg-id", m.msg_id)

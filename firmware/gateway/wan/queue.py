@@ -161,40 +161,68 @@ class OutboundQueue:
     # -- producer side --------------------------------------------------------------------
     def put(self, msg_id: str, topic: str, payload: bytes, prio: int) -> bool:
         """Store a message durably; False if that id is already queued; QueueFull if no room."""
-        if len(payload) > self.max_message:
-            raise ProtocolError(f"message of {len(payload)} bytes exceeds the "
-                                f"{self.max_message}-byte limit")
-        payload = self._seal(msg_id, payload)
-        cost = _cost(topic, payload)
+        stored = self.put_many([(msg_id, topic, payload, prio)], strict=True)
+        return stored == 1
+
+    def put_many(self, items: list[tuple[str, str, bytes, int]], strict: bool = False) -> int:
+        """Store (msg_id, topic, payload, prio) messages in one transaction (one sync).
+
+        Returns how many were stored: a duplicate id is skipped, a message that finds no room
+        is refused and counted (``strict``: QueueFull is raised and nothing is stored).
+        """
+        for _mid, _topic, payload, _prio in items:
+            if len(payload) > self.max_message:
+                raise ProtocolError(f"message of {len(payload)} bytes exceeds the "
+                                    f"{self.max_message}-byte limit")
+        stored = refused = 0
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
+            used, count = self._bytes, self._count
             try:
-                if self._db.execute("SELECT 1 FROM outbox WHERE msg_id=?",
-                                    (msg_id,)).fetchone():
-                    self._db.execute("ROLLBACK")
-                    return False
-                freed, evicted = self._make_room(cost, prio)
-                if self._bytes - freed + cost > self.budget_bytes:
-                    self._db.execute("ROLLBACK")
-                    self._bump("refused")
-                    raise QueueFull(f"up-link queue is full ({self.budget_bytes} bytes budget)",
-                                    "the platform has been unreachable for long; "
-                                    "urgent messages are kept, this one was not")
-                self._db.execute(
-                    "INSERT INTO outbox (msg_id, prio, topic, payload, created) "
-                    "VALUES (?, ?, ?, ?, ?)", (msg_id, prio, topic, payload, time.time()))
-                if evicted:
+                for msg_id, topic, payload, prio in items:
+                    if self._db.execute("SELECT 1 FROM outbox WHERE msg_id=?",
+                                        (msg_id,)).fetchone():
+                        continue
+                    payload = self._seal(msg_id, payload)  # noqa: PLW2901 - stored sealed
+                    cost = _cost(topic, payload)
+                    self._db.execute("SAVEPOINT item")  # a refused message evicts nothing
+                    freed, evicted = self._make_room(cost, prio)
+                    if self._bytes - freed + cost > self.budget_bytes:
+                        self._db.execute("ROLLBACK TO item")
+                        self._db.execute("RELEASE item")
+                        if strict:
+                            raise QueueFull(
+                                f"up-link queue is full ({self.budget_bytes} bytes budget)",
+                                "the platform has been unreachable for long; "
+                                "urgent messages are kept, this one was not")
+                        refused += 1
+                        continue
+                    self._db.execute("RELEASE item")
+                    self._bytes -= freed
+                    self._count -= evicted
+                    if evicted:
+                        self._db.execute(
+                            "INSERT INTO counters VALUES ('evicted', ?) ON CONFLICT(name) "
+                            "DO UPDATE SET value = value + excluded.value", (evicted,))
                     self._db.execute(
-                        "INSERT INTO counters VALUES ('evicted', ?) ON CONFLICT(name) "
-                        "DO UPDATE SET value = value + excluded.value", (evicted,))
+                        "INSERT INTO outbox (msg_id, prio, topic, payload, created) "
+                        "VALUES (?, ?, ?, ?, ?)", (msg_id, prio, topic, payload, time.time()))
+                    self._bytes += cost
+                    self._count += 1
+                    stored += 1
+                if refused:
+                    self._db.execute("INSERT INTO counters VALUES ('refused', ?) ON CONFLICT"
+                                     "(name) DO UPDATE SET value = value + excluded.value",
+                                     (refused,))
                 self._db.execute("COMMIT")
-            except BaseException:
+            except BaseException as exc:
                 if self._db.in_transaction:
                     self._db.execute("ROLLBACK")
+                self._bytes, self._count = used, count
+                if isinstance(exc, QueueFull):
+                    self._bump("refused")
                 raise
-            self._bytes += cost - freed
-            self._count += 1 - evicted
-            return True
+            return stored
 
     def _make_room(self, cost: int, prio: int) -> tuple[int, int]:
         freed = evicted = 0

@@ -8,6 +8,9 @@ What goes up (through the persistent queue, at-least-once, de-duplicated by ``id
   ``selftest``, priority 2;
 - other events of severity ``notice`` on ``events``, priority 2 (info and debug stay local).
 
+Bus events are forwarded by the ``wan-forward`` thread: queued in memory by the subscriber (no
+disk write on the event loop) and committed to the outbox in batches, one transaction each.
+
 Local manual operations reach the command check as bus events: any Event with kind
 ``device.local_operation`` (``target`` = device, ``action``, ``principal``) gives that device's
 local operation priority over conflicting remote commands for ``local_window`` seconds.
@@ -22,8 +25,11 @@ model's set); a session taken over by another holder of this gateway's id is a
 from __future__ import annotations
 
 import asyncio
+import collections
 import dataclasses
 import json
+import logging
+import threading
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine
@@ -55,8 +61,12 @@ from firmware.gateway.wan.requests import parse_request
 # the LAN channel's ``execute`` is a coroutine function; a plain callable works too
 AsyncExecutor = Callable[..., Awaitable[dict[str, Any]]]
 
+log = logging.getLogger("mamori.wan")
+
 QUEUE_FILE = "wan/outbox.db"
 QUEUE_KEY = "wan-outbox-fields"
+FORWARD_BATCH = 256
+MAX_HELD = 1024  # alerts kept in memory while the outbox's disk refuses writes
 LOCAL_OP_KIND = "device.local_operation"
 TRANSFERRED = "ownership.transferred"
 
@@ -76,8 +86,9 @@ def envelope(gateway_id: str, stream: str, body: dict[str, Any], prio: int,
 def outbox_key(state_dir: Path, board: dict[str, Any] | None) -> StoreKey:
     """The key the outbox seals its payloads under (events carry principals and reasons)."""
     return StoreKey(state_dir, board, QUEUE_KEY, "at-rest key of the WAN outbox's messages")
+
+
 TOKEN_FILE = "wan/conn-token"  # noqa: S105 - a file name (not a secret)
-LOCAL_OP_KIND = "device.local_operation"
 # crl_handler(pem) -> the installer's answer ({"status": ..., "number": ...}); MamoriError refuses
 CrlHandler = Callable[[bytes], Coroutine[Any, Any, dict[str, Any]]]
 CRL_TIMEOUT = 30.0
@@ -125,6 +136,10 @@ class WanService(Service):
         self.update_requests: UpdateRequestHandler | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self.forward_errors = 0
+        self._forward: collections.deque[tuple[str, str, bytes, int]] = collections.deque()
+        self._forward_cond = threading.Condition()
+        self._forward_thread: threading.Thread | None = None
+        self._forward_stop = False
 
     # -- lifecycle ------------------------------------------------------------------------
     async def start(self) -> None:
@@ -151,6 +166,10 @@ class WanService(Service):
         self.client = WanClient(self.identity, self.queue, self._on_inbound,
                                 status_extra=self._status_extra, **options)
         self.gw.bus.subscribe(self._on_event)
+        self._forward_stop = False
+        self._forward_thread = threading.Thread(target=self._forward_loop, name="wan-forward",
+                                                daemon=True)
+        self._forward_thread.start()
         self.client.start()
         atomic_write(Path(self.gw.state_dir) / BROKER_FILE, json.dumps(
             {"url": "mqtts://%s:%d" % (self.identity.broker_host, self.identity.broker_port)}
@@ -158,6 +177,13 @@ class WanService(Service):
 
     async def stop(self) -> None:
         """Disconnect (publishing offline status) and close the queue; queued messages stay."""
+        if self._forward_thread is not None:
+            with self._forward_cond:
+                self._forward_stop = True
+                self._forward_cond.notify()
+            await asyncio.to_thread(self._forward_thread.join, 10)
+            self._forward_thread = None
+            self._commit_forwarded()
         if self.client is not None:
             await asyncio.get_running_loop().run_in_executor(None, self.client.stop)
         if self.queue is not None:
@@ -197,10 +223,54 @@ class WanService(Service):
         route = event_route(event)
         if route is None or self.queue is None:
             return
-        try:
-            self.submit(route[0], event.to_dict(), route[1], event.event_id or None)
-        except MamoriError:
-            self.forward_errors += 1  # QueueFull is counted by the queue itself
+        stream, prio = route
+        mid = event.event_id or uuid.uuid4().hex
+        topic, payload = envelope(self.identity.gateway_id, stream, event.to_dict(), prio, mid)
+        item = (mid, topic, payload, prio)
+        if self._forward_thread is None:
+            self._forward.append(item)
+            self._commit_forwarded()
+            return
+        with self._forward_cond:
+            self._forward.append(item)
+            self._forward_cond.notify()
+
+    def _forward_loop(self) -> None:
+        while True:
+            with self._forward_cond:
+                while not self._forward and not self._forward_stop:
+                    self._forward_cond.wait()
+                if self._forward_stop:
+                    return
+            if not self._commit_forwarded():
+                with self._forward_cond:  # the disk refused: try again in a second
+                    self._forward_cond.wait(1.0)
+
+    def _commit_forwarded(self) -> bool:
+        """Commit what the bus handed over, a batch per transaction; False when the disk refused.
+
+        On a failing disk (full, read-only) alerts (priority 0/1) stay queued in memory, up to
+        MAX_HELD, and are retried; less urgent messages are counted and dropped.
+        """
+        while self._forward and self.queue is not None:
+            batch = [self._forward[i] for i in range(min(FORWARD_BATCH, len(self._forward)))]
+            try:
+                self.queue.put_many(batch)
+            except Exception as exc:
+                held = [m for m in batch if m[3] <= 1][-MAX_HELD:]
+                self.forward_errors += len(batch) - len(held)
+                log.error("cannot queue %d up-link messages: %r", len(batch), exc)
+                with self._forward_cond:
+                    for _ in batch:
+                        self._forward.popleft()
+                    self._forward.extendleft(reversed(held))
+                return False
+            with self._forward_cond:
+                for _ in batch:
+                    self._forward.popleft()
+            if self.client is not None:
+                self.client.notify()
+        return True
 
     # -- down-link --------------------------------------------------------------------------
     def _on_inbound(self, kind: str, device: str | None, payload: bytes) -> None:
