@@ -3,9 +3,13 @@
 `mamori demo` plays the installer on this PC: it creates a demo site beside the gateway's state
 directory (what `mamori provision init-site/allow/device/gateway` make), issues credentials for
 the simulated devices and an installation bundle, and writes ``house.json`` — the list the sim
-board reads to run those devices and the embedded platform broker. It then starts the gateway
-(`mamori-gateway run --board sim --sim-house SITE/house.json`). The gateway itself never
-provisions anything: it only reads what the installer made.
+board reads to run those devices and the embedded platform broker. Like `mamori commission`, it
+then installs the bundle into the board's state directory and makes the first-use change of the
+initial admin credential (the new one replaces it beside the bundle, 0600:
+``SITE/gateways/sim-gateway.bundle.admin-credential``), so the demo gateway passes its live
+self-test. It then starts the gateway (`mamori-gateway run --board sim --sim-house
+SITE/house.json`). The gateway itself never provisions anything: it only reads what the
+installer made.
 """
 
 from __future__ import annotations
@@ -126,4 +130,27 @@ def ensure_demo_house(state_dir: Path, devices: int | None = None) -> Path:
     }
     atomic_write(house, json.dumps(doc, indent=1, sort_keys=True).encode(), mode=0o600)
     return house
+
+
+def install_demo(state_dir: Path, house: Path) -> str:
+    """Install the demo bundle on the (stopped) sim board and change its initial credential.
+
+    Returns what the credential step did: "changed" or "already".
+    """
+    from firmware.common.boards import load_board
+    from firmware.gateway.identity.install import install_bundle, installed
+    from host_tools.commission.credential import (
+        change_on_state_dir,
+        credential_file,
+        first_use_change,
+    )
+
+    site_dir = Path(house).parent
+    bundle = site_dir / "gateways" / (DEMO_GATEWAY + ".bundle")
+    state_dir = Path(state_dir)
+    if not installed(state_dir):
+        state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        install_bundle(state_dir, bundle, load_board("sim"))
+    change, current = change_on_state_dir(state_dir)
+    return first_use_change(credential_file(bundle), DEMO_GATEWAY, change, current)
 

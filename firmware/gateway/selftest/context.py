@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
-import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
 
 from firmware.common.boards import boards_dir as default_boards_dir
 from firmware.common.boards import load_board
+from firmware.gateway.selftest.livecopy import copy_state
 
 
 class CheckContext:
@@ -26,6 +26,7 @@ class CheckContext:
         self.options = options or {}
         self._work = Path(work_dir)
         self._scratch: Path | None = None
+        self.scratch_skipped: list[str] = []
 
     def board(self) -> dict[str, Any]:
         """The validated board profile (raises ConfigError when missing or invalid)."""
@@ -37,10 +38,14 @@ class CheckContext:
         return load_board(self.board_name, self.boards_dir)
 
     def scratch(self) -> Path:
-        """A private copy of the state directory (modes preserved) that the check may change."""
+        """A private copy of the state directory (modes preserved) that the check may change.
+
+        Works on a running gateway: its sockets, locks and pid are left out and its databases
+        copied as consistent snapshots (``livecopy``).
+        """
         if self._scratch is None:
             dest = self._work / "state"
-            shutil.copytree(self.live_state_dir, dest, symlinks=True)
+            self.scratch_skipped = copy_state(self.live_state_dir, dest)
             self._scratch = dest
         return self._scratch
 
