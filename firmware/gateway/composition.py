@@ -12,6 +12,8 @@ from firmware.gateway.devices.router import DeviceRouter
 from firmware.gateway.firewall.service import FirewallService
 from firmware.gateway.identity.binding import DeviceBinding
 from firmware.gateway.identity.install import installed
+from firmware.gateway.identity.policies import check_all as check_policies
+from firmware.gateway.lan.endpoint import planned_port
 from firmware.gateway.lan.service import LanService
 from firmware.gateway.lan.tls import secure_lan
 from firmware.gateway.monitor.wiring import monitor_services
@@ -79,9 +81,12 @@ def build_services(gw: Gateway) -> list[Service]:
         return services
     ctx, authorizer, gateway_id = secure
     gw.gateway_id = gateway_id
+    for problem in check_policies(gw.state_dir):  # admission fails closed until fixed
+        gw.emit(Event("config.invalid", "alert", "gateway", action="start",
+                      target=problem.source, result="refused", reason=str(problem)))
     binding = DeviceBinding(gw.state_dir)  # one-time installation tickets (new devices)
-    lan = LanService(gw, cfg.lan_host, cfg.lan_port, ssl_context=ctx,
-                     authorizer=binding.wrap(authorizer))
+    lan = LanService(gw, cfg.lan_host, planned_port(gw.state_dir, gw.board, cfg.lan_port),
+                     ssl_context=ctx, authorizer=binding.wrap(authorizer), stable=True)
     # The monitor before the LAN: its admission hook and bus subscription are in place first.
     services += monitor_services(gw, lan)
     services.append(lan)

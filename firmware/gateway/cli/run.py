@@ -29,7 +29,10 @@ def register(sub: Any) -> None:
     p.add_argument("--sim-house", type=Path, default=None, metavar="HOUSE_JSON",
                    help="sim board: run the demo house the installer made (`mamori demo`)")
     p.add_argument("--lan-host", default="127.0.0.1", help="LAN listen address")
-    p.add_argument("--lan-port", type=int, default=0, help="LAN listen port (0: any free)")
+    p.add_argument("--lan-port", type=int, default=None,
+                   help="LAN listen port (default: the one this installation used before, "
+                        "else the board's device port; sim: any free port, then kept; "
+                        "0: any free port)")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning"])
     p.set_defaults(func=_run)
 

@@ -18,9 +18,6 @@ from firmware.core.errors import StateError
 from firmware.core.events import Event
 from firmware.gateway.runtime.gateway import Gateway, Service
 
-# Sent to a device that failed authentication before the link is dropped.
-REFUSED = {"type": "refused", "reason": "authentication failed"}
-
 
 class DeviceSession:
     """One authenticated device on some transport: identity, pending commands, last report."""

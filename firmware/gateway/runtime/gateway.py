@@ -21,6 +21,7 @@ from firmware.core.errors import StateError
 from firmware.core.events import Event
 from firmware.core.liveness import LivenessTracker
 from firmware.gateway.runtime.config import GatewayConfig
+from firmware.gateway.runtime.known import KnownDevices
 from firmware.gateway.runtime.sdnotify import Notifier, watchdog_interval
 from firmware.gateway.runtime.supervisor import Supervisor, TaskFactory
 
@@ -81,6 +82,7 @@ class Gateway:
         self.started_at = time.time()
         self.liveness = LivenessTracker()
         self.device_info: dict[str, dict[str, Any]] = {}
+        self.known = KnownDevices(self.state_dir)
         self.gateway_id: str | None = None  # set once an installed identity is loaded
         self.services: list[Service] = []
         self.recent: collections.deque[dict[str, Any]] = collections.deque(maxlen=200)
@@ -113,6 +115,17 @@ class Gateway:
         """Declare a device the gateway expects to hear from."""
         self.liveness.register(device_id, transport, interval, level, time.monotonic())
         self.device_info.setdefault(device_id, {}).update(info)
+        self.known.remember(device_id, transport, interval, level, info)
+
+    def _restore_known(self) -> None:
+        """Declare the devices admitted before this start: listed, and alerted if they do
+        not come back."""
+        now = time.monotonic()
+        for dev_id, d in self.known.load().items():
+            dev = self.liveness.register(dev_id, d["transport"], d["interval"], d["level"], now)
+            dev.reason = "known device, not connected since the gateway started"
+            self.device_info.setdefault(dev_id, {}).update(
+                {"maker": d["maker"], "model": d["model"]})
 
     def device_seen(self, device_id: str) -> None:
         """Record traffic from a device and publish any liveness transition."""
@@ -120,6 +133,8 @@ class Gateway:
             self._liveness_event(move)
 
     def _liveness_event(self, move: dict[str, Any]) -> None:
+        if move["to"] == "removed":
+            self.known.forget(move["device"])
         bad = move["to"] in ("suspect", "offline")
         self.emit(Event(
             "device." + move["to"], severity="alert" if move["to"] == "offline" else
@@ -234,6 +249,7 @@ class Gateway:
         """Start the services, serve until stopped (signal or --duration), stop them."""
         self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self._acquire_lock()
+        self._restore_known()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError):
