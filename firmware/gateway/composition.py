@@ -12,6 +12,7 @@ from firmware.gateway.devices.router import DeviceRouter
 from firmware.gateway.firewall.service import FirewallService
 from firmware.gateway.identity.binding import DeviceBinding
 from firmware.gateway.identity.install import installed
+from firmware.gateway.identity.installer import install_command
 from firmware.gateway.identity.policies import check_all as check_policies
 from firmware.gateway.lan.endpoint import planned_port
 from firmware.gateway.lan.service import LanService
@@ -73,6 +74,8 @@ def build_services(gw: Gateway) -> list[Service]:
         bundle = demo.bundle  # first start of the demo: install what the installer made
     secure = secure_lan(gw.state_dir, gw.board, bundle)
     if secure is None:
+        # A blank board: the installer's tool hands it its bundle (`mamori commission`).
+        control.register("install", install_command(gw))
         gw.emit(Event("gateway.unprovisioned", "warning", "gateway", action="start",
                       result="service disabled",
                       reason="no installation bundle: run with --bundle FILE"

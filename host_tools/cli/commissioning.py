@@ -28,7 +28,8 @@ def register(sub: Any) -> None:
     vp.set_defaults(func=_verify)
 
 
-def _load_public(path: Path) -> PublicKey:
+def load_public(path: Path) -> PublicKey:
+    """A report-signing public key (Ed25519 or P-256), with a clear error."""
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
@@ -42,7 +43,7 @@ def _load_public(path: Path) -> PublicKey:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    pub = _load_public(args.key)
+    pub = load_public(args.key)
     try:
         envelope = json.loads(args.report.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:

@@ -78,10 +78,10 @@ def render(doc: dict[str, Any], events: int = 10) -> str:
                         _v(lan.get("sessions"), "0"), _v(lan.get("refused"), "0")))
     fw = doc.get("firmware") or {}
     if fw:
-        slot = " slot %s," % fw["slot"] if fw.get("slot") else ""
-        lines.append("firmware %s (%s%s %s)" % (
-            _v(fw.get("version"), software_version()), _v(fw.get("source"), "installed"), slot,
-            _v(fw.get("state"), "idle")))
+        about = [_v(fw.get("source"), "installed")] + (["slot " + str(fw["slot"])]
+                                                        if fw.get("slot") else [])
+        lines.append("firmware %s (%s, %s)" % (_v(fw.get("version"), software_version()),
+                                               ", ".join(about), _v(fw.get("state"), "idle")))
     wan = doc.get("wan") or {}
     if wan:
         lines.append("wan      %s  connected %s, queue %s"

@@ -210,6 +210,18 @@ def install_bundle(state_dir: Path, bundle_path: Path, board: dict | None = None
     return meta
 
 
+def installed_from(state_dir: Path, bundle_path: Path) -> bool:
+    """Whether this very bundle is already installed here (a restart with the same --bundle
+    must not reinstall it: that would reset the changed admin credential and the keys)."""
+    meta = Path(state_dir) / IDENTITY / "gateway.json"
+    try:
+        digest = json.loads(meta.read_text()).get("bundle_sha256")
+        return bool(digest) and digest == hashlib.sha256(Path(bundle_path).read_bytes()
+                                                         ).hexdigest()
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
 def installed(state_dir: Path) -> bool:
     """Whether an installation bundle has been imported into this state directory."""
     return (Path(state_dir) / IDENTITY / "gateway.json").is_file()

@@ -39,9 +39,9 @@ def secure_lan(state_dir: Path, board: dict | None,
 
     None means the state directory holds no installed identity (sim board without a bundle).
     """
-    from firmware.gateway.identity.install import install_bundle
+    from firmware.gateway.identity.install import install_bundle, installed_from
 
-    if bundle is not None:
+    if bundle is not None and not installed_from(state_dir, Path(bundle)):
         install_bundle(Path(state_dir), Path(bundle), board)
     elif not (Path(state_dir) / IDENTITY / "gateway.json").is_file():
         return None

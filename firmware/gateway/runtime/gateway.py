@@ -91,6 +91,7 @@ class Gateway:
         self.notifier = Notifier()
         self._stop = asyncio.Event()
         self._lock_fd: int | None = None
+        self.restart = False  # stopped to start again (a bundle was just installed)
 
     # -- events --------------------------------------------------------------------------
     def emit(self, event: Event) -> Event:
@@ -168,6 +169,11 @@ class Gateway:
         """Ask the gateway to shut down cleanly."""
         self._stop.set()
 
+    def request_restart(self) -> None:
+        """Stop every service and let the caller start them again (new identity)."""
+        self.restart = True
+        self._stop.set()
+
     def _acquire_lock(self) -> None:
         run = self.state_dir / "run"
         run.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -185,6 +191,7 @@ class Gateway:
         """The whole status view, as written to run/status.json."""
         doc: dict[str, Any] = {
             "gateway": {
+                "id": self.gateway_id or "",
                 "board": self.board["name"],
                 "pid": os.getpid(),
                 "boot_id": self.boot_id,
@@ -273,7 +280,8 @@ class Gateway:
                 loop.call_later(self.config.duration, self.request_stop)
             await self._stop.wait()
             self.notifier.notify("STOPPING=1")
-            self.emit(Event("gateway.stopping", source="gateway", action="stop", result="ok"))
+            self.emit(Event("gateway.stopping", source="gateway",
+                            action="restart" if self.restart else "stop", result="ok"))
             with contextlib.suppress(OSError):
                 self.write_status()
         finally:
