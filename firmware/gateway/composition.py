@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from firmware.core.errors import ConfigError, MamoriError
 from firmware.core.events import Event
 from firmware.device.credentials import load as load_credentials
 from firmware.device.credentials import tls_context as client_context
 from firmware.gateway.accesslog.service import AccessLogService
+from firmware.gateway.admin.commissioning import Commission
 from firmware.gateway.admin.service import AdminService
 from firmware.gateway.devices.router import DeviceRouter
 from firmware.gateway.firewall.service import FirewallService
@@ -14,13 +17,13 @@ from firmware.gateway.identity.binding import DeviceBinding
 from firmware.gateway.identity.install import installed
 from firmware.gateway.identity.installer import install_command
 from firmware.gateway.identity.policies import check_all as check_policies
-from firmware.gateway.lan.endpoint import planned_port
 from firmware.gateway.lan.service import LanService
 from firmware.gateway.lan.tls import secure_lan
 from firmware.gateway.monitor.wiring import monitor_services
 from firmware.gateway.owner.resale import ResaleHoldService, resale_pending
 from firmware.gateway.radios import radio_services
 from firmware.gateway.runtime.control import ControlService
+from firmware.gateway.runtime.endpoint import planned_port
 from firmware.gateway.runtime.gateway import Gateway, Service
 from firmware.gateway.selftest.remote_service import RemoteSelftestService
 from firmware.gateway.sim.broker import BrokerService, BrokerTls, mosquitto_binary
@@ -52,6 +55,18 @@ def _demo(gw: Gateway) -> DemoHouse | None:
     if gw.board["name"] != "sim":
         raise ConfigError("a simulated house runs only on the sim board")
     return load_house(gw.config.sim_house)
+
+
+def commissioning(gw: Gateway) -> Commission:
+    """The live commissioning self-test, as the admin API runs it for `mamori commission`."""
+
+    def run(level: int | None) -> dict[str, Any]:
+        from firmware.gateway.selftest.commissioning import DIR, PUBLIC_KEY, commission
+
+        out = commission(gw.state_dir, gw.board["name"], level)
+        return dict(out, public_key=(gw.state_dir / DIR / PUBLIC_KEY).read_bytes())
+
+    return run
 
 
 def build_services(gw: Gateway) -> list[Service]:
@@ -93,7 +108,7 @@ def build_services(gw: Gateway) -> list[Service]:
     # The monitor before the LAN: its admission hook and bus subscription are in place first.
     services += monitor_services(gw, lan)
     services.append(lan)
-    services.append(AdminService(gw))  # LAN-only HTTPS admin API
+    services.append(AdminService(gw, commissioning(gw)))  # LAN-only HTTPS admin API
     ble, zigbee = radio_services(gw, control, binding)
     services += [s for s in (ble, zigbee) if s is not None]
     router = DeviceRouter(gw, {"ip": lan, "ble": ble, "zigbee": zigbee})

@@ -8,9 +8,10 @@ from pathlib import Path
 from typing import Any
 
 from firmware.common.cli import emit
-from firmware.core.errors import ConfigError, IntegrityError
+from firmware.core.errors import IntegrityError
 from firmware.gateway.selftest.report import render_table
-from firmware.gateway.selftest.signing import PublicKey, key_id, verify_report
+from firmware.gateway.selftest.signing import key_id, verify_report
+from host_tools.commission.verify import load_public
 
 
 def register(sub: Any) -> None:
@@ -26,20 +27,6 @@ def register(sub: Any) -> None:
     vp.add_argument("--request-id", help="also require this platform request ID in the report")
     vp.add_argument("--json", action="store_true")
     vp.set_defaults(func=_verify)
-
-
-def load_public(path: Path) -> PublicKey:
-    """A report-signing public key (Ed25519 or P-256), with a clear error."""
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import ec, ed25519
-
-    try:
-        pub = serialization.load_pem_public_key(path.read_bytes())
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"cannot load public key: {type(exc).__name__}", str(path))
-    if not isinstance(pub, (ed25519.Ed25519PublicKey, ec.EllipticCurvePublicKey)):
-        raise ConfigError("report keys are Ed25519 or EC P-256", str(path))
-    return pub
 
 
 def _verify(args: argparse.Namespace) -> int:

@@ -44,6 +44,7 @@ class Target(Protocol):
     def describe(self) -> str: ...  # noqa: D102
     def start_hint(self) -> str: ...  # noqa: D102
     def status(self) -> dict[str, Any] | None: ...  # noqa: D102
+    def attach(self, bundle: Path) -> None: ...  # noqa: D102
     def install(self, bundle: Path) -> str: ...  # noqa: D102
     def change_credential(self, credential: Path, gateway: str) -> str: ...  # noqa: D102
     def commission(self, level: int) -> dict[str, Any]: ...  # noqa: D102
@@ -98,6 +99,8 @@ class Commissioning:
         """Every step not done yet, in order; the summary (ok only with a signed record)."""
         failed: MamoriError | None = None
         for n, name in enumerate(self.STEPS, 1):
+            if n > self.STEPS.index("bundle") + 1 and self.bundle.is_file():
+                self.o.target.attach(self.bundle)
             if self.progress.done(name) and name not in ("gateway", "online"):
                 self.display.step(n, self.TITLES[name], resumed=True)
                 continue
@@ -202,9 +205,12 @@ class Commissioning:
                     self.display.note("start the gateway on the board: " + hint)
                 return False, "no gateway runs on %s yet" % self.o.target.describe()
             gw, lan = doc["gateway"], doc.get("lan") or {}
-            if gw.get("id") != self.o.gateway_id or not lan.get("port"):
+            if gw.get("id") != self.o.gateway_id or "lan" not in doc:
                 return False, "the gateway runs but does not serve as %s yet" % \
                     self.o.gateway_id
+            if not lan.get("port"):  # the admin API tells it only after the login
+                return True, "gateway %s answers on %s" % (gw["id"],
+                                                           self.o.target.describe())
             self.progress.fact("endpoint", "%s:%d" % (lan["host"], lan["port"]))
             return True, "gateway %s serves devices on %s:%d" % (gw["id"], lan["host"],
                                                                 lan["port"])
@@ -221,6 +227,9 @@ class Commissioning:
                 else "admin credential already changed (%s)") % path
 
     def _online(self) -> str:
+        lan = (self.o.target.status() or {}).get("lan") or {}
+        if lan.get("port"):
+            self.progress.fact("endpoint", "%s:%d" % (lan["host"], lan["port"]))
         endpoint = self.progress.fact("endpoint") or "HOST:PORT"
         creds = self.progress.fact("credentials") or {}
         for d in self.devices:
@@ -279,7 +288,7 @@ class Commissioning:
     def _record(self) -> str:
         from firmware.gateway.selftest.report import canonical
         from firmware.gateway.selftest.signing import key_id, verify_report
-        from host_tools.cli.commissioning import load_public
+        from host_tools.commission.verify import load_public
 
         report_path = Path(self.progress.fact("report") or "")
         pub = load_public(self.dir / "report-signing.pub.pem")

@@ -40,6 +40,9 @@ class StateDirTarget:
             return None
         return doc if doc["gateway"].get("running") else None
 
+    def attach(self, bundle: Path) -> None:
+        """Nothing to learn from the bundle: the state directory says who is installed."""
+
     def install(self, bundle: Path) -> str:
         """Install the bundle: into the running blank gateway, else into the directory."""
         from firmware.common.boards import load_board

@@ -10,7 +10,7 @@ from typing import Any
 from firmware.common.boards import load_board
 from firmware.core.errors import ConfigError
 from firmware.gateway.runtime import jsonlog
-from firmware.gateway.runtime.config import GatewayConfig
+from firmware.gateway.runtime.config import AdminConfig, GatewayConfig
 from firmware.gateway.runtime.gateway import Gateway
 from firmware.gateway.runtime.hostcheck import require_matching_host
 from firmware.gateway.runtime.statedir import add_state_dir_arg, resolve
@@ -34,6 +34,9 @@ def register(sub: Any) -> None:
                    help="LAN listen port (default: the one this installation used before, "
                         "else the board's device port; sim: any free port, then kept; "
                         "0: any free port)")
+    p.add_argument("--admin-port", type=int, default=None,
+                   help="admin API port (default: as before, else 8443; sim: any free port, "
+                        "then kept)")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning"])
     p.add_argument("--log-format", choices=jsonlog.FORMATS, default=None,
                    help="stderr log lines: text (default on a terminal) or json (default "
@@ -45,8 +48,9 @@ def _run(args: argparse.Namespace) -> int:
     board = load_board(args.board)
     if args.duration is not None and not 0 < args.duration < 10 ** 9:
         raise ConfigError("--duration must be a positive number of seconds")
-    if args.lan_port is not None and not 0 <= args.lan_port < 65536:
-        raise ConfigError("--lan-port must be 0 to 65535, not %d" % args.lan_port)
+    for opt, port in (("--lan-port", args.lan_port), ("--admin-port", args.admin_port)):
+        if port is not None and not 0 <= port < 65536:
+            raise ConfigError("%s must be 0 to 65535, not %d" % (opt, port))
     if args.bundle is not None and not args.bundle.is_file():
         raise ConfigError("no installation bundle at %s" % args.bundle, "--bundle",
                           hint="make one with `mamori provision gateway` (or `mamori "
@@ -59,7 +63,8 @@ def _run(args: argparse.Namespace) -> int:
     jsonlog.setup(args.log_level, fmt=args.log_format or jsonlog.default_format())
     cfg = GatewayConfig(board_name=args.board, state_dir=state_dir, duration=args.duration,
                         bundle=args.bundle, broker=args.broker, sim_house=args.sim_house,
-                        lan_host=args.lan_host, lan_port=args.lan_port)
+                        lan_host=args.lan_host, lan_port=args.lan_port,
+                        admin=AdminConfig(port=args.admin_port))
     return asyncio.run(_main(cfg, board))
 
 

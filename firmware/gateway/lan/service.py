@@ -21,8 +21,8 @@ from firmware.core import refusals as rc
 from firmware.core.errors import AuthError, MamoriError, ProtocolError, StateError
 from firmware.core.events import Event
 from firmware.gateway.devices.session import DeviceSession, DeviceSessionService
-from firmware.gateway.lan.endpoint import remember
 from firmware.gateway.lan.tls import tls_failure_reason
+from firmware.gateway.runtime.endpoint import remember
 from firmware.gateway.runtime.gateway import Gateway
 
 # authorizer(hello, peer_cert_der or None) -> identity dict with at least id, transport.
@@ -61,7 +61,7 @@ class LanService(DeviceSessionService[Session]):
         super().__init__(gw)
         self.host = host
         self.port = port
-        # stable: remember the endpoint (lan/endpoint.py) so devices find it after a restart
+        # stable: remember the endpoint (runtime/endpoint.py) so devices find it after a restart
         self.stable = stable
         self.ssl_context = ssl_context
         self.authorizer = authorizer
