@@ -15,16 +15,13 @@ installer made.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from firmware.common.fsutil import atomic_write
 from firmware.core.errors import ConfigError
-from provisioning.devices import issue_device
-from provisioning.gateway import issue_gateway
-from provisioning.site import Site
+from host_tools.commission.issue import allow_models, device_credentials, gateway_bundle, open_site
 
 DEMO_GATEWAY = "sim-gateway"
 HOUSE_FILE = "house.json"
@@ -79,21 +76,6 @@ def ip_devices(count: int) -> list[SimDevice]:
     return named + extra
 
 
-def _issue_missing(site: Site, devices: Iterable[SimDevice], site_dir: Path,
-                   gateway: str | None = None) -> dict[str, Path]:
-    out = {}
-    for dev in devices:
-        path = site_dir / "devices" / (dev.id + ".json")
-        if not path.is_file():
-            if site.issued_path(dev.id).exists():
-                continue  # issued by an older demo and lost: leave it out
-            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            issue_device(site, dev.transport, dev.maker, dev.model, dev.id, path,
-                         gateway=gateway)
-        out[dev.id] = path
-    return out
-
-
 def ensure_demo_house(state_dir: Path, devices: int | None = None) -> Path:
     """Create the demo site, credentials, bundle and house list once; return house.json.
 
@@ -103,21 +85,17 @@ def ensure_demo_house(state_dir: Path, devices: int | None = None) -> Path:
     site_dir = site_dir_for(state_dir)
     ip = ip_devices(len(IP_DEVICES) if devices is None else devices)
     radio = RADIO_DEVICES if devices is None else []
-    if not (site_dir / "site.json").is_file():
-        Site.init(site_dir, 3, "Mamori demo house")
-    site = Site(site_dir)
-    for maker, model, transport in sorted(MODELS):
-        if not any(e["model"] == model for e in site.allowlist()):
-            site.allow(maker, model, transport)
-    creds = _issue_missing(site, ip, site_dir)
-    bundle = site_dir / "gateways" / (DEMO_GATEWAY + ".bundle")
-    if not bundle.is_file():
-        bundle.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        acl = [{"principal": "platform", "device": d.id, "actions": DEMO_GRANTS[d.kind]}
-               for d in IP_DEVICES + RADIO_DEVICES]
-        issue_gateway(site, "sim", DEMO_GATEWAY, bundle, acl=acl)
+    site, _ = open_site(site_dir, None, "Mamori demo house")
+    allow_models(site, MODELS)
+    # Credentials lost by an older demo are left out, not issued twice ("skip").
+    creds = device_credentials(site, ip, site_dir / "devices", lost="skip")
+    acl = [{"principal": "platform", "device": d.id, "actions": DEMO_GRANTS[d.kind]}
+           for d in IP_DEVICES + RADIO_DEVICES]
+    bundle, _ = gateway_bundle(site, "sim", DEMO_GATEWAY,
+                               site_dir / "gateways" / (DEMO_GATEWAY + ".bundle"), acl)
     # BLE credentials carry the gateway's static key: issued after the gateway.
-    creds.update(_issue_missing(site, radio, site_dir, gateway=DEMO_GATEWAY))
+    creds.update(device_credentials(site, radio, site_dir / "devices", DEMO_GATEWAY,
+                                    lost="skip"))
     house = site_dir / HOUSE_FILE
     doc: dict[str, Any] = {
         "format": HOUSE_FORMAT,

@@ -19,7 +19,9 @@ class StateDirTarget:
     """A gateway whose state directory is reachable as a path."""
 
     def __init__(self, state_dir: Path, board: str) -> None:
-        self.state_dir = Path(state_dir).resolve()
+        from firmware.gateway.runtime.statedir import resolve
+
+        self.state_dir = resolve(Path(state_dir)).resolve()
         self.board = board
 
     def describe(self) -> str:

@@ -9,7 +9,7 @@ from firmware.common.boards import load_board
 from firmware.common.cli import emit
 from firmware.core.errors import ConfigError
 from firmware.gateway.owner.resale import resale_reset
-from firmware.gateway.runtime.statedir import add_state_dir_arg, resolve
+from firmware.gateway.runtime.statedir import add_state_dir_arg, existing_state_dir
 
 
 def register(sub: Any) -> None:
@@ -28,7 +28,7 @@ def _reset(args: argparse.Namespace) -> int:
     if not args.resale:
         raise ConfigError("only --resale is supported")
     board = load_board(args.board)
-    doc = resale_reset(resolve(args.state_dir, args.board), board, yes=args.yes)
+    doc = resale_reset(existing_state_dir(args.state_dir, args.board), board, yes=args.yes)
     logs = doc["logs"]
     text = ("resale reset done: %d files destroyed, device key %s; firmware %s kept (%s)\n"
             "logs: %s\nthe gateway stays unprovisioned with its service disabled until an "

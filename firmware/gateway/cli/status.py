@@ -9,6 +9,7 @@ import time
 from typing import Any
 
 from firmware.common.cli import emit
+from firmware.common.cli import plain as _v
 from firmware.common.version import software_version
 from firmware.core.errors import ConfigError, StateError
 from firmware.gateway.runtime.gateway import STATUS_FILE
@@ -51,17 +52,6 @@ def read_status(state_dir: Any) -> dict[str, Any]:
         gw["state"] = "dead"
     doc["age_s"] = round(time.time() - float(doc.get("updated_at", 0)), 1)
     return doc
-
-
-def _v(value: Any, missing: str = "-") -> str:
-    """A value as an operator reads it: no None, no Python reprs."""
-    if value is None or value == "":
-        return missing
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, (list, tuple)):
-        return ", ".join(_v(v) for v in value) or missing
-    return str(value)
 
 
 def render(doc: dict[str, Any], events: int = 10) -> str:
