@@ -35,6 +35,10 @@ def register(sub: Any) -> None:
     p.add_argument("--release", type=Path, metavar="REPO",
                    help="the release repository (or its 1.root.json): its trusted root goes "
                         "into the bundle, so the gateway accepts its first update")
+    p.add_argument("--tickets", type=int, default=0, metavar="MINUTES",
+                   help="also issue each device a one-time installation ticket (text and QR "
+                        "code) valid this many minutes (1-60), presented at its first "
+                        "connection; expired ones are issued again when the command resumes")
     p.add_argument("--timeout", type=float, default=300.0, metavar="SECONDS",
                    help="how long to wait for the gateway and the devices (default 300)")
     p.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
@@ -47,6 +51,8 @@ def _commission(args: argparse.Namespace) -> int:
 
     if not 0 < args.timeout <= 86400:
         raise ConfigError("--timeout must be 1 to 86400 seconds")
+    if not 0 <= args.tickets <= 60:
+        raise ConfigError("--tickets must be 1 to 60 minutes (0: no tickets)")
     if args.target is not None:
         from host_tools.commission.target import StateDirTarget
 
@@ -62,7 +68,8 @@ def _commission(args: argparse.Namespace) -> int:
     load_board(args.board)  # a wrong board name is refused before anything is made
     opts = Options(site=args.site, board=args.board, target=target, target_name=name,
                    devices_file=args.devices, level=args.level, gateway_id=args.gateway_id,
-                   site_name=args.name, release=args.release, timeout=args.timeout)
+                   site_name=args.name, release=args.release, timeout=args.timeout,
+                   tickets=args.tickets)
     doc = Commissioning(opts).run()
     emit(doc, args.json)
     return 0 if doc["ok"] else 1

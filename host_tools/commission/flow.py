@@ -64,6 +64,7 @@ class Options:
     site_name: str = ""
     release: Path | None = None
     timeout: float = 300.0
+    tickets: int = 0  # minutes of a one-time installation ticket per device (0: none)
 
 
 def default_gateway_id(site: Path) -> str:
@@ -88,8 +89,10 @@ class Commissioning:
         self.o.gateway_id = opts.gateway_id or default_gateway_id(opts.site)
         self.devices = devicelist.load(opts.devices_file)
         self.dir = Path(opts.site) / "commissioning" / self.o.gateway_id
+        listing = json.dumps([vars(d) for d in self.devices], sort_keys=True).encode()
         self.progress = Progress(self.dir, {"board": opts.board, "target": opts.target_name,
-                                            "gateway": self.o.gateway_id})
+                                            "gateway": self.o.gateway_id,
+                                            "devices": hashlib.sha256(listing).hexdigest()[:16]})
         self.display = display or Display(len(self.STEPS))
         self.started = time.monotonic()
         self.site: Any = None
@@ -108,11 +111,18 @@ class Commissioning:
             began = self.progress.begin(name)
             try:
                 detail = getattr(self, "_" + name)()
-            except MamoriError as exc:
-                self.progress.fail(name, began, str(exc))
-                self.display.failed(str(exc))
-                failed = exc
+            except (MamoriError, OSError) as exc:
+                err = exc if isinstance(exc, MamoriError) else StateError(
+                    "%s%s" % (exc.strerror or type(exc).__name__,
+                              " (%s)" % exc.filename if exc.filename else ""))
+                self.progress.fail(name, began, str(err))
+                self.display.failed(str(err))
+                failed = err
                 break
+            except KeyboardInterrupt:
+                self.progress.fail(name, began, "interrupted")
+                self.display.failed("interrupted: run the same command again to resume here")
+                raise
             self.progress.finish(name, began, detail)
             self.display.ok(detail, self.progress.step(name)["seconds"])
         doc = self.summary(failed)
@@ -184,8 +194,21 @@ class Commissioning:
         creds = issue.device_credentials(self._open_site(), self.devices,
                                          Path(self.o.site) / "devices", self.o.gateway_id)
         self.progress.fact("credentials", {k: str(v) for k, v in creds.items()})
-        return "%d device credential files in %s (0600)" % (len(creds),
-                                                            Path(self.o.site) / "devices")
+        tickets = self._tickets()
+        return "%d device credential files%s in %s (0600)" % (
+            len(creds), " and one-time installation tickets (QR)" if tickets else "",
+            Path(self.o.site) / "devices")
+
+    def _tickets(self, only: list[str] | None = None) -> dict[str, str]:
+        if not self.o.tickets:
+            return {}
+        devices = [d for d in self.devices if only is None or d.id in only]
+        made = issue.install_tickets(self._open_site(), devices, Path(self.o.site) / "devices",
+                                     self.o.gateway_id, self.o.tickets)
+        tickets = dict(self.progress.fact("tickets") or {})
+        tickets.update({k: str(v) for k, v in made.items()})
+        self.progress.fact("tickets", tickets)
+        return tickets
 
     def _install(self) -> str:
         self._open_site()
@@ -232,10 +255,15 @@ class Commissioning:
             self.progress.fact("endpoint", "%s:%d" % (lan["host"], lan["port"]))
         endpoint = self.progress.fact("endpoint") or "HOST:PORT"
         creds = self.progress.fact("credentials") or {}
+        states = {d["id"]: d.get("state") for d in (self.o.target.status() or {}).get(
+            "devices", [])}
+        tickets = self._tickets([d.id for d in self.devices if states.get(d.id) != "online"])
         for d in self.devices:
+            ticket = (" --ticket %s (its secret and QR code: %s.secret.txt, .svg)"
+                      % (tickets[d.id], tickets[d.id])) if d.id in tickets else ""
             if d.transport == "ip":
-                self.display.note("power on %s: mamori-device --credentials %s --gateway %s"
-                                  % (d.id, creds.get(d.id, d.id + ".json"), endpoint))
+                self.display.note("power on %s: mamori-device --credentials %s --gateway %s%s"
+                                  % (d.id, creds.get(d.id, d.id + ".json"), endpoint, ticket))
             else:
                 self.display.note("pair %s (%s) with its credential file %s"
                                   % (d.id, d.transport, creds.get(d.id, "")))

@@ -77,6 +77,33 @@ def gateway_bundle(site: Site, board: str, gw_id: str, out: Path,
     return out, True
 
 
+def install_tickets(site: Site, devices: Iterable[Any], directory: Path, gateway: str,
+                    minutes: int, now: float | None = None) -> dict[str, Path]:
+    """A one-time installation ticket (``DIR/<id>.ticket``, its secret and QR code beside it)
+    for each device, issued again when missing or expired."""
+    import datetime
+    import time
+
+    from provisioning.installsecret import issue_install_secret
+
+    out: dict[str, Path] = {}
+    for dev in devices:
+        path = Path(directory) / (dev.id + ".ticket")
+        secret = path.with_name(path.name + ".secret.txt")
+        svg = path.with_name(path.name + ".secret.svg")
+        try:
+            until = json.loads(path.read_text())["payload"]["not_after"]
+            fresh = datetime.datetime.fromisoformat(until).timestamp() > (now or time.time())
+        except (OSError, ValueError, KeyError, TypeError):
+            fresh = False
+        if not (fresh and secret.is_file()):
+            for p in (path, secret, svg):
+                p.unlink(missing_ok=True)
+            issue_install_secret(site, gateway, dev.id, path, minutes=minutes)
+        out[dev.id] = path
+    return out
+
+
 def device_credentials(site: Site, devices: Iterable[Any], directory: Path,
                        gateway: str | None = None, lost: str = "error") -> dict[str, Path]:
     """Credential files (``DIR/<id>.json``) for each device with id/transport/maker/model

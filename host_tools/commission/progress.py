@@ -39,12 +39,15 @@ class Progress:
                 old = {}
             if isinstance(old, dict) and old.get("format") == FORMAT:
                 if old.get("run") != run:
+                    changed = sorted(k for k in set(run) | set(old["run"])
+                                     if run.get(k) != old["run"].get(k))
                     raise ConfigError(
-                        "this commissioning was started with other settings (%s)"
-                        % ", ".join("%s %s" % (k, v) for k, v in sorted(old["run"].items())),
+                        "this commissioning was started with another %s" % " and ".join(
+                            "devices file" if k == "devices" else k for k in changed),
                         str(self.path),
-                        hint="run it again with the same settings, or remove the progress "
-                             "file to start over")
+                        hint="run it with the same board, target, gateway id and devices "
+                             "file; a changed house needs another --gateway-id (or remove "
+                             "the progress file to start over)")
                 self.doc = old
         self.doc["runs"] = int(self.doc.get("runs", 0)) + 1
         self.save()

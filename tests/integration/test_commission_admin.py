@@ -36,7 +36,7 @@ def test_commission_over_the_admin_api(tmp_path: Path) -> None:
     port = _free_port()
     url = "https://127.0.0.1:%d" % port
     args = host_cmd("commission", str(site), "--board", "sim", "--admin", url, "--devices",
-                    str(devfile), "--level", "3", "--json")
+                    str(devfile), "--level", "3", "--tickets", "10", "--json")
     # Nothing answers at the URL yet: the bundle is issued, the install step says what to do.
     first = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert first.returncode == 1
@@ -60,12 +60,14 @@ def test_commission_over_the_admin_api(tmp_path: Path) -> None:
             assert time.monotonic() < deadline and second.poll() is None, second.stderr
             time.sleep(0.2)
         endpoint = _progress(site)["facts"]["endpoint"]
-        for d in DEVICES:
+        for d in DEVICES:  # each presents its one-time ticket (secret read from its file)
+            ticket = site / "devices" / (d["id"] + ".ticket")
+            assert ticket.with_name(ticket.name + ".secret.svg").is_file()
             agents.append(subprocess.Popen(
                 [sys.executable, "-m", "firmware.device.cli", "--credentials",
                  str(site / "devices" / (d["id"] + ".json")), "--gateway", endpoint,
-                 "--interval", "2"], cwd=ROOT, stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL, text=True))
+                 "--interval", "2", "--ticket", str(ticket)], cwd=ROOT,
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True))
         out, err = second.communicate(timeout=280)
         assert second.returncode == 0, err[-3000:]
         doc = json.loads(out)
@@ -75,6 +77,8 @@ def test_commission_over_the_admin_api(tmp_path: Path) -> None:
         st = wait_for(state, lambda d: (d.get("admin") or {}).get("installer_credential")
                       == "changed")
         assert st["gateway"]["id"] == "site-gw"
+        bound = json.loads((state / "binding" / "bound.json").read_text())
+        assert sorted(bound) == sorted(d["id"] for d in DEVICES)  # tickets redeemed
         # The report the gateway kept is the one the installer's PC stored.
         kept = sorted((state / "installation" / "commissioning").glob("selftest-*.json"))
         assert json.loads(kept[-1].read_text())["report"]["generated_at"] == \

@@ -238,6 +238,9 @@ class Gateway:
     async def _status_loop(self) -> None:
         while not self._stop.is_set():
             await self.write_status_async()
+            known = self.known.pending()  # new devices: at most one write per interval
+            if known is not None:
+                await asyncio.to_thread(self.known.write, known)
             await self._pause(self.config.status_interval)
 
     async def _watchdog_loop(self, interval: float) -> None:
@@ -295,6 +298,7 @@ class Gateway:
         return 0
 
     def _finish(self) -> None:
+        self.known.flush()
         doc = self.status()
         doc["gateway"]["state"] = "stopped"
         try:

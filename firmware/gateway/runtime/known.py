@@ -36,6 +36,7 @@ class KnownDevices:
     def __init__(self, state_dir: Path) -> None:
         self.path = Path(state_dir) / FILE
         self.devices: dict[str, dict[str, Any]] = {}
+        self.dirty = False  # written by flush(), from the status loop (one write per second)
 
     def load(self) -> dict[str, dict[str, Any]]:
         """Read the file (a damaged one is reported and ignored: devices re-register)."""
@@ -54,7 +55,7 @@ class KnownDevices:
 
     def remember(self, device_id: str, transport: str, interval: float, level: int,
                  info: dict[str, Any]) -> bool:
-        """Record a device (written only when something changed); True when written."""
+        """Record a device; True when that changed something (flush() writes it)."""
         entry = {"transport": transport, "interval": float(interval), "level": int(level),
                  "maker": str(info.get("maker", ""))[:64], "model": str(info.get("model", ""))[:64]}
         if self.devices.get(device_id) == entry:
@@ -62,18 +63,32 @@ class KnownDevices:
         if device_id not in self.devices and len(self.devices) >= MAX_DEVICES:
             return False
         self.devices[device_id] = entry
-        self._save()
+        self.dirty = True
         return True
 
     def forget(self, device_id: str) -> None:
         """Drop a removed device."""
         if self.devices.pop(device_id, None) is not None:
-            self._save()
+            self.dirty = True
 
-    def _save(self) -> None:
+    def pending(self) -> bytes | None:
+        """The file's new content when something changed (taken on the event loop's thread)."""
+        if not self.dirty:
+            return None
+        self.dirty = False
+        return json.dumps({"format": "mamori-known-devices/1", "devices": self.devices},
+                          sort_keys=True).encode()
+
+    def write(self, data: bytes) -> None:
+        """Write what pending() returned (from a worker thread: it fsyncs)."""
         try:
-            atomic_write(self.path, json.dumps({"format": "mamori-known-devices/1",
-                                                "devices": self.devices}, sort_keys=True
-                                               ).encode(), 0o600, dir_mode=0o700)
+            atomic_write(self.path, data, 0o600, dir_mode=0o700)
         except OSError as exc:  # a full disk must not stop admission; the next change retries
+            self.dirty = True
             log.warning("cannot remember devices: %s", exc)
+
+    def flush(self) -> None:
+        """Write now if anything changed."""
+        data = self.pending()
+        if data is not None:
+            self.write(data)
