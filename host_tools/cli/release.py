@@ -77,9 +77,9 @@ def _init(args: argparse.Namespace) -> int:
 
 def _publish(args: argparse.Namespace) -> int:
     repo = ReleaseRepo(args.repo)
-    check_payload(args.path, load_board(args.board))  # the layout first: cheapest to fix
     # Release gate (issue 10): refuse a failed/missing scan unless overridden with a reason.
     scan = check_scan(args.scan_report, args.override_scan)
+    check_payload(args.path, load_board(args.board))  # before anything is built or signed
     rel = repo.publish(args.board, args.version, args.path, args.changelog, args.min_version,
                        args.scan_report, args.chunk_size, args.health_check)
     history.append(args.repo, {"action": "scan-gate", "board": args.board,

@@ -36,6 +36,7 @@ from host_tools.commission.progress import Progress
 
 POLL_S = 0.5
 NUDGE_S = 5.0  # no gateway after this long: tell the installer how to start it
+POKE_S = 3.0  # a gateway still blank after this long is handed its bundle again
 
 
 class Target(Protocol):
@@ -217,6 +218,7 @@ class Commissioning:
     def _gateway(self) -> str:
         hint = self.o.target.start_hint()
         told: list[int] = []
+        poked: list[int] = []
         began = time.monotonic()
 
         def up() -> tuple[bool, str]:
@@ -228,6 +230,9 @@ class Commissioning:
                     self.display.note("start the gateway on the board: " + hint)
                 return False, "no gateway runs on %s yet" % self.o.target.describe()
             gw, lan = doc["gateway"], doc.get("lan") or {}
+            if not gw.get("id") and not poked and time.monotonic() - began > POKE_S:
+                poked.append(1)  # a blank gateway that started as the bundle was installed
+                self.display.note(self.o.target.install(self.bundle))
             if gw.get("id") != self.o.gateway_id or "lan" not in doc:
                 return False, "the gateway runs but does not serve as %s yet" % \
                     self.o.gateway_id

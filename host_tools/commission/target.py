@@ -57,13 +57,18 @@ class StateDirTarget:
         except StateError:
             meta = None
         want = _bundle_id(bundle)
+        running = self.status()
         if meta is not None:
             if meta["gateway_id"] != want:
                 raise StateError("%s already holds gateway %s, not %s" % (
                     self.state_dir, meta["gateway_id"], want),
                     "reset that gateway (`mamori-gateway reset --resale`) or use its id")
+            if running is not None and not running["gateway"].get("id"):
+                # It started blank just before the bundle landed in its directory.
+                request(self.state_dir, "install", {"bundle": str(bundle)})
+                return "installed; the blank gateway restarts with it"
             return "already installed (gateway %s)" % want
-        if self.status() is not None:
+        if running is not None:
             res = request(self.state_dir, "install", {"bundle": str(bundle)})
             return "installed into the running gateway (%s); it restarts its services" \
                 % res["gateway_id"]

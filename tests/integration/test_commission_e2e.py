@@ -121,3 +121,35 @@ def test_commission_a_blank_sim_board_with_three_devices_and_a_resume(tmp_path: 
             a.wait(timeout=20)
         code, err = stop_gateway(gw)
     assert code == 0, err
+
+
+def test_a_bundle_landing_beside_a_blank_gateway_that_is_starting_is_picked_up(
+        tmp_path: Path) -> None:
+    from firmware.gateway.identity.install import install_bundle
+
+    site, devfile = tmp_path / "site", tmp_path / "devices.json"
+    devfile.write_text(json.dumps({"devices": DEVICES}))
+
+    def commission(target: Path, timeout: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(host_cmd("commission", str(site), "--board", "sim", "--target",
+                                       str(target), "--devices", str(devfile), "--timeout",
+                                       timeout, "--json"),
+                              cwd=ROOT, capture_output=True, text=True, timeout=240)
+
+    commission(tmp_path / "elsewhere", "1")  # the site, bundle and credentials exist now
+    (site / "commissioning" / "site-gw" / "progress.json").unlink()
+    state = tmp_path / "state"
+    gw = subprocess.Popen(gateway_cmd("run", "--board", "sim", "--state-dir", str(state)),
+                          cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                          text=True)
+    try:
+        wait_for(state, lambda d: d.get("gateway", {}).get("running") is True)
+        # The race: the bundle lands in the directory of a gateway that already started blank.
+        install_bundle(state, site / "gateways" / "site-gw.bundle")
+        run = commission(state, "6")
+        steps = {s["step"]: s["state"] for s in json.loads(run.stdout)["steps"]}
+        assert steps["gateway"] == "done" and steps["online"] == "failed", run.stderr
+        assert "the blank gateway restarts with it" in run.stderr
+    finally:
+        code, err = stop_gateway(gw)
+    assert code == 0, err

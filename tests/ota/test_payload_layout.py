@@ -56,7 +56,8 @@ def test_publish_refuses_before_signing_anything(tmp_path: Path) -> None:
     before = sorted(p.name for p in (repo.path / "metadata").iterdir())
     bad = _tree(tmp_path / "bad", "app/main.py", "os/etc/hostname")
     proc = subprocess.run(host_cmd("release", "publish", str(repo.path), "--board", "rpi4",
-                                   "--version", "1.0.0", str(bad)), cwd=ROOT,
+                                   "--version", "1.0.0", str(bad), "--override-scan",
+                                   "layout test"), cwd=ROOT,
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 1 and "needs boot/" in proc.stderr
     assert "Traceback" not in proc.stderr

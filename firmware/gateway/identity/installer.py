@@ -14,7 +14,12 @@ from pathlib import Path
 from typing import Any
 
 from firmware.core.errors import ConfigError, StateError
-from firmware.gateway.identity.install import install_bundle, installed
+from firmware.gateway.identity.install import (
+    install_bundle,
+    installed,
+    installed_from,
+    installed_identity,
+)
 from firmware.gateway.runtime.gateway import Gateway
 
 RESTART_DELAY_S = 0.2  # the answer leaves before the services stop
@@ -29,10 +34,15 @@ def install_command(gw: Gateway) -> Any:
             raise ConfigError("the install command needs the bundle's absolute path",
                               hint='{"bundle": "/path/to/gw.bundle"}')
         if installed(gw.state_dir):
-            raise StateError("this gateway is already installed",
-                             "reset it (`mamori-gateway reset --resale`) to install another "
-                             "identity")
-        meta = await asyncio.to_thread(install_bundle, gw.state_dir, Path(path), gw.board)
+            # Installed into the directory while this blank gateway was starting: the same
+            # bundle only needs the restart; any other is refused.
+            if not installed_from(gw.state_dir, Path(path)):
+                raise StateError("this gateway is already installed",
+                                 "reset it (`mamori-gateway reset --resale`) to install "
+                                 "another identity")
+            meta = installed_identity(gw.state_dir)
+        else:
+            meta = await asyncio.to_thread(install_bundle, gw.state_dir, Path(path), gw.board)
         asyncio.get_running_loop().call_later(RESTART_DELAY_S, gw.request_restart)
         return {"gateway_id": meta["gateway_id"], "site_id": meta["site_id"],
                 "level": meta["level"], "restarting": True}
