@@ -3,9 +3,13 @@
 `mamori demo` plays the installer on this PC: it creates a demo site beside the gateway's state
 directory (what `mamori provision init-site/allow/device/gateway` make), issues credentials for
 the simulated devices and an installation bundle, and writes ``house.json`` — the list the sim
-board reads to run those devices and the embedded platform broker. It then starts the gateway
-(`mamori-gateway run --board sim --sim-house SITE/house.json`). The gateway itself never
-provisions anything: it only reads what the installer made.
+board reads to run those devices and the embedded platform broker. Like `mamori commission`, it
+then installs the bundle into the board's state directory and makes the first-use change of the
+initial admin credential (the new one replaces it beside the bundle, 0600:
+``SITE/gateways/sim-gateway.bundle.admin-credential``), so the demo gateway passes its live
+self-test. It then starts the gateway (`mamori-gateway run --board sim --sim-house
+SITE/house.json`). The gateway itself never provisions anything: it only reads what the
+installer made.
 
 Order matters: the gateway is issued first, then the devices (each pinned to it). On every start
 the demo also plays the platform's CRL refresh: a list older than ``CRL_REFRESH_DAYS`` is re-signed
@@ -16,24 +20,20 @@ devices were pinned get their credentials pinned (`mamori provision pin`).
 
 from __future__ import annotations
 
-import concurrent.futures
 import json
-from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from firmware.common.fsutil import atomic_write
 from firmware.core.errors import ConfigError
-from provisioning.devices import issue_device, pin_device
-from provisioning.gateway import issue_gateway
+from host_tools.commission.issue import allow_models, device_credentials, gateway_bundle, open_site
 from provisioning.site import CRL_REFRESH_DAYS, Site
 
 DEMO_GATEWAY = "sim-gateway"
 HOUSE_FILE = "house.json"
 HOUSE_FORMAT = "mamori-sim-house/1"
 MAX_SIM_DEVICES = 1000
-ISSUE_THREADS = 8
 # Remote actions the demo platform may run on each simulated kind (default deny otherwise).
 DEMO_GRANTS = {"lock": ["lock", "unlock"], "shutter": ["open", "close", "set"],
                "sensor": ["arm", "disarm"]}
@@ -83,29 +83,6 @@ def ip_devices(count: int) -> list[SimDevice]:
     return named + extra
 
 
-def _issue_missing(site: Site, devices: Iterable[SimDevice], site_dir: Path,
-                   gateway: str | None = None) -> dict[str, Path]:
-    out = {}
-    todo = []
-    for dev in devices:
-        path = site_dir / "devices" / (dev.id + ".json")
-        if not path.is_file():
-            if site.issued_path(dev.id).exists():
-                continue  # issued by an older demo and lost: leave it out
-            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            todo.append((dev, path))
-        elif dev.transport == "ip" and "gateway_pin" not in json.loads(path.read_text()):
-            pin_device(site, path, gateway)  # made by a demo from before pinning
-        out[dev.id] = path
-    # Issuance waits mostly on fsync (three durable writes per device): a few threads overlap
-    # those waits, so 1,000 devices take seconds, not minutes. Each device's files are its own.
-    with concurrent.futures.ThreadPoolExecutor(ISSUE_THREADS) as pool:
-        for fut in [pool.submit(issue_device, site, dev.transport, dev.maker, dev.model, dev.id,
-                                path, gateway=gateway) for dev, path in todo]:
-            fut.result()
-    return out
-
-
 def refresh_crl(site: Site, state_dir: Path) -> None:
     """Re-sign an ageing CRL and install it offline in an installed state directory."""
     import datetime
@@ -129,22 +106,18 @@ def ensure_demo_house(state_dir: Path, devices: int | None = None) -> Path:
     site_dir = site_dir_for(state_dir)
     ip = ip_devices(len(IP_DEVICES) if devices is None else devices)
     radio = RADIO_DEVICES if devices is None else []
-    if not (site_dir / "site.json").is_file():
-        Site.init(site_dir, 3, "Mamori demo house")
-    site = Site(site_dir)
+    site, _ = open_site(site_dir, None, "Mamori demo house")
     if not (site_dir / "platform" / "watch.pem").is_file():
         site.issue_platform("watch", server=False, client=True)  # demo sites made before it
-    for maker, model, transport in sorted(MODELS):
-        if not any(e["model"] == model for e in site.allowlist()):
-            site.allow(maker, model, transport)
-    bundle = site_dir / "gateways" / (DEMO_GATEWAY + ".bundle")
-    if not bundle.is_file():
-        bundle.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        acl = [{"principal": "platform", "device": d.id, "actions": DEMO_GRANTS[d.kind]}
-               for d in IP_DEVICES + RADIO_DEVICES]
-        issue_gateway(site, "sim", DEMO_GATEWAY, bundle, acl=acl)
-    # Devices name their gateway (IP: a pin on its certificate, BLE: its static key).
-    creds = _issue_missing(site, ip + radio, site_dir, gateway=DEMO_GATEWAY)
+    allow_models(site, MODELS)
+    acl = [{"principal": "platform", "device": d.id, "actions": DEMO_GRANTS[d.kind]}
+           for d in IP_DEVICES + RADIO_DEVICES]
+    bundle, _ = gateway_bundle(site, "sim", DEMO_GATEWAY,
+                               site_dir / "gateways" / (DEMO_GATEWAY + ".bundle"), acl)
+    # Devices name their gateway (IP: a pin on its certificate, BLE: its static key), so they
+    # are issued after it. Credentials lost by an older demo are left out ("skip").
+    creds = device_credentials(site, ip + radio, site_dir / "devices", DEMO_GATEWAY,
+                               lost="skip")
     refresh_crl(site, state_dir)
     house = site_dir / HOUSE_FILE
     doc: dict[str, Any] = {
@@ -158,4 +131,27 @@ def ensure_demo_house(state_dir: Path, devices: int | None = None) -> Path:
     }
     atomic_write(house, json.dumps(doc, indent=1, sort_keys=True).encode(), mode=0o600)
     return house
+
+
+def install_demo(state_dir: Path, house: Path) -> str:
+    """Install the demo bundle on the (stopped) sim board and change its initial credential.
+
+    Returns what the credential step did: "changed" or "already".
+    """
+    from firmware.common.boards import load_board
+    from firmware.gateway.identity.install import install_bundle, installed
+    from host_tools.commission.credential import (
+        change_on_state_dir,
+        credential_file,
+        first_use_change,
+    )
+
+    site_dir = Path(house).parent
+    bundle = site_dir / "gateways" / (DEMO_GATEWAY + ".bundle")
+    state_dir = Path(state_dir)
+    if not installed(state_dir):
+        state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        install_bundle(state_dir, bundle, load_board("sim"))
+    change, current = change_on_state_dir(state_dir)
+    return first_use_change(credential_file(bundle), DEMO_GATEWAY, change, current)
 

@@ -72,15 +72,34 @@ def parse_grant(text: str) -> dict:
     return rule
 
 
+def release_root(path: Path) -> dict:
+    """The release repository's first root metadata: a TUF root file, or a repository (its
+    ``metadata/1.root.json``), checked to be root metadata."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "metadata" / "1.root.json"
+    doc = read_json(path)
+    signed = doc.get("signed") if isinstance(doc, dict) else None
+    if not isinstance(signed, dict) or signed.get("_type") != "root" \
+            or not isinstance(doc.get("signatures"), list):
+        raise ConfigError("is not TUF root metadata", str(path),
+                          hint="give the release repository or its metadata/1.root.json")
+    return doc
+
+
 def issue_gateway(site: Site, board: str, gw_id: str, out: Path,
-                  request: Path | None = None, acl: list[dict] | None = None) -> dict:
+                  request: Path | None = None, acl: list[dict] | None = None,
+                  release: Path | None = None) -> dict:
     """Issue a gateway identity and write its signed bundle (0600) plus the admin credential.
 
     `acl` is the gateway's per-device access control (default deny): rules
-    {principal, device, actions} signed into the bundle with everything else.
+    {principal, device, actions} signed into the bundle with everything else. `release` (a
+    release repository or its root metadata) puts the repository's trusted TUF root in the
+    bundle, so the gateway accepts its first update.
     """
     check_id(gw_id, "gateway id")
     DeviceAcl(acl or [])
+    root_doc = release_root(release) if release is not None else None
     profile = load_board(board)
     out = Path(out)
     admin_path = out.with_name(out.name + ADMIN_SUFFIX)
@@ -126,6 +145,8 @@ def issue_gateway(site: Site, board: str, gw_id: str, out: Path,
         "admin": {"hash": hash_credential(admin), "must_change": True},
         "acl": list(acl or []),
     }
+    if root_doc is not None:
+        payload["release_root"] = root_doc
     doc = pki.sign_doc(ca_key, BUNDLE_KIND, payload)
     doc["chain"] = {"site_ca": site.ca_pem(), "root_ca": site.root_pem()}
     write_json(out, doc, secret=True, exclusive=True)

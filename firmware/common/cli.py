@@ -76,6 +76,21 @@ def build_parser(prog: str, description: str, package: ModuleType,
     return parser
 
 
+def plain(value: Any, missing: str = "-") -> str:
+    """A value as an operator reads it in a table: no None, no True, no Python reprs."""
+    if value is None or value == "" or value == [] or value == {}:
+        return missing
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, dict):
+        return ", ".join("%s %s" % (k, plain(v)) for k, v in sorted(value.items()))
+    if isinstance(value, (list, tuple, set)):
+        return ", ".join(plain(v) for v in value)
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
 def emit(data: Any, as_json: bool, text: str | None = None) -> None:
     """Print a result as JSON (machine) or as text (person)."""
     if as_json:

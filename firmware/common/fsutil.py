@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 
@@ -50,3 +51,36 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o600, dir_mode: int = 0o7
         raise
     if sync_dir:
         fsync_dir(path.parent)
+
+
+@contextlib.contextmanager
+def complete_or_absent(path: Path, enabled: bool = True) -> Iterator[Path]:
+    """Yield a temporary name beside `path` to write; rename it to `path` only when the block
+    ends normally. Ctrl-C, a full disk or an error leave no partial file under the final name
+    (and no temporary file). With `enabled` False (a device node), `path` itself is yielded."""
+    path = Path(path)
+    if not enabled:
+        yield path
+        return
+    tmp = path.with_name(".%s.partial-%d" % (path.name, os.getpid()))
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    with contextlib.suppress(OSError):
+        fsync_dir(path.parent if str(path.parent) else Path("."))
+
+
+def write_output(path: Path, data: bytes | str, mode: int = 0o644) -> None:
+    """Write a report or export the user asked for: complete under its name, or not at all."""
+    raw = data.encode("utf-8") if isinstance(data, str) else data
+    with complete_or_absent(Path(path)) as tmp:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+        try:
+            write_all(fd, raw)
+            os.fsync(fd)
+        finally:
+            os.close(fd)

@@ -8,7 +8,8 @@ import getpass
 import json
 import re
 import sys
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from firmware.core import strictjson
@@ -81,6 +82,29 @@ def load_ticket(path: Path) -> tuple[dict, str]:
     return ticket, secret
 
 
+_SAY = {"connecting": "connecting to the gateway at %(gw)s",
+        "connected": "%(detail)s",
+        "refused": "refused: %(detail)s",
+        "unreachable": "%(detail)s",
+        "closed": "%(detail)s",
+        "retrying": "%(detail)s"}
+
+
+def _reporter(device: str, gateway: str, as_json: bool) -> Callable[[str, str], None]:
+    """Say what the agent is doing and why: a line on stderr (JSON lines on stdout with --json)."""
+
+    def report(what: str, detail: str) -> None:
+        if as_json:
+            print(json.dumps({"device": device, "gateway": gateway, "event": what,
+                              "detail": detail, "ts": round(time.time(), 3)}), flush=True)
+        else:
+            print("mamori-device %s: %s" % (device, _SAY.get(what, "%(detail)s")
+                                            % {"gw": gateway, "detail": detail}),
+                  file=sys.stderr, flush=True)
+
+    return report
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the agent; exit 0 on success, non-zero with the reason on stderr."""
     args = parser().parse_args(argv)
@@ -101,7 +125,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(json.dumps(result) if args.json else
                   "authenticated to gateway %s, %d heartbeat sent" % (agent.gateway or "?", sent))
             return 0
-        asyncio.run(run_forever(agent, host, port, ctx, pin=pin))
+        asyncio.run(run_forever(agent, host, port, ctx, pin=pin,
+                                report=_reporter(agent.device_id, args.gateway, args.json)))
         return 0
     except MamoriError as exc:
         if args.json:

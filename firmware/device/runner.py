@@ -9,11 +9,33 @@ import ssl
 from firmware.common.certs import gateway_id_of
 from firmware.common.gatewaypin import GatewayPin
 from firmware.common.leantls import open_tls_connection
+from firmware.core import refusals
 from firmware.core.errors import AuthError, StateError
-from firmware.device.agentloop import drive, reconnect
+from firmware.device.agentloop import Report, drive, reconnect, silent
 from firmware.device.portable.agent import DeviceAgent
 
 CONNECT_TIMEOUT = 5.0
+# OpenSSL alert and verify reasons -> what the installer reads (and can act on).
+_TLS_WORDS = (
+    ("CERTIFICATE_REVOKED", refusals.explain(refusals.CREDENTIAL_REVOKED)),
+    ("CERTIFICATE_VERIFY_FAILED", "this device does not trust the gateway's certificate: it is "
+                                  "not the gateway of the site that issued the device's "
+                                  "credentials (check the address, or issue credentials for "
+                                  "this site)"),
+    ("CERTIFICATE_EXPIRED", "the gateway found this device's certificate expired (issue new "
+                            "credentials with `mamori provision device`)"),
+    ("ALERT_", "the gateway did not accept this device's certificate: another site's, expired "
+               "or revoked (check it with `mamori provision inventory SITE`)"),
+)
+
+
+def tls_words(exc: ssl.SSLError) -> str:
+    """A failed TLS exchange with the gateway, in the installer's words."""
+    reason = str(exc.reason or exc)
+    for needle, words in _TLS_WORDS:
+        if needle in reason.upper():
+            return "TLS handshake with the gateway failed: %s [%s]" % (words, reason)
+    return "TLS handshake with the gateway failed: %s" % reason
 
 
 async def run_session(agent: DeviceAgent, host: str, port: int,
@@ -22,7 +44,7 @@ async def run_session(agent: DeviceAgent, host: str, port: int,
                       heartbeats: int | None = None,
                       stop: asyncio.Event | None = None,
                       pin: GatewayPin | None = None,
-                      local_addr: str | None = None) -> int:
+                      local_addr: str | None = None, report: Report = silent) -> int:
     """Connect, authenticate, then heartbeat and serve commands.
 
     Returns the number of heartbeats sent; ends after `heartbeats` when given, when `stop` is
@@ -41,17 +63,23 @@ async def run_session(agent: DeviceAgent, host: str, port: int,
         else:
             reader, writer = await asyncio.wait_for(
                 asyncio.open_connection(host, port, local_addr=bind), CONNECT_TIMEOUT)
-    except (TimeoutError, OSError) as exc:
-        raise StateError("cannot reach gateway at %s:%d: %s" % (host, port, exc))
     except ssl.SSLError as exc:
-        raise AuthError("TLS handshake with the gateway failed: %s" % exc.reason)
+        raise AuthError(tls_words(exc))
+    except (TimeoutError, OSError) as exc:
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
+        raise StateError("cannot reach the gateway at %s:%d (%s)" % (host, port, why),
+                         "is it running, and is this its LAN address (`mamori-gateway status` "
+                         "shows lan.host and lan.port)?")
     if ssl_context is not None:
         _check_gateway(writer, pin)
 
     async def read(wait: float) -> bytes:
         try:
             data = await asyncio.wait_for(reader.read(4096), wait)
-        except (ConnectionError, ssl.SSLError) as exc:
+        except ssl.SSLError as exc:
+            # TLS 1.3: the gateway judges our certificate after our side finished.
+            raise AuthError(tls_words(exc))
+        except ConnectionError as exc:
             raise StateError("connection to the gateway failed: %s" % exc)
         if data == b"":
             if not agent.ready:
@@ -64,7 +92,7 @@ async def run_session(agent: DeviceAgent, host: str, port: int,
         await writer.drain()
 
     try:
-        return await drive(agent, read, write, CONNECT_TIMEOUT, heartbeats, stop)
+        return await drive(agent, read, write, CONNECT_TIMEOUT, heartbeats, stop, report)
     finally:
         writer.close()
         with contextlib.suppress(Exception):
@@ -99,8 +127,9 @@ async def run_forever(agent: DeviceAgent, host: str, port: int,
                       server_hostname: str | None = None,
                       stop: asyncio.Event | None = None, backoff_max: float = 30.0,
                       pin: GatewayPin | None = None,
-                      local_addr: str | None = None) -> None:
-    """Keep a session up, reconnecting with exponential back-off until `stop` is set."""
+                      local_addr: str | None = None, report: Report = silent) -> None:
+    """Keep a session up, reconnecting with jittered back-off until `stop` is set; every step
+    (connecting, connected, refused and why, unreachable, next attempt) goes to `report`."""
     await reconnect(lambda: run_session(agent, host, port, ssl_context, server_hostname,
-                                        stop=stop, pin=pin, local_addr=local_addr),
-                    stop, backoff_max)
+                                        stop=stop, pin=pin, local_addr=local_addr,
+                                        report=report), stop, backoff_max, report)

@@ -2,22 +2,28 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from firmware.core.errors import ConfigError, MamoriError
 from firmware.core.events import Event
 from firmware.device.credentials import load as load_credentials
 from firmware.gateway.accesslog.service import AccessLogService
+from firmware.gateway.admin.commissioning import Commission
 from firmware.gateway.admin.service import AdminService
 from firmware.gateway.devices.revocation import RevocationService
 from firmware.gateway.devices.router import DeviceRouter
 from firmware.gateway.firewall.service import FirewallService
 from firmware.gateway.identity.binding import DeviceBinding
 from firmware.gateway.identity.install import installed
+from firmware.gateway.identity.installer import install_command
+from firmware.gateway.identity.policies import check_all as check_policies
 from firmware.gateway.lan.service import LanService
 from firmware.gateway.lan.tls import secure_lan
 from firmware.gateway.monitor.wiring import monitor_services
 from firmware.gateway.owner.resale import ResaleHoldService, finish_interrupted, resale_pending
 from firmware.gateway.radios import radio_services
 from firmware.gateway.runtime.control import ControlService
+from firmware.gateway.runtime.endpoint import planned_port
 from firmware.gateway.runtime.gateway import Gateway, Service
 from firmware.gateway.selftest.remote_service import RemoteSelftestService
 from firmware.gateway.sim.broker import BrokerService, BrokerTls, mosquitto_binary
@@ -51,6 +57,18 @@ def _demo(gw: Gateway) -> DemoHouse | None:
     return load_house(gw.config.sim_house)
 
 
+def commissioning(gw: Gateway) -> Commission:
+    """The live commissioning self-test, as the admin API runs it for `mamori commission`."""
+
+    def run(level: int | None) -> dict[str, Any]:
+        from firmware.gateway.selftest.commissioning import DIR, PUBLIC_KEY, commission
+
+        out = commission(gw.state_dir, gw.board["name"], level)
+        return dict(out, public_key=(gw.state_dir / DIR / PUBLIC_KEY).read_bytes())
+
+    return run
+
+
 def build_services(gw: Gateway) -> list[Service]:
     """Create the gateway's services for its board and configuration."""
     cfg = gw.config
@@ -73,6 +91,8 @@ def build_services(gw: Gateway) -> list[Service]:
         bundle = demo.bundle  # first start of the demo: install what the installer made
     secure = secure_lan(gw.state_dir, gw.board, bundle)
     if secure is None:
+        # A blank board: the installer's tool hands it its bundle (`mamori commission`).
+        control.register("install", install_command(gw))
         gw.emit(Event("gateway.unprovisioned", "warning", "gateway", action="start",
                       result="service disabled",
                       reason="no installation bundle: run with --bundle FILE"
@@ -81,13 +101,16 @@ def build_services(gw: Gateway) -> list[Service]:
         return services
     ctx, authorizer, gateway_id = secure
     gw.gateway_id = gateway_id
+    for problem in check_policies(gw.state_dir):  # admission fails closed until fixed
+        gw.emit(Event("config.invalid", "alert", "gateway", action="start",
+                      target=problem.source, result="refused", reason=str(problem)))
     binding = DeviceBinding(gw.state_dir)  # one-time installation tickets (new devices)
-    lan = LanService(gw, cfg.lan_host, cfg.lan_port, ssl_context=ctx,
-                     authorizer=binding.wrap(authorizer))
+    lan = LanService(gw, cfg.lan_host, planned_port(gw.state_dir, gw.board, cfg.lan_port),
+                     ssl_context=ctx, authorizer=binding.wrap(authorizer), stable=True)
     # The monitor before the LAN: its admission hook and bus subscription are in place first.
     services += monitor_services(gw, lan)
     services.append(lan)
-    services.append(AdminService(gw))  # LAN-only HTTPS admin API
+    services.append(AdminService(gw, commissioning(gw)))  # LAN-only HTTPS admin API
     ble, zigbee = radio_services(gw, control, binding)
     services += [s for s in (ble, zigbee) if s is not None]
     router = DeviceRouter(gw, {"ip": lan, "ble": ble, "zigbee": zigbee})

@@ -2,6 +2,9 @@
 
 VERBS = {
     "boards": ("boards", "list and show board profiles"),
+    "commission": ("commission", "commission a house: site, bundle, device credentials, "
+                                 "install, first-use credential change, live self-test and "
+                                 "signed record, resumable (exit 0 only when all pass)"),
     "commissioning": ("commissioning", "verify commissioning self-test reports"),
     "demo": ("demo", "the demo: a provisioned sim house and its gateway (what `make run` runs)"),
     "flash": ("flash", "flash gateway boards (MicroPython deploy, Linux images)"),

@@ -6,7 +6,7 @@ import argparse
 from typing import Any
 
 from firmware.common.boards import boards_dir, list_boards, load_board
-from firmware.common.cli import emit
+from firmware.common.cli import emit, plain
 
 
 def register(sub: Any) -> None:
@@ -58,9 +58,9 @@ def _show(args: argparse.Namespace) -> int:
                                                  + " (" + p["allow"] + ")" if p["needed"]
                                                  else "not needed: disabled"))
     lines.append("  console      %s (login in production: %s)"
-                 % (b["console"]["serial"], b["console"]["login_in_production"]))
+                 % (b["console"]["serial"], plain(b["console"]["login_in_production"])))
     s = b["security"]
     lines.append("  security     secure element %s, crypto accel %s, RTC %s"
-                 % (s["secure_element"], ", ".join(s["crypto_accel"]) or "none", s["rtc"]))
+                 % (s["secure_element"], ", ".join(s["crypto_accel"]) or "none", plain(s["rtc"])))
     emit(b, args.json, "\n".join(lines))
     return 0

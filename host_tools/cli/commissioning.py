@@ -8,9 +8,10 @@ from typing import Any
 
 from firmware.common.cli import emit
 from firmware.core import strictjson
-from firmware.core.errors import ConfigError, IntegrityError, ProtocolError
+from firmware.core.errors import IntegrityError, ProtocolError
 from firmware.gateway.selftest.report import render_table
-from firmware.gateway.selftest.signing import PublicKey, key_id, verify_report
+from firmware.gateway.selftest.signing import key_id, verify_report
+from host_tools.commission.verify import load_public
 
 
 def register(sub: Any) -> None:
@@ -28,21 +29,8 @@ def register(sub: Any) -> None:
     vp.set_defaults(func=_verify)
 
 
-def _load_public(path: Path) -> PublicKey:
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import ec, ed25519
-
-    try:
-        pub = serialization.load_pem_public_key(path.read_bytes())
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"cannot load public key: {type(exc).__name__}", str(path))
-    if not isinstance(pub, (ed25519.Ed25519PublicKey, ec.EllipticCurvePublicKey)):
-        raise ConfigError("report keys are Ed25519 or EC P-256", str(path))
-    return pub
-
-
 def _verify(args: argparse.Namespace) -> int:
-    pub = _load_public(args.key)
+    pub = load_public(args.key)
     try:
         envelope = strictjson.loads(args.report.read_bytes(), "signed report")
     except OSError as exc:

@@ -33,9 +33,11 @@ def gateway_command(*args: str) -> list[str]:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from host_tools.demo import ensure_demo_house
+    from firmware.gateway.runtime.statedir import resolve
+    from host_tools.demo import ensure_demo_house, install_demo
 
-    house = ensure_demo_house(args.state_dir, args.sim_devices)
+    house = ensure_demo_house(resolve(args.state_dir), args.sim_devices)
+    install_demo(args.state_dir, house)
     if args.prepare_only:
         emit({"house": str(house), "site": str(house.parent)}, args.json,
              "demo house: %s" % house)

@@ -13,6 +13,7 @@ from typing import Any
 from firmware.common.accesslog.reader import LogTampered, iso, matches, parse_time, records, verify
 from firmware.common.accesslog.source import open_source
 from firmware.common.cli import emit
+from firmware.common.fsutil import write_output
 from firmware.core.errors import ConfigError, MamoriError
 
 CSV_FIELDS = ["seq", "time", "ts", "mono", "boot", "severity", "kind", "source", "principal",
@@ -183,7 +184,7 @@ def _export(args: argparse.Namespace) -> int:
             w.writerow(dict(r, time=iso(r.get("ts")), params=json.dumps(r.get("params", {}),
                                                                          sort_keys=True)))
     if args.output:
-        args.output.write_text(buf.getvalue())
+        write_output(args.output, buf.getvalue())
         print("%d record(s) written to %s" % (len(rows), args.output), file=sys.stderr)
     else:
         sys.stdout.write(buf.getvalue())

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from firmware.common.cli import emit
+from firmware.common.cli import emit, plain
 from firmware.core.command_auth import valid_token
 from firmware.core.errors import ConfigError, StateError
 from firmware.gateway.wan import topics
@@ -103,18 +103,23 @@ def _check_ids(*values: str) -> None:
 def _line(m: dict[str, Any]) -> str:
     body = m.get("body", {})
     kind = m.get("type", "?")
+    gw = plain(m.get("gateway"))
     if kind == "status":
-        return "%-10s %-8s online=%s queue=%s" % (m["gateway"], kind, body.get("online"),  # noqa: UP031
-                                                body.get("queue_depth"))
+        return "%-10s %-8s online %s, queue %s" % (gw, kind, plain(body.get("online")),  # noqa: UP031
+                                                 plain(body.get("queue_depth"), "0"))
     if kind == "cmd_result":
-        return "%-10s %-8s %s %s on %s: ok=%s actual=%s %s" % (  # noqa: UP031
-            m["gateway"], "result", body.get("command_id"), body.get("action"),
-            body.get("device"), body.get("ok"), body.get("actual"),
-            body.get("refused") or body.get("reason", ""))
-    return "%-10s %-8s %s %s %s %s %s" % (  # noqa: UP031
-        m["gateway"], kind, body.get("severity", ""), body.get("kind", body.get("request", "")),
-        body.get("target", ""), body.get("result", body.get("status", "")),
-        body.get("reason", ""))
+        why = body.get("refused") or body.get("reason") or ""
+        return "%-10s %-8s %s %s on %s: %s, actual %s%s" % (  # noqa: UP031
+            gw, "result", plain(body.get("command_id")), plain(body.get("action")),
+            plain(body.get("device")), "done" if body.get("ok") else "NOT done",
+            plain(body.get("actual")), " (%s)" % why if why else "")
+    words = [plain(body.get(k), "") for k in ("severity", "kind", "target", "result",
+                                               "reason")]
+    if not body.get("kind"):
+        words[1] = plain(body.get("request"), "")
+    if not body.get("result"):
+        words[3] = plain(body.get("status"), "")
+    return ("%-10s %-8s " % (gw, kind) + " ".join(w for w in words if w)).rstrip()
 
 
 def _watch(args: argparse.Namespace) -> int:
@@ -184,12 +189,12 @@ def _command(args: argparse.Namespace) -> int:
     if result is None:
         raise StateError(f"no result from gateway {args.gateway} within {args.timeout:.0f} s",
                          "is the gateway connected? (`mamori platform watch`)")
-    text = "%s %s on %s: %s (commanded %s, actual %s)%s" % (  # noqa: UP031
-        result.get("command_id"), args.action, args.device,
-        "ok" if result.get("ok") else "NOT done", result.get("commanded"), result.get("actual"),
-        (" - refused: %s, %s" % (result.get("refused"), result.get("reason"))  # noqa: UP031
-         if result.get("refused") else
-         (" - " + result["reason"] if result.get("reason") else "")))
+    why = ", ".join(str(result[k]) for k in ("refused", "reason") if result.get(k))
+    text = "%s %s on %s: %s (commanded %s; actual state: %s)%s" % (  # noqa: UP031
+        plain(result.get("command_id")), args.action, args.device,
+        "done" if result.get("ok") else "NOT done", plain(result.get("commanded")),
+        plain(result.get("actual")), " - refused: " + why if result.get("refused") else
+        (" - " + why if why else ""))
     emit(result, args.json, text)
     if not result.get("ok"):
         raise CommandNotExecuted("command was not executed: "

@@ -54,6 +54,9 @@ def register(sub: Any) -> None:
     q.add_argument("--grant", action="append", default=[], metavar="PRINCIPAL:DEVICE:ACTIONS",
                    help="per-device access control signed into the bundle (default deny), "
                         "e.g. platform:front-door-lock:lock,unlock; repeatable")
+    q.add_argument("--release", type=Path, default=None, metavar="REPO_OR_ROOT_JSON",
+                   help="the release repository (or its metadata/1.root.json): its trusted "
+                        "TUF root goes into the bundle, so the gateway accepts its first update")
     q.set_defaults(func=_gateway)
 
     q = _add(ps, "device", "issue credentials for one device (allowlisted models only)")
@@ -113,7 +116,8 @@ def _allow(args: argparse.Namespace) -> int:
 
 def _gateway(args: argparse.Namespace) -> int:
     acl = [parse_grant(g) for g in args.grant]
-    res = issue_gateway(Site(args.dir), args.board, args.ident, args.out, args.request, acl)
+    res = issue_gateway(Site(args.dir), args.board, args.ident, args.out, args.request, acl,
+                        release=args.release)
     emit(res, args.json,
          "gateway %s: bundle %s (0600, keys %s)\ninitial admin credential written once to %s "
          "(0600): hand it to the installer, then delete the file\n"

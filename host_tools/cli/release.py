@@ -12,6 +12,7 @@ from firmware.common.cli import emit
 from firmware.core.errors import ConfigError
 from host_tools.release import appslot, history, wheels
 from host_tools.release.bundle import DEFAULT_CHUNK
+from host_tools.release.layout import check_payload
 from host_tools.release.repo import ReleaseRepo
 from host_tools.release.serve import RepoServer
 from host_tools.scan.gate import check_scan
@@ -34,7 +35,9 @@ def register(sub: Any) -> None:
     pp.add_argument("repo", type=Path, metavar="REPO")
     pp.add_argument("--board", required=True)
     pp.add_argument("--version", required=True)
-    pp.add_argument("path", type=Path, metavar="PATH", help="payload dir (app/, os/, boot/)")
+    pp.add_argument("path", type=Path, metavar="PATH",
+                    help="payload directory: app/ (every board), os/ and boot/ (Raspberry Pi "
+                         "boards); see README, release payload layout")
     pp.add_argument("--changelog", default="")
     pp.add_argument("--min-version", default="", help="minimum installable version from now on")
     pp.add_argument("--scan-report", type=Path, help="the release's scan report (hash is signed)")
@@ -94,6 +97,7 @@ def _publish(args: argparse.Namespace) -> int:
     repo = ReleaseRepo(args.repo)
     # Release gate (issue 10): refuse a failed/missing scan unless overridden with a reason.
     scan = check_scan(args.scan_report, args.override_scan)
+    check_payload(args.path, load_board(args.board))  # before anything is built or signed
     rel = repo.publish(args.board, args.version, args.path, args.changelog, args.min_version,
                        args.scan_report, args.chunk_size, args.health_check)
     history.append(args.repo, {"action": "scan-gate", "board": args.board,

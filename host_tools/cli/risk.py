@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from firmware.common.cli import emit
+from firmware.common.fsutil import write_output
 from firmware.core.errors import ConfigError
 from host_tools.risk import cvss
 from host_tools.risk.register import build_register, load_model, render_text, write_csv
@@ -47,8 +48,7 @@ def _register(args: argparse.Namespace) -> int:
         if suffix == ".csv":
             write_csv(reg, args.out)
         elif suffix == ".json":
-            args.out.write_text(json.dumps(reg, indent=2, ensure_ascii=False) + "\n",
-                                encoding="utf-8")
+            write_output(args.out, json.dumps(reg, indent=2, ensure_ascii=False) + "\n")
         else:
             raise ConfigError(f"unknown output format {suffix!r}", str(args.out),
                               hint="use .json or .csv")

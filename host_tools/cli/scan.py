@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from firmware.common.cli import emit
+from firmware.common.fsutil import write_output
 from host_tools.scan.report import render_html, render_table, report_hash
 from host_tools.scan.runner import run_scan
 from host_tools.scan.staging import ExtraService
@@ -36,10 +37,9 @@ def _scan(args: argparse.Namespace) -> int:
     extra = tuple(ExtraService.parse(s) for s in args.stage_extra)
     report = run_scan(args.board, args.advisories, args.sbom, extra)
     if args.out is not None:
-        args.out.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n",
-                            encoding="utf-8")
+        write_output(args.out, json.dumps(report, indent=2, ensure_ascii=False) + "\n")
     if args.html is not None:
-        args.html.write_text(render_html(report), encoding="utf-8")
+        write_output(args.html, render_html(report))
     doc = dict(report, report_sha256=report_hash(report)) if args.json else report
     emit(doc, args.json, render_table(report))
     return int(report["summary"]["exit_code"])

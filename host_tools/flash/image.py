@@ -23,6 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from firmware.common.fsutil import complete_or_absent
 from firmware.common.version import software_version
 from host_tools.flash import unit as unit_mod
 from host_tools.flash.errors import TargetError, VerifyError, WrongBoardError
@@ -455,15 +456,19 @@ def flash_image(board: dict, out: str, bundle: bytes | None = None,
                 h.update(block)
         digest = h.hexdigest()
         flags = os.O_WRONLY | (os.O_CREAT | os.O_TRUNC if kind == "file" else 0)
-        fd = os.open(out, flags, 0o644)
-        try:
-            if kind == "device" and os.lseek(fd, 0, os.SEEK_END) < total:
-                raise TargetError("device %s is smaller than the %d-byte image" % (out, total))
-            os.lseek(fd, 0, os.SEEK_SET)
-            _write_blocks(fd, built, total, progress)
-        finally:
-            os.close(fd)
-    verify_target(out, digest, total, None)
+        # An image file appears under its name only complete and verified (Ctrl-C, a full
+        # disk: no partial image that looks like a good one); a device is written in place.
+        with complete_or_absent(Path(out), enabled=kind == "file") as dest:
+            fd = os.open(dest, flags, 0o644)
+            try:
+                if kind == "device" and os.lseek(fd, 0, os.SEEK_END) < total:
+                    raise TargetError("device %s is smaller than the %d-byte image"
+                                      % (out, total))
+                os.lseek(fd, 0, os.SEEK_SET)
+                _write_blocks(fd, built, total, progress)
+            finally:
+                os.close(fd)
+            verify_target(str(dest), digest, total, None)
     desc.update({"target": out, "kind": kind, "sha256": digest, "bytes": total, "verified": True})
     if bundle is not None:
         desc["bundle_sha256"] = hashlib.sha256(bundle).hexdigest()

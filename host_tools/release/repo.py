@@ -41,6 +41,7 @@ from firmware.core.update.version import compare, parse_version
 from host_tools.release import appslot, history
 from host_tools.release.bundle import DEFAULT_CHUNK, build_bundle, chunk_hashes, file_sha256
 from host_tools.release.keys import KeyStore
+from host_tools.release.layout import check_payload
 
 TOP_ROLES = ("root", "targets", "snapshot", "timestamp")
 DAY = 86400.0
@@ -216,6 +217,7 @@ class ReleaseRepo:
         """Build, sign and publish a release of `board`; return its release fields."""
         profile = load_board(board)
         parse_version(version)
+        check_payload(payload, profile)  # a bad layout is refused now, not at flash time
         prev = self.current(board)
         if prev is not None and compare(version, prev["version"]) <= 0:
             raise PolicyError("version %s is not newer than the published %s for %s" % (

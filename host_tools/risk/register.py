@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from firmware.common import stricttoml
+from firmware.common.fsutil import write_output
 from firmware.core.errors import ConfigError
 from host_tools.risk import cvss
 
@@ -161,4 +162,4 @@ def write_csv(reg: dict[str, Any], path: Path) -> None:
     w.writerow(cols)
     for r in reg["threats"]:
         w.writerow([("; ".join(r[c]) if c == "countermeasures" else r[c]) for c in cols])
-    Path(path).write_text(buf.getvalue(), encoding="utf-8")
+    write_output(Path(path), buf.getvalue())

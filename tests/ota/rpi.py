@@ -28,9 +28,10 @@ MIB = 1 << 20
 def rpi_payload(base: Path, tag: str, health_rc: int | None = None) -> Path:
     """An rpi4 bundle payload: application, OS overlay and boot files."""
     p = base / ("rpi-payload-" + tag)
-    for d in ("app", "os/etc", "boot"):
+    for d in ("app/firmware", "os/etc", "boot"):
         (p / d).mkdir(parents=True, exist_ok=True)
     (p / "app" / "main.py").write_text("VERSION = %r\n" % tag)
+    (p / "app" / "firmware" / "__init__.py").write_text("")
     (p / "os" / "etc" / "hostname").write_text("mamori-%s\n" % tag)
     (p / "boot" / "cmdline.txt").write_text("console=tty1 root=LABEL=slot ro quiet\n")
     if health_rc is not None:

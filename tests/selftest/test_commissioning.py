@@ -126,3 +126,29 @@ def test_remote_request_malformed_is_refused(tmp_path: Path, bad: Any) -> None:
         handle_request(gw, bad)
     assert events and events[-1].kind == "selftest.request_refused"
     assert not (state / comm.DIR).exists()
+
+
+def test_commission_refuses_to_sign_a_report_with_findings_unless_accepted(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    state = provisioned(tmp_path)
+    (state / "keys" / "device.kek").chmod(0o644)  # a finding: a secret readable by others
+    rc = gw_main(["commission", "--state-dir", str(state), "--json"])
+    out = json.loads(capsys.readouterr().out)
+    assert rc == 2 and out["stored"] is False
+    assert ["secrets.permissions", "fail"] in [[c["id"], c["verdict"]] for c in
+                                               out["report"]["results"]]
+    assert not (state / comm.DIR / comm.RECORD).exists()
+    assert not list(state.rglob("selftest-*.json"))
+    # Signed anyway with a recorded reason: the reason and the checks are in the signed part.
+    rc = gw_main(["commission", "--state-dir", str(state), "--json",
+                  "--accept-findings", "KEK mode fixed on site visit 2"])
+    out = json.loads(capsys.readouterr().out)
+    assert rc == 2 and out["stored"] is True
+    stored = json.loads(Path(out["path"]).read_text())
+    report = verify_report(stored, _pub(state))
+    assert report["accepted_findings"]["reason"] == "KEK mode fixed on site visit 2"
+    assert "secrets.permissions" in report["accepted_findings"]["checks"]
+    record = json.loads((state / comm.DIR / comm.RECORD).read_text())
+    assert record["reports"][-1]["accepted_findings"]["reason"].startswith("KEK mode")
+    # An empty reason is no reason.
+    assert gw_main(["commission", "--state-dir", str(state), "--accept-findings", " "]) == 1

@@ -16,6 +16,7 @@ try:
     from typing import Any
 except ImportError:  # MicroPython: annotations are not evaluated
     pass
+from firmware.core import refusals
 from firmware.core.command_auth import CommandRefused
 from firmware.core.errors import AuthError, ProtocolError
 from firmware.device.portable.threestar import refused_without_guard
@@ -88,6 +89,7 @@ class DeviceAgent:
         self.next_hb = 0.0
         self.gateway = ""
         self.results: list = []
+        self.refusal = ""  # the gateway's refusal code, once refused
         # One-time installation ticket + secret: sent in the hello until a gateway welcomes us.
         self.ticket = ticket
         self.secret = secret
@@ -118,7 +120,9 @@ class DeviceAgent:
         kind = msg["type"]
         if kind == "refused":
             self.phase = CLOSED
-            raise AuthError("gateway refused this device: " + str(msg.get("reason", "")))
+            self.refusal = str(msg.get("code") or refusals.NOT_AUTHORISED)
+            raise AuthError("the gateway refused this device: "
+                            + refusals.explain(self.refusal))
         if self.phase == CONNECTING:
             if kind != "welcome":
                 raise ProtocolError("expected welcome, got " + kind)

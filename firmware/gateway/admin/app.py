@@ -29,6 +29,7 @@ from firmware.core.errors import (
 )
 from firmware.core.events import Event
 from firmware.gateway.admin import auth, openapi, roles, schema, settings
+from firmware.gateway.admin.commissioning import CommissioningRoutes
 from firmware.gateway.admin.db import AdminDB
 from firmware.gateway.admin.routes import ROUTES, Route
 from firmware.gateway.admin.web import (
@@ -66,7 +67,7 @@ class Session:
         self.maintenance = row.get("window_id") is not None
 
 
-class AdminApp:
+class AdminApp(CommissioningRoutes):
     """The local admin Web API over one gateway state directory."""
 
     def __init__(self, state_dir: Path, board: dict[str, Any] | None = None,

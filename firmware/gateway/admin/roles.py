@@ -13,6 +13,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
         "session.self", "status.read", "openapi.read", "settings.read", "settings.write",
         "settings.write-locked", "settings.lock", "accounts.read", "accounts.manage",
         "maintenance.grant", "diagnostics.read", "diagnostics.create", "ownership.transfer",
+        "commissioning.run",
     }),
     MAINTENANCE: frozenset({
         "session.self", "status.read", "openapi.read", "settings.read", "diagnostics.read",

@@ -26,6 +26,7 @@ WINDOW = _obj({"minutes": {"type": "integer", "minimum": 1, "maximum": 240}}, ["
 PERSONAL = _obj({"name": _TEXT, "email": _TEXT, "phone": _TEXT, "address": _TEXT,
                  "notes": {"type": "string", "maxLength": 2048}}, [])
 TRANSFER = _obj({"new_owner": NAME}, [])
+COMMISSION = _obj({"level": {"type": "integer", "minimum": 2, "maximum": 3}}, [])
 
 
 class Route:
@@ -101,4 +102,11 @@ ROUTES: list[Route] = [
     Route("POST", "/api/ownership/transfer", "ownership.transfer", "transfer",
           "Transfer ownership: revoke every owner credential and token, rotate secrets",
           TRANSFER),
+    Route("GET", "/api/devices", "status.read", "devices",
+          "The gateway id, its LAN endpoint, every device's state and recent refusals"),
+    Route("POST", "/api/commissioning", "commissioning.run", "commissioning_start",
+          "Start the live commissioning self-test (signed and stored when all pass)",
+          COMMISSION),
+    Route("GET", "/api/commissioning", "commissioning.run", "commissioning_get",
+          "The last commissioning self-test: running, done (signed report), refused or error"),
 ]

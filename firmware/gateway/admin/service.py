@@ -6,22 +6,22 @@ import asyncio
 import contextlib
 from typing import Any
 
-from firmware.common.ports import ADMIN_HTTPS_PORT
 from firmware.core.events import Event
 from firmware.gateway.admin.app import AdminApp
 from firmware.gateway.admin.bind import check_bind
+from firmware.gateway.admin.commissioning import Commission
 from firmware.gateway.admin.server import AdminServer
 from firmware.gateway.admin.tlsctx import server_context
+from firmware.gateway.runtime.endpoint import planned_port, remember
 from firmware.gateway.runtime.gateway import Gateway, Service
 
 REAP_INTERVAL_S = 15.0
 
 
 def admin_port(gw: Gateway) -> int:
-    """The configured port, else the declared port (the sim board: any free port)."""
-    if gw.config.admin.port is not None:
-        return gw.config.admin.port
-    return 0 if gw.board["name"] == "sim" else ADMIN_HTTPS_PORT
+    """The configured port, else the one used before, else the declared port (the sim board:
+    any free port, then kept)."""
+    return planned_port(gw.state_dir, gw.board, gw.config.admin.port, "admin")
 
 
 class AdminService(Service):
@@ -29,9 +29,10 @@ class AdminService(Service):
 
     name = "admin"
 
-    def __init__(self, gw: Gateway) -> None:
+    def __init__(self, gw: Gateway, commission: Commission | None = None) -> None:
         super().__init__(gw)
         self.app: AdminApp | None = None
+        self.commission = commission  # the live commissioning self-test (from composition)
         self.server: AdminServer | None = None
         self.cert = ""
         self._reaper: asyncio.Task[None] | None = None
@@ -46,9 +47,11 @@ class AdminService(Service):
             loop.call_soon_threadsafe(gw.emit, ev)
 
         self.app = AdminApp(gw.state_dir, gw.board, emit=emit)
+        self.app.commission = self.commission
         ctx, self.cert = server_context(gw.state_dir, gw.board)
         self.server = AdminServer((host, admin_port(gw)), self.app, ctx)
         self.server.start()
+        remember(gw.state_dir, host, self.server.port, "admin")
         self._reaper = self.gw.spawn("admin.reaper", self._reap)
         gw.emit(Event("admin.started", source="local-admin", action="listen",
                       target="%s:%d" % (host, self.server.port), result="ok",

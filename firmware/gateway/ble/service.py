@@ -18,12 +18,13 @@ from typing import Any, Protocol
 from firmware.common.ble.channel import BleSession, BleTransport, LoopbackTransport
 from firmware.common.ble.stream import recv, send_frames
 from firmware.core import blelink, frames
+from firmware.core import refusals as rc
 from firmware.core.errors import AuthError, MamoriError, ProtocolError, StateError
 from firmware.core.events import Event
 from firmware.core.hello import parse_hello
 from firmware.core.threestar import actions_for
 from firmware.gateway.ble.channel import GatewayBle
-from firmware.gateway.devices.session import REFUSED, DeviceSession, DeviceSessionService
+from firmware.gateway.devices.session import DeviceSession, DeviceSessionService
 from firmware.gateway.runtime.gateway import Gateway
 
 # hello(dict), identity(dict) -> anything, or AuthError (installation-ticket binding)
@@ -234,7 +235,7 @@ class BleService(DeviceSessionService[BleLink]):
         except MamoriError as exc:
             self._refuse(exc.message, dev_id)
             with contextlib.suppress(Exception):
-                await send_frames(session, frames.encode(REFUSED))
+                await send_frames(session, frames.encode(rc.refusal_message(rc.code_of(exc))))
             return None
         link = BleLink(session, ident, dec)
         await self._register(

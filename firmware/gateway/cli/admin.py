@@ -9,7 +9,7 @@ from typing import Any
 
 from firmware.common.cli import emit
 from firmware.core.errors import ConfigError
-from firmware.gateway.runtime.statedir import add_state_dir_arg, resolve
+from firmware.gateway.runtime.statedir import add_state_dir_arg, existing_state_dir
 
 
 def register(sub: Any) -> None:
@@ -46,8 +46,9 @@ def _read_secrets() -> tuple[str, str]:
 def _set_password(args: argparse.Namespace) -> int:
     from firmware.gateway.admin.app import AdminApp
 
+    state = existing_state_dir(args.state_dir)
     old, new = _read_secrets()
-    app = AdminApp(resolve(args.state_dir))
+    app = AdminApp(state)
     try:
         app._check_new(new)
         app.creds.change(args.account, old, new)
@@ -62,7 +63,8 @@ def _status(args: argparse.Namespace) -> int:
     from firmware.common.boards import load_board
     from firmware.gateway.admin.app import AdminApp
 
-    app = AdminApp(resolve(args.state_dir, args.board), load_board(args.board))
+    board = load_board(args.board)
+    app = AdminApp(existing_state_dir(args.state_dir, args.board), board)
     try:
         doc = app.status_doc()
     finally:

@@ -10,9 +10,11 @@ from typing import Any
 from firmware.common.boards import load_board
 from firmware.common.cli import emit
 from firmware.common.ports import ADMIN_HTTPS_PORT, LAN_DEVICE_PORT
+from firmware.core.errors import ConfigError
 from firmware.gateway.firewall import posture
 from firmware.gateway.firewall.policy import policy_for_board
 from firmware.gateway.firewall.ruleset import Ruleset, build
+from firmware.gateway.runtime.hostcheck import require_matching_host
 
 DEFAULT_BOARD = "sim"
 
@@ -103,6 +105,14 @@ def _check(args: argparse.Namespace) -> int:
 
 def _apply(args: argparse.Namespace) -> int:
     rs = _ruleset(args)
+    if args.netns is None:
+        # The host's own firewall: only on the board the profile describes, never the sim
+        # board's (it runs on a developer's PC).
+        if args.board == "sim":
+            raise ConfigError("the sim board's firewall applies only inside a network "
+                              "namespace", "--netns",
+                              hint="pass --netns NAME (nothing was changed on this host)")
+        require_matching_host(load_board(args.board))
     posture.apply(rs, args.netns)
     result = posture.check(rs, args.netns, with_listeners=not args.no_listeners)
     result["applied"] = True

@@ -11,7 +11,7 @@ from firmware.common.boards import load_board
 from firmware.common.cli import emit
 from firmware.core.errors import ConfigError
 from firmware.gateway.owner.resale import marker, resale_reset
-from firmware.gateway.runtime.statedir import add_state_dir_arg, resolve
+from firmware.gateway.runtime.statedir import add_state_dir_arg, existing_state_dir
 
 
 def register(sub: Any) -> None:
@@ -48,7 +48,7 @@ def _reset(args: argparse.Namespace) -> int:
     if args.escrow_to is not None and args.discard_log is not None:
         raise ConfigError("--escrow-to and --discard-log exclude each other")
     board = load_board(args.board)
-    state = resolve(args.state_dir, args.board)
+    state = existing_state_dir(args.state_dir, args.board)
     args.state_dir = state
     handoff = "escrow" if args.escrow_to is not None else (
         "discard" if args.discard_log is not None else "wan")

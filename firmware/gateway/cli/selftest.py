@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from firmware.common.cli import emit
+from firmware.common.fsutil import write_output
 from firmware.core.errors import ConfigError
 from firmware.gateway.identity import deviceinfo
 from firmware.gateway.selftest.report import build_report, render_html, render_table
@@ -50,9 +51,8 @@ def _selftest(args: argparse.Namespace) -> int:
     if args.sign_key is not None:
         doc = sign_report(report, load_private_key(args.sign_key))
     if args.out is not None:
-        args.out.write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n",
-                            encoding="utf-8")
+        write_output(args.out, json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
     if args.html is not None:
-        args.html.write_text(render_html(report), encoding="utf-8")
+        write_output(args.html, render_html(report))
     emit(doc, args.json, render_table(report))
     return int(report["summary"]["exit_code"])

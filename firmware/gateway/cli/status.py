@@ -9,7 +9,9 @@ import time
 from typing import Any
 
 from firmware.common.cli import emit
-from firmware.core.errors import StateError
+from firmware.common.cli import plain as _v
+from firmware.common.version import software_version
+from firmware.core.errors import ConfigError, StateError
 from firmware.gateway.runtime.gateway import STATUS_FILE
 from firmware.gateway.runtime.statedir import add_state_dir_arg, resolve
 
@@ -66,51 +68,67 @@ def radios_view(doc: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _status(args: argparse.Namespace) -> int:
-    doc = read_status(args.state_dir)
+def render(doc: dict[str, Any], events: int = 10) -> str:
+    """The status as a person reads it."""
     gw = doc["gateway"]
-    lines = ["gateway  board %s, %s (pid %s, up %ss, status %ss old)"
-             % (gw.get("board"), gw.get("state"), gw.get("pid"), gw.get("uptime_s"),
-                doc["age_s"])]
+    lines = ["gateway  board %s, %s (pid %s, up %s s, status %s s old)%s"
+             % (_v(gw.get("board")), _v(gw.get("state")), _v(gw.get("pid")),
+                _v(gw.get("uptime_s")), _v(doc.get("age_s")),
+                "" if gw.get("health", "ok") == "ok" else ", " + _v(gw.get("health")))]
     lan = doc.get("lan") or {}
     if lan:
-        lines.append("lan      %s:%s tls=%s sessions=%s refused=%s"
-                     % (lan.get("host"), lan.get("port"), lan.get("tls"), lan.get("sessions"),
-                        lan.get("refused")))
+        lines.append("lan      %s:%s  tls %s, %s sessions, %s refused"
+                     % (_v(lan.get("host")), _v(lan.get("port")), _v(lan.get("tls")),
+                        _v(lan.get("sessions"), "0"), _v(lan.get("refused"), "0")))
     fw = doc.get("firmware") or {}
     if fw:
-        lines.append("firmware %s (slot %s, %s)" % (fw.get("version"), fw.get("slot"),
-                                                   fw.get("state", "")))
+        about = [_v(fw.get("source"), "installed")] + (["slot " + str(fw["slot"])]
+                                                        if fw.get("slot") else [])
+        lines.append("firmware %s (%s, %s)" % (_v(fw.get("version"), software_version()),
+                                               ", ".join(about), _v(fw.get("state"), "idle")))
     wan = doc.get("wan") or {}
     if wan:
-        lines.append("wan      %s connected=%s queue=%s"
-                     % (wan.get("broker"), wan.get("connected"),
-                        (wan.get("queue") or {}).get("depth")))
+        lines.append("wan      %s  connected %s, queue %s"
+                     % (_v(wan.get("broker")), _v(wan.get("connected")),
+                        _v((wan.get("queue") or {}).get("depth"), "0")))
+    mon = (doc.get("monitor") or {}).get("rogue") or {}
+    if mon:
+        counts = mon.get("counts") or {}
+        lines.append("monitor  rogue reported %s, observed %s, blocked %d"
+                     % (_v(counts.get("reported"), "0"), _v(counts.get("observed"), "0"),
+                        len(mon.get("blocked", []))))
     crl = doc.get("crl") or {}
     if crl:
         lines.append("crl      number %s, %s, next update %s, %s revoked"
-                     % (crl.get("number"), crl.get("state"), crl.get("next_update"),
-                        crl.get("revoked")))
-    mon = (doc.get("monitor") or {}).get("rogue") or {}
-    if mon:
-        lines.append("monitor  rogue reported=%s observed=%s blocked=%d"
-                     % ((mon.get("counts") or {}).get("reported"),
-                        (mon.get("counts") or {}).get("observed"), len(mon.get("blocked", []))))
-    for name, r in doc["radios"].items():
+                     % (_v(crl.get("number")), _v(crl.get("state")), _v(crl.get("next_update")),
+                        _v(crl.get("revoked"))))
+    for name, r in (doc.get("radios") or {}).items():
         lines.append("%-8s %s via %s %s, controller %s%s"
-                     % (name, r["backend"], r["library"], r["version"],
-                        (r.get("controller") or {}).get("state"),
-                        " (%s)" % r["error"] if r.get("error") else ""))
-    lines.append("devices  %d" % len(doc.get("devices", [])))
-    for d in doc.get("devices", []):
-        lines.append("  %-20s %-8s %-9s %s" % (d["id"], d["transport"], d["state"],
-                                              d.get("reason", "")))
-    events = doc.get("events", [])[-args.events:]
-    if events:
+                     % (name, _v(r.get("backend")), _v(r.get("library")), _v(r.get("version")),
+                        _v((r.get("controller") or {}).get("state")),
+                        " (%s)" % _v(r["error"]) if r.get("error") else ""))
+    devices = doc.get("devices", [])
+    states: dict[str, int] = {}
+    for d in devices:
+        states[d.get("state", "?")] = states.get(d.get("state", "?"), 0) + 1
+    lines.append("devices  %d%s" % (len(devices), " (%s)" % ", ".join(
+        "%d %s" % (n, st) for st, n in sorted(states.items())) if devices else ""))
+    for d in devices:
+        lines.append("  %-20s %-8s %-10s %s" % (d["id"], _v(d.get("transport")),
+                                                _v(d.get("state")), _v(d.get("reason"), "")))
+    recent = doc.get("events", [])[-events:] if events > 0 else []
+    if recent:
         lines.append("recent events")
-        for e in events:
+        for e in recent:
             lines.append("  %s %-8s %-24s %s %s" % (
                 time.strftime("%H:%M:%S", time.gmtime(e["ts"])), e["severity"], e["kind"],
-                e.get("target", ""), e.get("result", "")))
-    emit(doc, args.json, "\n".join(lines))
-    return 0 if gw["running"] else 3
+                e.get("target", ""), e.get("reason", "")))
+    return "\n".join(lines)
+
+
+def _status(args: argparse.Namespace) -> int:
+    if args.events < 0:
+        raise ConfigError("--events must be 0 or more")
+    doc = read_status(args.state_dir)
+    emit(doc, args.json, render(doc, args.events))
+    return 0 if doc["gateway"]["running"] else 3

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from firmware.core import strictjson
 from firmware.core.errors import MamoriError
 from firmware.gateway.update.tufclient import TufClient
 
@@ -31,6 +32,9 @@ def _run(args: argparse.Namespace) -> int:
         if args.action == "init":
             if args.trusted_root is None:
                 raise MamoriError("init needs TRUSTED_ROOT")
+            root = strictjson.loads_object(args.trusted_root.read_bytes(), str(args.trusted_root))
+            if not isinstance(root.get("signed"), dict) or root["signed"].get("_type") != "root":
+                raise MamoriError("%s is not TUF root metadata" % args.trusted_root)
             args.metadata_dir.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(args.trusted_root, args.metadata_dir / "root.json")
             return 0

@@ -30,7 +30,10 @@ def register(sub: Any) -> None:
                    help="repository URL (https://host/base) or a copy on a stick (dir or .tar)")
     p.add_argument("--board", default="sim", help="board profile (default: sim)")
     p.add_argument("--trust-root", type=Path, metavar="ROOT_JSON",
-                   help="provision the first trusted TUF root (once, at manufacture)")
+                   help="provision the first trusted TUF root (once, at manufacture); "
+                        "without --from it installs the root and nothing else (an "
+                        "installation bundle made with `mamori provision gateway --release` "
+                        "carries it already)")
     p.add_argument("--ca-file", metavar="PEM", help="CA that signs the update server's TLS cert")
     p.add_argument("--boot-dir", type=Path, metavar="DIR",
                    help="Raspberry Pi boards: mounted boot partition holding autoboot.txt "
@@ -81,6 +84,10 @@ def _update(args: argparse.Namespace) -> int:
                         ca_file=args.ca_file, boot_dir=args.boot_dir)
     if args.trust_root:
         agent.trust_root(args.trust_root.read_bytes())
+        if not args.source:
+            emit({"result": "trusted-root", "root": str(args.trust_root)}, args.json,
+                 "trusted root installed: %s (no update checked)" % args.trust_root)
+            return 0
     try:
         result = agent.run()
     except MamoriError as exc:

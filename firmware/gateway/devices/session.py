@@ -26,9 +26,6 @@ from firmware.core.events import Event
 from firmware.core.threestar import actions_for, can_verify
 from firmware.gateway.runtime.gateway import Gateway, Service
 
-# Sent to a device that failed authentication before the link is dropped.
-REFUSED = {"type": "refused", "reason": "authentication failed"}
-
 
 class DeviceSession:
     """One authenticated device on some transport: identity, pending commands, last report."""

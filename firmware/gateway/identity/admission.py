@@ -13,6 +13,7 @@ from typing import Any
 
 from firmware.common.certs import peer_identity
 from firmware.common.signeddoc import verify_doc
+from firmware.core import refusals as rc
 from firmware.core.errors import AuthError, IntegrityError, PolicyError
 from firmware.core.threestar import actions_for
 from firmware.gateway.identity.crl import Revocation, install_crl
@@ -50,8 +51,9 @@ class DeviceAuthorizer:
         for e in self.allowlist:
             if e["maker"] == maker and e["model"] == model and transport in e["transports"]:
                 if fw and _version(fw) < _version(str(e.get("min_firmware", "0"))):
-                    raise PolicyError("firmware %s of %s/%s is below the allowlist minimum %s"
-                                      % (fw[:32], maker, model, e["min_firmware"]))
+                    raise rc.coded(PolicyError(
+                        "firmware %s of %s/%s is below the allowlist minimum %s"
+                        % (fw[:32], maker, model, e["min_firmware"])), rc.FIRMWARE_TOO_OLD)
                 return e
         raise PolicyError("model %s/%s over %s is not on the level-%d allowlist"
                           % (maker[:64], model[:64], transport, self.level))
@@ -63,11 +65,13 @@ class DeviceAuthorizer:
         ident = peer_identity(cert)
         self.revocation.check(ident["serial"])
         if hello.get("id") != ident["id"]:
-            raise AuthError("hello id %r does not match the certificate's device %r"
-                            % (str(hello.get("id"))[:64], ident["id"]))
+            raise rc.coded(AuthError("hello id %r does not match the certificate's device %r"
+                                     % (str(hello.get("id"))[:64], ident["id"])),
+                           rc.IDENTITY_MISMATCH)
         for field in ("maker", "model"):
             if field in hello and hello[field] != ident[field]:
-                raise AuthError("hello %s does not match the certificate" % field)
+                raise rc.coded(AuthError("hello %s does not match the certificate" % field),
+                               rc.IDENTITY_MISMATCH)
         entry = self.check_model(ident["maker"], ident["model"], "ip",
                                  str(hello.get("fw") or ""))
         ident["three_star"] = list(actions_for(entry))

@@ -19,12 +19,13 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from firmware.core import strictjson
-from firmware.core.errors import AuthError, ConfigError, ProtocolError
+from firmware.core import refusals as rc
+from firmware.core.errors import AuthError
+from firmware.gateway.identity import policies
 from firmware.gateway.identity.install import write_file
 from firmware.gateway.identity.tickets import InstallTickets
 
-POLICY = "policy/device-binding.json"
+POLICY = policies.DIR + "/" + policies.DEVICE_BINDING
 BOUND = "binding/bound.json"
 
 Authorizer = Callable[[dict[str, Any], bytes | None], Awaitable[dict[str, Any]]]
@@ -44,17 +45,12 @@ class DeviceBinding:
         self.now = now
 
     def policy_requires(self) -> bool:
-        """True when the gateway's policy file requires a ticket for new devices."""
-        path = self.state_dir / POLICY
-        try:
-            doc = strictjson.loads(path.read_bytes(), "binding policy", 4, 64 * 1024)
-        except FileNotFoundError:
-            return False
-        except ProtocolError as exc:
-            # A damaged policy must not silently open the gateway: fail closed.
-            raise ConfigError("is not acceptable JSON: " + exc.message, str(path),
-                              hint="rewrite it or remove it")
-        return bool(doc.get("require_ticket")) if isinstance(doc, dict) else True
+        """True when the gateway's policy file requires a ticket for new devices.
+
+        A damaged or mistyped policy (unknown key, wrong type) raises ConfigError: the device
+        is refused (fail closed), never admitted as if the policy were off.
+        """
+        return bool(policies.read(self.state_dir, policies.DEVICE_BINDING)["require_ticket"])
 
     def required(self, identity: dict[str, Any]) -> bool:
         """Whether this device must be bound by a ticket."""
@@ -75,7 +71,8 @@ class DeviceBinding:
         if ticket is not None:
             secret = hello.get("secret")
             if not isinstance(secret, str) or not secret:
-                raise AuthError("installation ticket presented without its secret")
+                raise rc.coded(AuthError("installation ticket presented without its secret"),
+                               rc.TICKET_INVALID)
             res = InstallTickets(self.state_dir, self.now).redeem(ticket, secret, dev_id)
             bound = self.bound()
             bound[dev_id] = {"ticket_id": res["ticket_id"], "at": datetime.datetime.now(
@@ -84,10 +81,11 @@ class DeviceBinding:
                        secret=False)
             return res
         if self.required(identity) and dev_id not in self.bound():
-            raise AuthError("device %s is not bound to this gateway: its first connection must "
-                            "present a one-time installation ticket" % dev_id[:64],
-                            "issue one with `mamori provision install-secret` and run the "
-                            "device with --ticket FILE")
+            raise rc.coded(AuthError(
+                "device %s is not bound to this gateway: its first connection must present a "
+                "one-time installation ticket" % dev_id[:64],
+                "issue one with `mamori provision install-secret` and run the device with "
+                "--ticket FILE"), rc.TICKET_REQUIRED)
         return None
 
     def wrap(self, authorizer: Authorizer) -> Authorizer:

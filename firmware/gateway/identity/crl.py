@@ -23,6 +23,7 @@ from cryptography import x509
 
 from firmware.common import crl as crlmod
 from firmware.common.crl import CrlInfo
+from firmware.core import refusals as rc
 from firmware.core.errors import AuthError, IntegrityError
 from firmware.gateway.identity.install import IDENTITY, write_file
 
@@ -62,7 +63,8 @@ class Revocation:
     def check(self, serial: int) -> None:
         """AuthError when the serial is revoked (whatever the list's age)."""
         if serial in self.serials():
-            raise AuthError("certificate serial %d is revoked" % serial)
+            raise rc.coded(AuthError("certificate serial %d is revoked" % serial),
+                           rc.CREDENTIAL_REVOKED)
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from firmware.common.policyfile import nearest
 from firmware.core.errors import ConfigError
 
 FILE = "deviceinfo.json"
@@ -21,6 +22,7 @@ DEFAULT_SECURITY_CONTACT = "mailto:security@mamori.example"
 DEFAULT_DISCLOSURE_URL = "https://mamori.example/security/disclosure"
 DEFAULT_SUPPORT_YEARS = 5
 REQUIRED = ("manufacturer", "model", "security_contact", "disclosure_url", "support_period_end")
+KEYS = REQUIRED + ("board", "service_level")
 WARN_DAYS = 180
 
 
@@ -48,6 +50,10 @@ def validate(info: Any, source: str = FILE) -> dict[str, Any]:
     """Check fields and formats; ConfigError names the field."""
     if not isinstance(info, dict):
         raise ConfigError("must be a JSON object", source)
+    for key in info:
+        if key not in KEYS:  # a misspelt field would silently leave a published one out
+            raise ConfigError("unknown key '%s'" % key, source, str(key),
+                              hint=nearest(str(key), KEYS))
     for f in REQUIRED:
         if not isinstance(info.get(f), str) or not info[f].strip():
             raise ConfigError("is missing or empty", source, f)

@@ -15,6 +15,7 @@ State-dir layout after install::
     identity/allowlist.json   signed model allowlist
     identity/platform-ca.pem  pinned platform CA; identity/platform-command.pub (Ed25519)
     identity/acl.json         per-device ACL rules (default deny: empty)
+    identity/release-root.json  the release repository's first TUF root (when the bundle has it)
     keys/store/*.key          gateway-tls-passphrase, ble-static, admin-credential (wrapped)
 """
 
@@ -49,6 +50,7 @@ ADMIN = "admin-credential"
 PENDING_TLS = "pending-tls-key"
 PENDING_BLE = "pending-ble-static"
 CRYPTOPERIOD = 825
+RELEASE_ROOT_FILE = "release-root.json"
 
 
 def _canonical(payload: dict) -> bytes:
@@ -224,6 +226,9 @@ def install_bundle(state_dir: Path, bundle_path: Path, board: dict | None = None
                       payload["platform"]["log_escrow_public_key"])
     _write_public(ident / "ble-static.pub", payload["ble_static_public"] + "\n")
     _write_public(ident / "acl.json", json.dumps(payload.get("acl", []), indent=2))
+    if isinstance(payload.get("release_root"), dict):
+        # The release repository's first root: the OTA agent trusts it (update/agent.py).
+        _write_public(ident / RELEASE_ROOT_FILE, json.dumps(payload["release_root"]))
     for pending in (PENDING_TLS, PENDING_BLE):
         if ks.has(pending):
             ks.delete(pending)
@@ -241,6 +246,18 @@ def install_bundle(state_dir: Path, bundle_path: Path, board: dict | None = None
         deviceinfo.save(state_dir, deviceinfo.default_info(payload["board"],
                                                            int(payload["level"])))
     return meta
+
+
+def installed_from(state_dir: Path, bundle_path: Path) -> bool:
+    """Whether this very bundle is already installed here (a restart with the same --bundle
+    must not reinstall it: that would reset the changed admin credential and the keys)."""
+    meta = Path(state_dir) / IDENTITY / "gateway.json"
+    try:
+        digest = json.loads(meta.read_text()).get("bundle_sha256")
+        return bool(digest) and digest == hashlib.sha256(Path(bundle_path).read_bytes()
+                                                         ).hexdigest()
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 def installed(state_dir: Path) -> bool:

@@ -18,6 +18,7 @@ from typing import Any
 from cryptography import x509
 
 from firmware.common.signeddoc import verify_doc
+from firmware.core import refusals as rc
 from firmware.core.errors import AuthError, IntegrityError
 from firmware.gateway.identity.install import IDENTITY, installed_identity
 
@@ -51,20 +52,24 @@ class InstallTickets:
         try:
             p = verify_doc(self.ca, ticket, TICKET_KIND)
         except IntegrityError as exc:
-            raise AuthError("installation ticket refused: %s" % exc.message)
+            raise rc.coded(AuthError("installation ticket refused: %s" % exc.message),
+                           rc.TICKET_INVALID)
         if p.get("gateway_id") != self.meta["gateway_id"] or p.get("site_id") != self.meta[
                 "site_id"]:
-            raise AuthError("installation ticket is for another gateway")
+            raise rc.coded(AuthError("installation ticket is for another gateway"),
+                           rc.TICKET_INVALID)
         if p.get("device_id") != device_id:
-            raise AuthError("installation ticket is for another device")
+            raise rc.coded(AuthError("installation ticket is for another device"),
+                           rc.TICKET_INVALID)
         expiry = datetime.datetime.fromisoformat(str(p["not_after"])).timestamp()
         if self.now() > expiry:
-            raise AuthError("installation ticket expired", "issue a new installation secret")
+            raise rc.coded(AuthError("installation ticket expired",
+                                     "issue a new installation secret"), rc.TICKET_EXPIRED)
         tid = str(p["ticket_id"])
         if tid in self._used():
-            raise AuthError("installation ticket was already used")
+            raise rc.coded(AuthError("installation ticket was already used"), rc.TICKET_USED)
         if not hmac.compare_digest(secret_digest(secret, tid), str(p["secret_sha256"])):
-            raise AuthError("wrong installation secret")
+            raise rc.coded(AuthError("wrong installation secret"), rc.TICKET_INVALID)
         with open(self.used_path, "a", encoding="utf-8") as fh:
             fh.write(tid + "\n")
         return {"device_id": device_id, "ticket_id": tid, "not_after": p["not_after"]}

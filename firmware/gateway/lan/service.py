@@ -17,20 +17,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import ssl
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from firmware.common.leantls import start_tls
 from firmware.core import frames
+from firmware.core import refusals as rc
 from firmware.core.errors import AuthError, MamoriError, ProtocolError, StateError
 from firmware.core.events import Event
 from firmware.core.hello import parse_hello
 from firmware.core.ids import valid_id
-from firmware.gateway.devices.session import REFUSED, DeviceSession, DeviceSessionService
+from firmware.gateway.devices.session import DeviceSession, DeviceSessionService
 from firmware.gateway.lan.preauth import EVICTED, PreAuthGuard, Ticket
 from firmware.gateway.lan.refusals import RefusalAggregator
 from firmware.gateway.lan.tls import tls_failure_reason
+from firmware.gateway.runtime.endpoint import remember
 from firmware.gateway.runtime.gateway import Gateway
 from firmware.gateway.runtime.memory import Trimmer
 
@@ -68,10 +71,13 @@ class LanService(DeviceSessionService[Session]):
     def __init__(self, gw: Gateway, host: str = "127.0.0.1", port: int = 0,
                  ssl_context: ssl.SSLContext | None = None,
                  authorizer: Authorizer | None = None,
-                 max_sessions: int = 1024, max_frame: int = frames.DEFAULT_MAX_FRAME) -> None:
+                 max_sessions: int = 1024, max_frame: int = frames.DEFAULT_MAX_FRAME,
+                 stable: bool = False) -> None:
         super().__init__(gw)
         self.host = host
         self.port = port
+        # stable: remember the endpoint (runtime/endpoint.py) so devices find it after a restart
+        self.stable = stable
         self.ssl_context = ssl_context
         self.authorizer = authorizer
         self.max_sessions = max_sessions
@@ -94,10 +100,26 @@ class LanService(DeviceSessionService[Session]):
             raise StateError("the LAN service has no authorizer",
                              "install a bundle (mutual TLS) or run the sim board")
         # TLS is started per connection in _on_connect so a failed handshake is a logged refusal.
-        self._server = await asyncio.start_server(self._on_connect, self.host, self.port,
-                                                  backlog=BACKLOG)
+        try:
+            self._server = await asyncio.start_server(self._on_connect, self.host, self.port,
+                                                      backlog=BACKLOG)
+        except OSError as exc:
+            if not (self.stable and exc.errno == errno.EADDRINUSE and self.port
+                    and self.gw.board.get("name") == "sim"):
+                raise StateError("cannot listen for devices on %s:%d: %s"
+                                 % (self.host, self.port, exc.strerror or exc),
+                                 "stop the program using that port, or pass --lan-port")
+            # The sim board shares the developer's PC: another program took the port.
+            self.gw.emit(Event("lan.endpoint_changed", "alert", "lan", action="listen",
+                               target="%s:%d" % (self.host, self.port), result="moved",
+                               reason="port %d is taken by another program: devices set up "
+                                      "for it must be told the new port" % self.port))
+            self._server = await asyncio.start_server(self._on_connect, self.host, 0,
+                                                      backlog=BACKLOG)
         sock = self._server.sockets[0]
         self.port = sock.getsockname()[1]
+        if self.stable:
+            remember(self.gw.state_dir, self.host, self.port)
         self._ticker = self.gw.spawn("lan.refusals", self._tick)
 
     async def stop(self) -> None:
@@ -218,6 +240,7 @@ class LanService(DeviceSessionService[Session]):
             return
         if len(self.sessions) >= self.max_sessions:
             self._refuse(peer, "session limit reached", principal=hello["id"][:64])
+            writer.write(frames.encode(rc.refusal_message(rc.BUSY)))
             return
         ssl_obj = writer.get_extra_info("ssl_object")
         cert = ssl_obj.getpeercert(binary_form=True) if ssl_obj is not None else None
@@ -225,8 +248,9 @@ class LanService(DeviceSessionService[Session]):
         try:
             identity = await self.authorizer(hello, cert)
         except MamoriError as exc:
-            self._refuse(peer, str(exc), principal=hello["id"][:64])
-            writer.write(frames.encode(REFUSED))
+            self._refuse(peer, str(exc), principal=hello["id"][:64],
+                         evidence={"code": rc.code_of(exc)})
+            writer.write(frames.encode(rc.refusal_message(rc.code_of(exc))))
             return
         if ticket is not None:
             self.preauth.release(ticket, authenticated=True)  # no longer pre-authentication

@@ -41,10 +41,13 @@ def secure_lan(state_dir: Path, board: dict | None,
 
     None means the state directory holds no installed identity (sim board without a bundle).
     """
-    from firmware.gateway.identity.install import install_bundle
+    from firmware.gateway.identity.install import install_bundle, installed_from
 
     installed = (Path(state_dir) / IDENTITY / "gateway.json").is_file()
-    if bundle is not None and (Path(bundle).exists() or not installed):
+    # Installed already: only a different bundle that is still there is installed again (a
+    # flashed board's bundle is consumed once installed; a restart with the same one is a no-op).
+    if bundle is not None and (not installed or (Path(bundle).exists()
+                                                 and not installed_from(state_dir, Path(bundle)))):
         install_bundle(Path(state_dir), Path(bundle), board)
         consume_bundle(Path(state_dir), Path(bundle))
     elif not installed:

@@ -48,7 +48,7 @@ class GatewayConfig:
     broker: str | None = None
     sim_house: Path | None = None
     lan_host: str = "127.0.0.1"
-    lan_port: int = 0
+    lan_port: int | None = None  # None: as installed before, else the board's (runtime/endpoint.py)
     status_interval: float = 1.0
     admin: AdminConfig = field(default_factory=AdminConfig)
     firewall: FirewallConfig = field(default_factory=FirewallConfig)

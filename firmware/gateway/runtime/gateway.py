@@ -21,6 +21,7 @@ from firmware.core.errors import StateError
 from firmware.core.events import Event
 from firmware.core.liveness import LivenessTracker
 from firmware.gateway.runtime.config import GatewayConfig
+from firmware.gateway.runtime.known import KnownDevices
 from firmware.gateway.runtime.sdnotify import Notifier, watchdog_interval
 from firmware.gateway.runtime.supervisor import Supervisor, TaskFactory
 
@@ -93,6 +94,7 @@ class Gateway:
         self.started_at = time.time()
         self.liveness = LivenessTracker()
         self.device_info: dict[str, dict[str, Any]] = {}
+        self.known = KnownDevices(self.state_dir)
         self.gateway_id: str | None = None  # set once an installed identity is loaded
         self.services: list[Service] = []
         self.recent: collections.deque[dict[str, Any]] = collections.deque(maxlen=200)
@@ -101,6 +103,7 @@ class Gateway:
         self.notifier = Notifier()
         self._stop = asyncio.Event()
         self._lock_fd: int | None = None
+        self.restart = False  # stopped to start again (a bundle was just installed)
 
     # -- events --------------------------------------------------------------------------
     def emit(self, event: Event) -> Event:
@@ -125,6 +128,17 @@ class Gateway:
         """Declare a device the gateway expects to hear from."""
         self.liveness.register(device_id, transport, interval, level, time.monotonic())
         self.device_info.setdefault(device_id, {}).update(info)
+        self.known.remember(device_id, transport, interval, level, info)
+
+    def _restore_known(self) -> None:
+        """Declare the devices admitted before this start: listed, and alerted if they do
+        not come back."""
+        now = time.monotonic()
+        for dev_id, d in self.known.load().items():
+            dev = self.liveness.register(dev_id, d["transport"], d["interval"], d["level"], now)
+            dev.reason = "known device, not connected since the gateway started"
+            self.device_info.setdefault(dev_id, {}).update(
+                {"maker": d["maker"], "model": d["model"]})
 
     def device_seen(self, device_id: str) -> None:
         """Record traffic from a device and publish any liveness transition."""
@@ -139,6 +153,8 @@ class Gateway:
         return bool(moves)
 
     def _liveness_event(self, move: dict[str, Any]) -> None:
+        if move["to"] == "removed":
+            self.known.forget(move["device"])
         bad = move["to"] in ("suspect", "offline")
         self.emit(Event(
             "device." + move["to"], severity="alert" if move["to"] == "offline" else
@@ -172,6 +188,11 @@ class Gateway:
         """Ask the gateway to shut down cleanly."""
         self._stop.set()
 
+    def request_restart(self) -> None:
+        """Stop every service and let the caller start them again (new identity)."""
+        self.restart = True
+        self._stop.set()
+
     def _acquire_lock(self) -> None:
         run = self.state_dir / "run"
         run.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -189,6 +210,7 @@ class Gateway:
         """The whole status view, as written to run/status.json."""
         doc: dict[str, Any] = {
             "gateway": {
+                "id": self.gateway_id or "",
                 "board": self.board["name"],
                 "pid": os.getpid(),
                 "boot_id": self.boot_id,
@@ -236,6 +258,9 @@ class Gateway:
     async def _status_loop(self) -> None:
         while not self._stop.is_set():
             await self.write_status_async()
+            known = self.known.pending()  # new devices: at most one write per interval
+            if known is not None:
+                await asyncio.to_thread(self.known.write, known)
             await self._pause(self.config.status_interval)
 
     async def _watchdog_loop(self, interval: float) -> None:
@@ -254,6 +279,7 @@ class Gateway:
         """Start the services, serve until stopped (signal or --duration), stop them."""
         self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self._acquire_lock()
+        self._restore_known()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError):
@@ -277,7 +303,8 @@ class Gateway:
                 loop.call_later(self.config.duration, self.request_stop)
             await self._stop.wait()
             self.notifier.notify("STOPPING=1")
-            self.emit(Event("gateway.stopping", source="gateway", action="stop", result="ok"))
+            self.emit(Event("gateway.stopping", source="gateway",
+                            action="restart" if self.restart else "stop", result="ok"))
             with contextlib.suppress(OSError):
                 self.write_status()
         finally:
@@ -291,6 +318,7 @@ class Gateway:
         return 0
 
     def _finish(self) -> None:
+        self.known.flush()
         doc = self.status()
         doc["gateway"]["state"] = "stopped"
         try:

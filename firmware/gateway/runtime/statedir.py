@@ -24,5 +24,23 @@ def add_state_dir_arg(parser: object, board_default: str = "sim") -> None:
 
 
 def resolve(state_dir: Path | None, board: str = "sim") -> Path:
-    """The state directory to use."""
-    return Path(state_dir) if state_dir is not None else default_state_dir(board)
+    """The state directory to use (ConfigError when that path is a file, not a directory)."""
+    from firmware.core.errors import ConfigError
+
+    path = Path(state_dir) if state_dir is not None else default_state_dir(board)
+    if path.exists() and not path.is_dir():
+        raise ConfigError("is a file, not a gateway state directory", str(path),
+                          hint="pass the gateway's --state-dir (a directory)")
+    return path
+
+
+def existing_state_dir(state_dir: Path | None, board: str = "sim") -> Path:
+    """The state directory of a gateway that exists (commands that read or change a gateway
+    must not make an empty one up)."""
+    from firmware.core.errors import StateError
+
+    path = resolve(state_dir, board)
+    if not path.is_dir():
+        raise StateError("no gateway state directory at %s" % path,
+                         "pass the gateway's --state-dir (`mamori-gateway status` shows it)")
+    return path

@@ -22,7 +22,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from firmware.common.fsutil import atomic_write
-from firmware.core.errors import ConfigError, StateError
+from firmware.core import selftest as model
+from firmware.core.errors import ConfigError, MamoriError, StateError
 from firmware.gateway.identity import deviceinfo
 from firmware.gateway.identity.keystore import KeyStore
 from firmware.gateway.selftest.report import build_report, canonical
@@ -76,6 +77,17 @@ def signing_key(state_dir: Path, board: dict[str, Any] | None = None
     return key
 
 
+def selftest_report(state_dir: Path, level: int, board_name: str | None,
+                    only: str | None = None) -> dict[str, Any]:
+    """Run the self-test on scratch copies and return the (unsigned) report."""
+    results = run_checks(state_dir, level, board_name, only)
+    try:
+        device: dict[str, Any] | None = deviceinfo.load(state_dir)
+    except ConfigError:
+        device = None
+    return build_report(results, level, state_dir, board_name, device)
+
+
 def signed_selftest(state_dir: Path, level: int, board_name: str | None,
                     board: dict[str, Any] | None = None, only: str | None = None,
                     bind: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -84,28 +96,60 @@ def signed_selftest(state_dir: Path, level: int, board_name: str | None,
     ``bind`` fields (a request ID, the purpose) go into the report before signing, so a
     report cannot be replayed as the answer to another request.
     """
-    results = run_checks(state_dir, level, board_name, only)
-    try:
-        device: dict[str, Any] | None = deviceinfo.load(state_dir)
-    except ConfigError:
-        device = None
-    report = build_report(results, level, state_dir, board_name, device)
+    report = selftest_report(state_dir, level, board_name, only)
     report.update(bind or {})
     return sign_report(report, signing_key(state_dir, board))
 
 
+class CommissioningRefused(MamoriError):
+    """The self-test did not pass: nothing was signed or stored."""
+
+    code = "commissioning-refused"
+
+    def __init__(self, report: dict[str, Any]) -> None:
+        self.report = report
+        self.findings = findings(report)
+        self.exit_code = int(report["summary"]["exit_code"]) or 1
+        super().__init__(
+            "not signed: %d check(s) did not pass (%s)" % (
+                len(self.findings), ", ".join(f"{c} {v}" for c, v in self.findings)),
+            "fix them and run the commissioning again, or sign the report as it is with "
+            "--accept-findings REASON (the reason is recorded in the signed report)")
+
+
+def findings(report: dict[str, Any]) -> list[tuple[str, str]]:
+    """(check ID, verdict) of every check that neither passed nor was not applicable."""
+    return [(r["id"], r["verdict"]) for r in report["results"]
+            if r["verdict"] not in (model.PASS, model.NOT_APPLICABLE)]
+
+
 def commission(state_dir: Path, board_name: str | None = None, level: int | None = None,
-               now: dt.datetime | None = None) -> dict[str, Any]:
-    """Run, sign and store the commissioning self-test; returns the record entry + envelope."""
+               now: dt.datetime | None = None,
+               accept_findings: str | None = None) -> dict[str, Any]:
+    """Run, sign and store the commissioning self-test; returns the record entry + envelope.
+
+    Only an all-pass (or pass + not applicable) report is signed, unless ``accept_findings``
+    gives the reason to sign one with findings; that reason goes into the signed report.
+    CommissioningRefused otherwise.
+    """
     state_dir = Path(state_dir)
     if not state_dir.is_dir():
         raise StateError(f"state directory {state_dir} does not exist",
                          "pass the gateway's --state-dir")
+    if accept_findings is not None and not accept_findings.strip():
+        raise ConfigError("--accept-findings needs a reason (it is recorded)")
     ident = _identity(state_dir)
     lvl = installation_level(state_dir, level)
     board = resolve_board(state_dir, board_name) or ident.get("board")
-    envelope = signed_selftest(state_dir, lvl, board, bind={"purpose": "commissioning"})
-    report = envelope["report"]
+    report = selftest_report(state_dir, lvl, board)
+    report["purpose"] = "commissioning"
+    found = findings(report)
+    if found and accept_findings is None:
+        raise CommissioningRefused(report)
+    if found:
+        report["accepted_findings"] = {"reason": (accept_findings or "").strip()[:500],
+                                       "checks": [c for c, _ in found]}
+    envelope = sign_report(report, signing_key(state_dir))
     when = (now or dt.datetime.now(dt.UTC)).strftime("%Y%m%dT%H%M%SZ")
     name = f"selftest-{when}.json"
     out_dir = state_dir / DIR
@@ -115,6 +159,8 @@ def commission(state_dir: Path, board_name: str | None = None, level: int | None
              "exit_code": report["summary"]["exit_code"],
              "report_sha256": hashlib.sha256(canonical(report)).hexdigest(),
              "keyid": envelope["signature"]["keyid"]}
+    if "accepted_findings" in report:
+        entry["accepted_findings"] = report["accepted_findings"]
     record_path = out_dir / RECORD
     try:
         record = json.loads(record_path.read_text())

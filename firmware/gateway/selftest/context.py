@@ -3,36 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
-import os
-import shutil
-import stat
 import tempfile
 from pathlib import Path
 from typing import Any
 
 from firmware.common.boards import load_board
-
-
-def _sockets(directory: str, names: list[str]) -> set[str]:
-    """Names in DIRECTORY that are sockets or FIFOs (copytree's ignore hook)."""
-    out = set()
-    for name in names:
-        try:
-            mode = os.lstat(os.path.join(directory, name)).st_mode
-        except OSError:
-            continue
-        if stat.S_ISSOCK(mode) or stat.S_ISFIFO(mode):
-            out.add(name)
-    return out
-
-
-def _copy_present(src: str, dst: str) -> str:
-    """copy2, except that a file the running gateway replaced meanwhile (a temporary file
-    renamed over its target) is simply not part of the copy."""
-    try:
-        return str(shutil.copy2(src, dst))
-    except FileNotFoundError:
-        return dst
+from firmware.gateway.selftest.livecopy import copy_state
 
 
 class CheckContext:
@@ -50,6 +26,7 @@ class CheckContext:
         self.options = options or {}
         self._work = Path(work_dir)
         self._scratch: Path | None = None
+        self.scratch_skipped: list[str] = []
 
     def board(self) -> dict[str, Any]:
         """The validated board profile (raises ConfigError when missing or invalid)."""
@@ -61,12 +38,14 @@ class CheckContext:
         return load_board(self.board_name, self.boards_dir)
 
     def scratch(self) -> Path:
-        """A private copy of the state directory (modes preserved) that the check may change."""
+        """A private copy of the state directory (modes preserved) that the check may change.
+
+        Works on a running gateway: its sockets, locks and pid are left out and its databases
+        copied as consistent snapshots (``livecopy``).
+        """
         if self._scratch is None:
             dest = self._work / "state"
-            # A running gateway's control socket cannot be copied (nor would a copy work).
-            shutil.copytree(self.live_state_dir, dest, symlinks=True, ignore=_sockets,
-                            copy_function=_copy_present)
+            self.scratch_skipped = copy_state(self.live_state_dir, dest)
             self._scratch = dest
         return self._scratch
 

@@ -52,9 +52,10 @@ def not_applicable(reason: str, *evidence: str) -> Outcome:
     return Outcome(model.NOT_APPLICABLE, list(evidence), reason)
 
 
-def inconclusive(*evidence: str) -> Outcome:
-    """The check could not decide (its probe could not run)."""
-    return Outcome(model.INCONCLUSIVE, list(evidence))
+def inconclusive(*evidence: str, decide: str = "") -> Outcome:
+    """The check could not decide (its probe could not run); ``decide`` says what would make
+    it decidable (shown as "to decide:" instead of a fix)."""
+    return Outcome(model.INCONCLUSIVE, list(evidence), decide)
 
 
 CheckFunc = Callable[["CheckContext"], Outcome]

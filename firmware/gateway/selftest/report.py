@@ -70,9 +70,14 @@ def render_table(report: dict[str, Any]) -> str:
     for cid, verdict, reqs, title in rows:
         lines.append(f"{cid:<{w_id}}  {verdict:<14}  {reqs:<{w_req}}  {title}")
     for r in report["results"]:
-        if r["verdict"] in (model.FAIL, model.INCONCLUSIVE):
+        if r["verdict"] == model.FAIL:
             lines += failure_details(f"{r['id']}: {r['verdict']}", r["evidence"],
                                      r["remediation"] or None)
+        elif r["verdict"] == model.INCONCLUSIVE:
+            # Not a finding: say why it could not decide and how to make it decidable.
+            lines += failure_details(f"{r['id']}: {r['verdict']}", r["evidence"], None)
+            if r["reason"]:
+                lines.append("  to decide: " + r["reason"])
     c = report["summary"]["counts"]
     lines += ["", f"{c['pass']} pass, {c['fail']} fail, {c['not_applicable']} not applicable, "
                   f"{c['inconclusive']} inconclusive: {report['summary']['verdict'].upper()}"]
@@ -127,6 +132,8 @@ def render_html(report: dict[str, Any]) -> str:
     for r in report["results"]:
         ev = evidence_list(r["evidence"])
         note = r["reason"] or r["remediation"]
+        if r["verdict"] == model.INCONCLUSIVE and r["reason"]:
+            note = "To decide: " + r["reason"]
         parts.append(f"<tr id='{e(r['id'])}'><td><code>{e(r['id'])}</code><br>{e(r['title'])}"
                      f"</td><td>{e(', '.join(r['requirements']))}</td><td>{_v(r['verdict'])}"
                      f"</td><td><ul>{ev}</ul></td><td>{e(note)}</td></tr>")

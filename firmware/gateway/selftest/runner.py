@@ -66,14 +66,21 @@ def _run_one(c: Check, ctx: CheckContext) -> model.Result:
                   f"this installation is {STARS[ctx.level]}")
         return model.Result(c.id, c.title, c.requirements, model.NOT_APPLICABLE, [],
                             c.remediation, reason)
+    rerun = f"then re-run `mamori-gateway selftest --state-dir DIR --only {c.id}`"
     try:
         out = c.func(ctx)
         if not isinstance(out, Outcome):
             raise TypeError(f"check returned {type(out).__name__}, not an Outcome")
     except MamoriError as exc:
-        out = Outcome(model.INCONCLUSIVE, [f"could not run: {exc}"])
+        out = Outcome(model.INCONCLUSIVE, [f"could not run: {exc.message}"],
+                      (exc.hint or "remove the cause above") + "; " + rerun)
     except Exception as exc:  # a broken check must not stop the others
-        out = Outcome(model.INCONCLUSIVE, [f"check crashed: {type(exc).__name__}: {exc}"])
+        out = Outcome(model.INCONCLUSIVE,
+                      [f"the check itself failed ({type(exc).__name__}: {exc}): a defect of "
+                       "the self-test, not a finding about the gateway"],
+                      rerun + "; if it fails again, report it with this evidence")
+    if out.verdict == model.INCONCLUSIVE and not out.reason:
+        out.reason = "remove the cause above; " + rerun
     return model.Result(c.id, c.title, c.requirements, out.verdict, out.evidence,
                         c.remediation, out.reason)
 

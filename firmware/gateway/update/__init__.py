@@ -9,6 +9,7 @@ from typing import Any
 def status(state_dir: Path | str, board: dict[str, Any] | None = None) -> dict[str, Any]:
     """Firmware status for `mamori-gateway status --json`: version, slot, state, history."""
     from firmware.common.boards import load_board
+    from firmware.common.version import software_version
     from firmware.gateway.update.blockslot import slot_store
     from firmware.gateway.update.store import Paths, read_json
 
@@ -20,7 +21,9 @@ def status(state_dir: Path | str, board: dict[str, Any] | None = None) -> dict[s
     record = read_json(paths.record, {"state": "idle"})
     floors = read_json(paths.floors, {})
     return {
-        "version": info["version"] if info else "",
+        # No slot written by an update yet: the factory image runs this software.
+        "version": info["version"] if info else software_version(),
+        "source": "update" if info else "factory image",
         "slot": slot,
         "state": record.get("state", "idle"),
         "version_floor": floors.get("version", ""),

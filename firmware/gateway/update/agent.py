@@ -195,6 +195,14 @@ class UpdateAgent:
         self.paths.tuf.mkdir(parents=True, exist_ok=True)
         write_json_bytes(dest, root)
 
+    def _installed_root(self) -> None:
+        """First update: trust the release root the installation bundle carried."""
+        from firmware.gateway.identity.install import IDENTITY, RELEASE_ROOT_FILE
+
+        installed = self.paths.state_dir / IDENTITY / RELEASE_ROOT_FILE
+        if not (self.paths.tuf / "root.json").is_file() and installed.is_file():
+            self.trust_root(installed.read_bytes())
+
     # ---- the pass -------------------------------------------------------------------------
 
     def run(self) -> dict[str, Any]:
@@ -261,6 +269,7 @@ class UpdateAgent:
             return {"result": "current", "version": self.current_version(),
                     "slot": self.boot.booted(), "reason": "no update source given"}
         meta_url, targets_url = source_urls(self.source, self.paths)
+        self._installed_root()
         client = TufClient(self.paths.tuf, meta_url, floors_path=self.paths.floors,
                            fetcher=self.fetcher, clock=self.clock)
         client.refresh()

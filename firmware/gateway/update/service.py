@@ -16,6 +16,7 @@ import concurrent.futures
 from typing import Any
 
 from firmware.common.update_requests import PRIORITY, REQUESTED, STREAM, result_body
+from firmware.common.version import software_version
 from firmware.core.errors import MamoriError
 from firmware.core.events import Event
 from firmware.core.update import machine
@@ -130,7 +131,8 @@ class OtaService(Service):
     def status(self) -> dict[str, Any]:
         """Firmware version, running slot, update state and install history."""
         if not self._enabled():
-            return {"version": "", "slot": "", "history": []}
+            return {"version": software_version(), "source": "factory image", "slot": "",
+                    "history": []}
         out = status(self.gw.state_dir, self.gw.board)
         if self.last_result:
             out["last_result"] = self.last_result.get("result")

@@ -12,6 +12,7 @@ import secrets
 
 from firmware.core.acl import ANY, DeviceAcl
 from firmware.core.errors import MamoriError
+from firmware.gateway.identity import policies
 from firmware.gateway.identity.admission import DeviceAuthorizer
 from firmware.gateway.identity.install import installed_identity
 from firmware.gateway.selftest.checks._common import verdict
@@ -53,7 +54,8 @@ def acl_problems(acl: DeviceAcl) -> tuple[list[str], list[str]]:
        requirements=["R2-3", "R2-2"],
        remediation="re-issue the installation bundle with per-device grants only (no '*' for "
                    "unlock/disarm, no '*' actions) and a site-signed model allowlist; import "
-                   "it with `mamori-gateway run --bundle FILE`")
+                   "it with `mamori-gateway run --bundle FILE`; fix or remove a policy file the "
+                   "evidence names")
 def default_deny(ctx: CheckContext) -> Outcome:
     """Probe the installed ACL and verify the installed allowlist."""
     try:
@@ -77,4 +79,10 @@ def default_deny(ctx: CheckContext) -> Outcome:
             problems.append("a model outside the allowlist was accepted")
         except MamoriError:
             evidence.append("a model outside the allowlist is refused")
+    policy_problems = [str(p) for p in policies.check_all(ctx.live_state_dir)]
+    problems += policy_problems
+    if not policy_problems:
+        evidence.append("admission policies valid: %s" % ", ".join(
+            f"{n} ({'present' if policies.path(ctx.live_state_dir, n).is_file() else 'default'})"
+            for n in sorted(policies.SCHEMAS)))
     return verdict(problems, evidence)

@@ -28,7 +28,8 @@ ACCEPTED_WIFI = GOOD_WIFI + ("wpa2-psk",)
 def board_profile(ctx: CheckContext) -> Outcome:
     """The profile the gateway runs with is valid and declares the USB/console lockdown."""
     if not ctx.board_name:
-        return inconclusive("no board recorded: pass --board or record it in deviceinfo.json")
+        return inconclusive("no board recorded for this gateway",
+                            decide="pass --board NAME or record it in deviceinfo.json")
     try:
         board = ctx.board()
     except ConfigError as exc:
@@ -65,11 +66,13 @@ def board_profile(ctx: CheckContext) -> Outcome:
 def wifi_security(ctx: CheckContext) -> Outcome:
     """The Wi-Fi security mode the board profile sets is WPA3 or WPA2."""
     if not ctx.board_name:
-        return inconclusive("no board recorded: pass --board or record it in deviceinfo.json")
+        return inconclusive("no board recorded for this gateway",
+                            decide="pass --board NAME or record it in deviceinfo.json")
     try:
         board = ctx.board()
     except ConfigError as exc:
-        return inconclusive(f"board profile unreadable: {exc}")
+        return inconclusive(f"board profile unreadable: {exc}",
+                            decide="fix the profile (`mamori boards show NAME` names the field)")
     wifi_ifaces = [i["name"] for i in board["network"] if i["kind"] == "wifi"]
     mode = board.get("wifi", {}).get("security")
     if not wifi_ifaces and mode is None:

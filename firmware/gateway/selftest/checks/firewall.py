@@ -130,12 +130,12 @@ def ruleset_matches(ctx: CheckContext) -> Outcome:
     if base:
         return failed(*base)
     if not nft.has_cap_net_admin():
-        return inconclusive("no CAP_NET_ADMIN: the ruleset cannot be listed or exercised "
-                            "(run the self-test as root)")
+        return inconclusive("no CAP_NET_ADMIN: the ruleset cannot be listed or exercised",
+                            decide="run the self-test as root (or with CAP_NET_ADMIN)")
     try:
         nft.nft_path()
     except MamoriError as exc:
-        return inconclusive(str(exc))
+        return inconclusive(str(exc), decide=exc.hint or "install nftables (nft)")
     if is_sim and not netns:
         return _exercise_in_scratch(ruleset)
     where = f"namespace {netns}" if netns else "the host namespace"
@@ -219,7 +219,8 @@ def listeners_declared(ctx: CheckContext) -> Outcome:
         try:
             found = process_listeners(pid)
         except OSError as exc:
-            return inconclusive(f"cannot read the sockets of gateway process {pid}: {exc}")
+            return inconclusive(f"cannot read the sockets of gateway process {pid}: {exc}",
+                                decide="run the self-test as root or as the gateway's user")
         evidence.append(f"judged: the listeners of gateway process {pid} (sim board)")
     res = listeners.compare(found, allowed)
     if not res["ok"]:

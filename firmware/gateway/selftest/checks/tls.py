@@ -101,7 +101,8 @@ def tls_policy(ctx: CheckContext) -> Outcome:
     """Audit each registered context, then handshake it over loopback against weak peers."""
     contexts = ctx.options.get("tls_contexts") or tlspolicy.registered()
     if not contexts:
-        return inconclusive("no TLS context registered")
+        return inconclusive("no TLS context registered",
+                            decide="install the gateway's bundle so its TLS contexts exist")
     tmp = ctx.tempdir()
     pki, rogue, client_pki = ProbePKI(tmp, "trusted"), ProbePKI(tmp, "rogue"), \
         ProbePKI(tmp, "client")
