@@ -1,4 +1,5 @@
-"""Shared test plumbing: real components are required in CI and skipped visibly elsewhere."""
+"""Shared test plumbing: real components are required in CI and skipped visibly elsewhere;
+tests marked ``serial`` run one at a time under pytest-xdist; the traceability gap summary."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import shutil
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -62,3 +64,45 @@ def needs() -> Callable[..., None]:
             require(c)
 
     return _needs
+
+
+# Under `pytest -n N --dist loadgroup` every test marked `serial` lands in this one xdist group:
+# one worker runs them one after the other (the other workers go on with the rest).
+SERIAL_GROUP = "serial"
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's worker hook turns groups into node ids
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Map ``@pytest.mark.serial(reason)`` to one xdist group."""
+    for item in items:
+        mark = item.get_closest_marker("serial")
+        if mark is None:
+            continue
+        if not (mark.args and str(mark.args[0]).strip()):
+            raise pytest.UsageError("%s: @pytest.mark.serial needs a reason (what it shares)"
+                                    % item.nodeid)
+        if item.get_closest_marker("xdist_group") is None:
+            item.add_marker(pytest.mark.xdist_group(SERIAL_GROUP))
+
+
+def _ran_traceability(terminalreporter: Any) -> bool:
+    return any(str(getattr(r, "nodeid", "")).startswith("tests/traceability/")
+               for reports in terminalreporter.stats.values() for r in reports)
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    """List every requirement declared as a gap, so no gap passes silently (once per run: in
+    the xdist controller, not in the workers; only when the traceability tests ran)."""
+    if hasattr(config, "workerinput") or not _ran_traceability(terminalreporter):
+        return
+    from host_tools import trace
+
+    try:
+        gaps = trace.gaps(trace.load_matrix())
+    except Exception as exc:  # a broken matrix is reported by the tests themselves
+        terminalreporter.write_line("traceability: matrix unreadable: %s" % exc)
+        return
+    terminalreporter.section("traceability gaps (explicit allowlist)")
+    for e in gaps:
+        terminalreporter.write_line("%-9s missing %-14s %s" % (e.id, ",".join(e.gaps), e.reason))
+    terminalreporter.write_line("%d gap(s); see tests/traceability/requirements.toml" % len(gaps))

@@ -48,18 +48,24 @@ def _sim_ruleset() -> object:
     return build(policy_for_board(load_board("sim")))
 
 
+def _scratch_namespaces() -> list[str]:
+    """This process's self-test scratch namespaces (other test workers make their own)."""
+    out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    mine = "mamori-st-%d-" % os.getpid()
+    return [line.split()[0] for line in out.splitlines() if line.startswith(mine)]
+
+
 def test_sim_gateway_is_exercised_in_a_scratch_namespace(tmp_path: Path) -> None:
     require("netns")
     require("nft")
-    before = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    before = _scratch_namespaces()
     res = run(provisioned(tmp_path))
     r = res["firewall.ruleset"]
     assert r.verdict == "pass", r.evidence
     assert any("scratch namespace" in e for e in r.evidence)
     assert any("drift detector flagged an added rule" in e for e in r.evidence)
     assert res["firewall.listeners"].verdict == "pass"
-    after = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
-    assert after == before  # the scratch namespace is gone
+    assert _scratch_namespaces() == before == []  # the scratch namespace is gone
 
 
 def test_running_ruleset_flushed_or_extended(tmp_path: Path, netns: str) -> None:
