@@ -10,6 +10,8 @@ FUZZ_SECONDS ?= 600
 FUZZ_SMOKE_SECONDS ?= 5
 FUZZ_STAMP := $(VENV)/.fuzz-installed
 STATE_DIR ?= $(HOME)/.local/share/mamori/sim
+# pytest-xdist workers for `make test`: one per core (JOBS=0: no workers, one process).
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 
 .PHONY: run test test-board test-python test-micropython lint bench bench-smoke deps system-deps test-system-deps clean fuzz fuzz-smoke fuzz-deps
 
@@ -38,13 +40,14 @@ test-system-deps:
 run: $(STAMP) system-deps
 	$(VENV)/bin/mamori demo --state-dir $(STATE_DIR) $(if $(filter-out 0,$(DURATION)),--duration $(DURATION))
 
-## test: lint, type-check, the full test suite, and the portable core on MicroPython
+## test: lint, type-check, the full test suite (in parallel: JOBS workers; tests marked
+## `serial` share one; skips listed with their reasons, -ra), and the portable core on MicroPython
 test: test-system-deps deps
 	$(VENV)/bin/ruff check firmware host_tools provisioning tests bench
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports --no-cache
 	$(MAKE) test-micropython
-	$(VENV)/bin/pytest -q -m "not board"
+	$(VENV)/bin/pytest -q -m "not board" -n $(JOBS) --dist loadgroup --durations=15
 
 ## test-board: the rpi4 image run from its own files in an arm64 Debian root under qemu-user
 test-board: deps

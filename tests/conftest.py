@@ -85,14 +85,38 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.xdist_group(SERIAL_GROUP))
 
 
+_serial_workers: set[str] = set()
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """In the xdist controller: note which worker ran each `serial` test."""
+    node = getattr(report, "node", None)  # set by xdist on reports from workers
+    if node is not None and report.when == "setup" and "serial" in report.keywords:
+        _serial_workers.add(str(node.gateway.id))
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Fail the run when `serial` tests were spread over workers (they may have overlapped)."""
+    if len(_serial_workers) > 1:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
 def _ran_traceability(terminalreporter: Any) -> bool:
     return any(str(getattr(r, "nodeid", "")).startswith("tests/traceability/")
                for reports in terminalreporter.stats.values() for r in reports)
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
-    """List every requirement declared as a gap, so no gap passes silently (once per run: in
-    the xdist controller, not in the workers; only when the traceability tests ran)."""
+    """Say when `serial` tests were spread over workers; list every requirement declared as a
+    traceability gap, so no gap passes silently (once per run: in the xdist controller, not in
+    the workers; only when the traceability tests ran)."""
+    if len(_serial_workers) > 1:
+        terminalreporter.section("serial tests ran on several workers", red=True)
+        terminalreporter.write_line(
+            "tests marked `serial` ran on %s, so they may have overlapped: run with "
+            "`--dist loadgroup` (as `make test` does) and a pytest that pytest-xdist's "
+            "loadgroup supports (pyproject.toml pins it)" % ", ".join(sorted(_serial_workers)))
     if hasattr(config, "workerinput") or not _ran_traceability(terminalreporter):
         return
     from host_tools import trace

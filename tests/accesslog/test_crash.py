@@ -29,6 +29,7 @@ def _child(state: Path, wfd: int) -> None:
         os.write(wfd, b"%d\n" % seq)  # only after append() returned
 
 
+@pytest.mark.serial("CPU-heavy kill loop")
 @pytest.mark.slow
 def test_sigkill_at_random_points_loses_nothing_acknowledged(tmp_path: Path) -> None:
     rng = random.Random(1234)

@@ -211,6 +211,7 @@ def _real_start(house: House, state: Path) -> dict:
     return doc
 
 
+@pytest.mark.serial("CPU-heavy power-cut loop")
 @pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_sigkill_at_every_step_boundary_and_at_random_points(house: House,

@@ -31,6 +31,7 @@ def _cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, dict]:
     return rc, json.loads(out)
 
 
+@pytest.mark.serial("a full port scan between namespaces")
 def test_wan_scan_finds_nothing_open(lab: Lab, capsys: pytest.CaptureFixture[str]) -> None:
     _gateway(lab)
     lab.listen(lab.lan, [8000], [])
@@ -55,6 +56,7 @@ def test_wan_scan_finds_nothing_open(lab: Lab, capsys: pytest.CaptureFixture[str
     assert lab.scan(lab.inet, LAN_ADDR, tcp="8000")["tcp"]["open"] == []
 
 
+@pytest.mark.serial("a full port scan between namespaces")
 def test_lan_scan_finds_only_declared_ports(lab: Lab, capsys: pytest.CaptureFixture[str]) -> None:
     _gateway(lab)
     rc, _ = _cli(capsys, "apply", "--board", "rpi4", "--netns", lab.gw, "--no-listeners")

@@ -7,12 +7,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import ROOT
 from tests.gateway.helpers import host_cmd, online, wait_for
 
 N = 60
 
 
+@pytest.mark.serial("many simulated devices")
 def test_demo_runs_n_simulated_devices_all_online(tmp_path: Path) -> None:
     state = tmp_path / "sim"
     with (tmp_path / "gateway.log").open("w") as log:

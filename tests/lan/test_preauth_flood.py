@@ -12,6 +12,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.conftest import ROOT
 from tests.gateway.helpers import host_cmd, online, wait_for
 
@@ -43,6 +45,7 @@ def _device_once(creds: Path, port: int, state: Path | None = None
     return out
 
 
+@pytest.mark.serial("a connection flood")
 def test_flood_devices_still_connect_none_suspect_log_bounded(tmp_path: Path) -> None:
     state = tmp_path / "gw"
     # The gateway's JSON log goes to a file: an unread pipe would stall it under a flood.

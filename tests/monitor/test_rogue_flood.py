@@ -8,6 +8,8 @@ import contextlib
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from firmware.core import frames
 from firmware.core.rogue import RoguePipeline
 from firmware.device.portable.agent import DeviceAgent
@@ -31,6 +33,7 @@ async def bad_login(port: int) -> None:
             writer.close()
 
 
+@pytest.mark.serial("a connection flood")
 def test_flood_rate_limited_blocked_then_unblocked_valid_device_served(tmp_path: Path) -> None:
     pipeline = RoguePipeline(rate=0.1, burst=3, block_after=10, window=60.0, block_for=3.0,
                              summary_every=0.5)

@@ -193,6 +193,7 @@ def _random_point(rng: random.Random, by_state: dict[str, list[int]]) -> tuple[s
     return state, rng.randint(1, len(by_state[state]))
 
 
+@pytest.mark.serial("CPU-heavy power-cut loop")
 @pytest.mark.slow
 def test_power_cuts_at_every_write_and_at_random(fast_env: Env,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:

@@ -35,6 +35,7 @@ def _by_id(report: dict) -> dict[str, dict]:
     return {f["id"]: f for f in report["findings"]}
 
 
+@pytest.mark.serial("nmap at a fixed high packet rate")
 @pytest.mark.timeout(240)
 def test_normal_staging_gateway_passes(tmp_path: Path,
                                        capsys: pytest.CaptureFixture[str]) -> None:
@@ -70,6 +71,7 @@ def test_normal_staging_gateway_passes(tmp_path: Path,
     assert report_hash(saved) in html.read_text()
 
 
+@pytest.mark.serial("nmap at a fixed high packet rate")
 @pytest.mark.timeout(240)
 def test_weakened_staging_gateway_reports_each_weakness(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
