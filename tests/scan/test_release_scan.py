@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from host_tools.cli import scan as scan_cli
 from host_tools.cli.main import main
 from host_tools.scan.report import passed, report_hash
 from tests.conftest import require
@@ -133,3 +134,20 @@ def test_scan_that_cannot_run_exits_1(tmp_path: Path, capsys: pytest.CaptureFixt
     assert main(["scan", "--board", "rpi4", "--advisories", str(bad)]) == 1
     assert main(["scan", "--board", "no-such-board"]) == 1
     assert main(["scan", "--board", "rpi4", "--stage-extra", "tcp/99999=true"]) == 1
+
+
+@pytest.mark.parametrize("where", ["afile.txt/sub/out.json", "missing/out.json", "adir"])
+@pytest.mark.parametrize("flag", ["--out", "--html"])
+def test_unwritable_output_refused_before_the_scan(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+        flag: str, where: str) -> None:
+    (tmp_path / "afile.txt").write_text("a file, not a folder")
+    (tmp_path / "adir").mkdir()
+
+    def scan(*args: object) -> dict:
+        raise AssertionError("the scan ran before its output path was checked")
+
+    monkeypatch.setattr(scan_cli, "run_scan", scan)
+    assert main(["scan", "--board", "rpi4", flag, str(tmp_path / where)]) == 1
+    err = capsys.readouterr().err
+    assert "error:" in err and flag in err and "Traceback" not in err, err
