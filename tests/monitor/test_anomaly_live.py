@@ -51,7 +51,10 @@ def test_state_drift_after_command_then_manual_operation_resolves(tmp_path: Path
         await dev.open(lan.port)
         await until(lambda: "lock-1" in lan.sessions)
         assert (await lan.execute("lock-1", "lock"))["ok"] is True
-        await asyncio.sleep(0.5)
+        checked = mon.anomaly.counts["checked"]
+        # +2: the command's result (if not counted yet) and at least one heartbeat compared
+        # with the command after the grace; none differs (a condition, not a fixed wait)
+        await until(lambda: mon.anomaly.counts["checked"] >= checked + 2, what="checked")
         assert not [e for e in events if e.kind == "device.anomaly"]   # obeyed and stays
         agent.state["locked"] = False         # unlocked behind the gateway's back, unreported
         await until(lambda: any(e.kind == "device.anomaly" for e in events), what="drift")
