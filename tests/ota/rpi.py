@@ -65,21 +65,32 @@ def debugfs_cat(dev: Path, path: str) -> str:
                           text=True, check=True).stdout
 
 
+def flash_image(out: Path) -> dict[str, Any]:
+    """`mamori flash image --board rpi4 --json` of the local tree into OUT; its JSON result."""
+    r = subprocess.run([sys.executable, "-m", "host_tools.cli.main", "flash", "image",
+                        "--board", "rpi4", "--out", str(out), "--json", "--unsigned-dev-build"],
+                       cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    return dict(json.loads(r.stdout))
+
+
 class RpiRig:
     """An rpi4 gateway whose slots are partitions of a flashed image (or stand-in files)."""
 
-    def __init__(self, env: Env, loop: bool = False) -> None:
+    def __init__(self, env: Env, loop: bool = False,
+                 flashed: tuple[Path, dict[str, Any]] | None = None) -> None:
+        """FLASHED: an image `flash_image` made (and its result), copied instead of flashing
+        anew (the rig writes to its copy)."""
         self.env = env
         tmp = env.tmp
         self.image = tmp / "rpi4.img"
-        r = subprocess.run([sys.executable, "-m", "host_tools.cli.main", "flash", "image",
-                            "--board", "rpi4", "--out", str(self.image), "--json",
-                            "--unsigned-dev-build"], cwd=ROOT,
-                           capture_output=True, text=True, timeout=120)
-        assert r.returncode == 0, r.stderr
-        flashed = json.loads(r.stdout)
-        self.flashed_version = str(flashed["version"])
-        self.parts = {p["role"]: p for p in flashed["partitions"]}
+        if flashed is None:
+            result = flash_image(self.image)
+        else:
+            shutil.copyfile(flashed[0], self.image)
+            result = flashed[1]
+        self.flashed_version = str(result["version"])
+        self.parts = {p["role"]: p for p in result["partitions"]}
         self.loops: list[str] = []
         self.boot_dir = tmp / "bootfs"
         self.boot_dir.mkdir()

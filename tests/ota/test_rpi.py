@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -15,14 +17,21 @@ from firmware.gateway.update.boot import autoboot_txt, parse_autoboot
 from firmware.gateway.update.store import Paths
 from tests.conftest import require, require_image_tools
 from tests.ota.helpers import Env
-from tests.ota.rpi import RpiRig, debugfs_cat, sha_file
+from tests.ota.rpi import RpiRig, debugfs_cat, flash_image, sha_file
+
+
+@pytest.fixture(scope="module")
+def flashed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
+    """One `mamori flash image --board rpi4` per module (and test worker): each rig copies it."""
+    require_image_tools()
+    image = tmp_path_factory.mktemp("flashed") / "rpi4.img"
+    return image, flash_image(image)
 
 
 @pytest.fixture
-def rig(env: Env) -> Iterator[RpiRig]:
-    """An rpi4 gateway whose slots are files cut out of a flashed image."""
-    require_image_tools()
-    r = RpiRig(env)
+def rig(env: Env, flashed: tuple[Path, dict[str, Any]]) -> Iterator[RpiRig]:
+    """An rpi4 gateway whose slots are files cut out of (a copy of) a flashed image."""
+    r = RpiRig(env, flashed=flashed)
     try:
         yield r
     finally:
@@ -149,10 +158,9 @@ def test_refuses_to_write_a_mounted_slot(rig: RpiRig, tmp_path_factory: pytest.T
     assert sha_file(rig.slot("b")) == before
 
 
-def test_loop_device_slots(env: Env) -> None:
+def test_loop_device_slots(env: Env, flashed: tuple[Path, dict[str, Any]]) -> None:
     require("losetup")
-    require_image_tools()
-    rig = RpiRig(env, loop=True)
+    rig = RpiRig(env, loop=True, flashed=flashed)
     try:
         rig.publish("1.0")
         p2, p3 = rig.parts["slot-a"], rig.parts["slot-b"]
