@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -40,8 +41,28 @@ def kit(tmp_path_factory: pytest.TempPathFactory) -> Kit:
     return Kit(tmp_path_factory.mktemp("bumble"))
 
 
+DEADLINE = 90.0  # a few seconds unloaded: a hang fails here, naming every stuck coroutine
+
+
+def _where(task: asyncio.Task[Any]) -> str:
+    return "%s at %s" % (task.get_name(), " <- ".join(
+        "%s:%d" % (f.f_code.co_filename.rsplit("/", 2)[-1], f.f_lineno)
+        for f in task.get_stack()[::-1]))
+
+
 def run(coro: Callable[[], Awaitable[Any]]) -> Any:
-    return asyncio.run(coro())  # type: ignore[arg-type]
+    async def bounded() -> Any:
+        main = asyncio.ensure_future(coro())
+        done, _ = await asyncio.wait({main}, timeout=DEADLINE)
+        if not done:
+            stuck = [_where(t) for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            msg = "still running after %.0f s; tasks: %s" % (DEADLINE, "; ".join(stuck))
+            print(msg, file=sys.stderr, flush=True)  # shown even if the clean-up hangs too
+            main.cancel()
+            raise AssertionError(msg)
+        return main.result()
+
+    return asyncio.run(bounded())
 
 
 async def until(cond: Callable[[], bool], timeout: float = 20.0) -> None:
