@@ -41,7 +41,8 @@ def require(component: str) -> None:
                                                                       _cache[component])
     if IN_CI:
         pytest.fail(msg + " (CI=true: a missing component is a failure, not a skip)")
-    pytest.skip(msg)
+    # Reported at the test that needs it (not at this line), so the skip list names each test.
+    raise pytest.skip.Exception(msg, _use_item_location=True)
 
 
 def require_image_tools() -> None:

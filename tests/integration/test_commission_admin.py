@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, require
 from tests.gateway.helpers import gateway_cmd, host_cmd, stop_gateway, wait_for
 from tests.integration.test_commission_e2e import DEVICES
 
@@ -31,6 +31,7 @@ def _progress(site: Path) -> dict[str, Any]:
 
 
 def test_commission_over_the_admin_api(tmp_path: Path) -> None:
+    require("netns")  # the firewall check loads the ruleset into a scratch namespace (root)
     site, state, devfile = tmp_path / "site", tmp_path / "state", tmp_path / "devices.json"
     devfile.write_text(json.dumps({"devices": DEVICES}))
     port = _free_port()

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, require
 from tests.gateway.helpers import gateway_cmd, host_cmd, online, stop_gateway, wait_for
 
 DEVICES = [
@@ -46,6 +46,7 @@ def _until(cond: Any, timeout: float = 120) -> Any:
 
 
 def test_commission_a_blank_sim_board_with_three_devices_and_a_resume(tmp_path: Path) -> None:
+    require("netns")  # the firewall check loads the ruleset into a scratch namespace (root)
     started = time.monotonic()
     site, state, devfile = tmp_path / "site", tmp_path / "state", tmp_path / "devices.json"
     devfile.write_text(json.dumps({"devices": DEVICES}))

@@ -17,12 +17,14 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from firmware.common import tlspolicy
 from firmware.common.boards import boards_dir
 from firmware.gateway.identity import deviceinfo
+from tests.conftest import require
 from tests.selftest.helpers import TODAY, assert_fail, provisioned, run_area, snapshot
 
 run = run_area
 
 
 def test_provisioned_gateway_passes_everything(tmp_path: Path) -> None:
+    require("netns")  # the firewall check loads the ruleset into a scratch namespace (root)
     state = provisioned(tmp_path)
     res = run(state)
     # A fresh sim never installed an update: the OTA/scan checks are n/a (with their reason).

@@ -18,6 +18,7 @@ from firmware.gateway.selftest import commissioning as comm
 from firmware.gateway.selftest.remote import handle_request
 from firmware.gateway.selftest.signing import verify_report
 from host_tools.cli.main import main as host_main
+from tests.conftest import require
 from tests.selftest.helpers import provisioned
 
 ONLY = "deviceinfo"  # a fast feature for the remote tests
@@ -31,6 +32,7 @@ def _pub(state: Path) -> Any:
 
 def test_commission_stores_signed_report_with_record(tmp_path: Path,
                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    require("netns")  # the firewall check loads the ruleset into a scratch namespace (root)
     state = provisioned(tmp_path)
     rc = gw_main(["commission", "--state-dir", str(state), "--json"])
     out = json.loads(capsys.readouterr().out)
@@ -56,6 +58,7 @@ def test_commission_stores_signed_report_with_record(tmp_path: Path,
 
 def test_host_verify_accepts_genuine_and_rejects_tampered(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    require("netns")  # the firewall check loads the ruleset into a scratch namespace (root)
     state = provisioned(tmp_path)
     out = comm.commission(state)
     pub = state / comm.DIR / comm.PUBLIC_KEY

@@ -150,6 +150,7 @@ def test_signed_report_verifies_and_detects_tampering(tmp_path: Path) -> None:
 
 def test_cli_exit_codes_json_html_and_signature(tmp_path: Path,
                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    require("netns")  # the firewall check loads the ruleset into a scratch namespace (root)
     state = provisioned(tmp_path)
     key = ed25519.Ed25519PrivateKey.generate()
     key_file = tmp_path / "sign.pem"

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from firmware.core import selftest as model
 from firmware.gateway.selftest.livecopy import copy_state
-from tests.conftest import ROOT
+from tests.conftest import ROOT, require
 from tests.gateway.helpers import gateway_cmd, online, start_gateway, stop_gateway, wait_for
 from tests.selftest.helpers import provisioned, run_area
 
@@ -76,6 +76,7 @@ def test_checks_on_scratch_copies_run_beside_a_live_socket_and_lock(tmp_path: Pa
 
 
 def test_readme_live_selftest_on_the_running_demo_passes_every_check(tmp_path: Path) -> None:
+    require("netns")  # the firewall check loads the ruleset into a scratch namespace (root)
     state = tmp_path / "sim"
     proc = start_gateway(state)
     try:

@@ -15,7 +15,6 @@ import json
 import os
 import shutil
 import sys
-import tarfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -41,6 +40,7 @@ from firmware.gateway.update.blockslot import BlockSlots, slot_store
 from firmware.gateway.update.boot import SimBoot, TrybootBoot
 from firmware.gateway.update.download import download
 from firmware.gateway.update.fetch import Fetcher
+from firmware.gateway.update.offlinecopy import extract_copy
 from firmware.gateway.update.slots import DefectiveBundle, default_health
 from firmware.gateway.update.store import Paths, read_json, write_json
 from firmware.gateway.update.tufclient import TufClient
@@ -77,8 +77,7 @@ def source_urls(source: str, paths: Paths) -> tuple[str, str]:
         if paths.offline.exists():
             shutil.rmtree(paths.offline)
         paths.offline.mkdir(parents=True)
-        with tarfile.open(p) as tar:
-            tar.extractall(paths.offline, filter="data")
+        extract_copy(p, paths.offline)
         p = paths.offline
     if not (p / "metadata").is_dir():
         raise ConfigError("is not a repository copy (no metadata/ directory)", source,
