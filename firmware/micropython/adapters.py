@@ -1,9 +1,9 @@
 """Small adapters that hand the portable core time, storage, randomness and the network."""
 
-import hashlib
-import hmac
 import os
 import time
+
+from firmware.core import hmacsha
 
 
 def clock():
@@ -77,10 +77,10 @@ def random_bytes(n):
 
 def hkdf(secret, info, n=32):
     """HKDF-SHA-256 (RFC 5869) with an empty salt."""
-    prk = hmac.new(b"\0" * 32, secret, hashlib.sha256).digest()
+    prk = hmacsha.mac(b"\0" * 32, secret)
     out, block, i = b"", b"", 1
     while len(out) < n:
-        block = hmac.new(prk, block + info + bytes([i]), hashlib.sha256).digest()
+        block = hmacsha.mac(prk, block + info + bytes([i]))
         out += block
         i += 1
     return out[:n]
