@@ -13,6 +13,7 @@ from typing import Any
 
 from firmware.common.certs import peer_identity
 from firmware.common.signeddoc import verify_doc
+from firmware.core import lanpolicy
 from firmware.core import refusals as rc
 from firmware.core.errors import AuthError, IntegrityError, PolicyError
 from firmware.core.threestar import actions_for
@@ -75,6 +76,7 @@ class DeviceAuthorizer:
         entry = self.check_model(ident["maker"], ident["model"], "ip",
                                  str(hello.get("fw") or ""))
         ident["three_star"] = list(actions_for(entry))
+        ident["tls_floor"] = lanpolicy.floor_for(entry)
         ident["serial"] = str(ident["serial"])
         ident["level"] = self.level
         return ident
