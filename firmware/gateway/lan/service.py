@@ -98,6 +98,7 @@ class LanService(DeviceSessionService[Session]):
         self.refusals = RefusalAggregator(gw.emit, "lan")
         self.trimmer = Trimmer()
         self._ticker: asyncio.Task[None] | None = None
+        self._entries: list[dict[str, Any]] | None = None
 
     async def start(self) -> None:
         """Listen on host:port (port 0 picks a free one)."""
@@ -160,13 +161,27 @@ class LanService(DeviceSessionService[Session]):
         """The LAN's TLS floor and the allowlisted models that may use TLS 1.2 (None: no TLS)."""
         if self.ssl_context is None:
             return None
-        entries = list(getattr(self.authorizer, "allowlist", None) or [])
+        entries = self._allowlist()
         low = self.ssl_context.minimum_version == ssl.TLSVersion.TLSv1_2
         return {"min_version": lanpolicy.TLS12 if low else lanpolicy.TLS13,
                 "allowlist_floor": lanpolicy.server_floor(entries),
                 "tls12_models": lanpolicy.constrained_models(entries),
                 "tls12_suites": lanpolicy.TLS12_SUITES if low else None,
                 "default": lanpolicy.TLS13}
+
+    def _allowlist(self) -> list[dict[str, Any]]:
+        """The installed allowlist's entries (the authorizer's, else read once)."""
+        found = getattr(self.authorizer, "allowlist", None)
+        if found is None:
+            if self._entries is None:
+                from firmware.gateway.identity.admission import DeviceAuthorizer
+
+                try:
+                    self._entries = list(DeviceAuthorizer(self.gw.state_dir).allowlist)
+                except (MamoriError, OSError, ValueError):
+                    self._entries = []  # admission refuses every device then, and says why
+            found = self._entries
+        return list(found)
 
     # -- sessions ------------------------------------------------------------------------
     async def _on_connect(self, reader: asyncio.StreamReader,
