@@ -76,6 +76,12 @@ def register(sub: Any) -> None:
     q.add_argument("--ieee", default=None, help="Zigbee: the device's EUI-64")
     q.set_defaults(func=_device)
 
+    q = _add(ps, "device-list", "the device list of a MicroPython gateway (HMAC-signed: "
+                                "certificate hashes, revocations, allowlist)")
+    q.add_argument("--gateway", required=True, help="the MicroPython gateway")
+    q.add_argument("--out", required=True, type=Path)
+    q.set_defaults(func=_device_list)
+
     q = _add(ps, "revoke", "revoke a gateway or device (re-signs the CRL with the next number)")
     q.add_argument("--id", required=True, dest="ident")
     q.add_argument("--reason", default="unspecified")
@@ -145,6 +151,17 @@ def _device(args: argparse.Namespace) -> int:
                  % (mpy["der"]["certificate"], mpy["der"]["private_key"], mpy["der"]["ca"],
                     mpy["descriptor"]))
     emit(res, args.json, text)
+    return 0
+
+
+def _device_list(args: argparse.Namespace) -> int:
+    from provisioning.devicelist import write_list
+
+    res = write_list(Site(args.dir), args.gateway, args.out)
+    emit(res, args.json, "device list #%d for gateway %s: %d device(s), %d revoked, in %s\n"
+         "deliver it to the board: `mamori flash deploy --board B --port P --device-list %s`"
+         % (res["number"], res["gateway_id"], res["devices"], res["revoked"],
+            res["device_list"], res["device_list"]))
     return 0
 
 

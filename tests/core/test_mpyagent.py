@@ -2,7 +2,7 @@
 
 from firmware.core import frames
 from firmware.core.errors import AuthError, ConfigError, StateError
-from firmware.device.portable import mpyagent
+from firmware.device.portable import mpyagent, mpycli
 from tests.core.portable import FakeClock, raises
 
 CREDS = {"device_id": "pico-1", "maker": "Acme", "model": "Pico", "gateway_id": "gw1",
@@ -74,7 +74,7 @@ def test_drive_refused_silent_or_closed_gateway() -> None:
 
 
 def test_command_line() -> None:
-    opts = mpyagent.parse_args(["--credentials", "d.mpy.json", "--gateway", "10.0.0.2:8883",
+    opts = mpycli.parse_args(["--credentials", "d.mpy.json", "--gateway", "10.0.0.2:8883",
                                 "--kind", "lock", "--once", "--mem"])
     assert opts["host"] == "10.0.0.2" and opts["port"] == 8883 and opts["heartbeats"] == 1
     assert opts["mem"] is True and opts["kind"] == "lock"
@@ -82,4 +82,33 @@ def test_command_line() -> None:
                 ["--credentials", "x", "--gateway", "h:1", "--kind", "toaster"],
                 ["--credentials", "x", "--gateway", "h:1", "--interval", "nan"],
                 ["--credentials", "x", "--gateway", "h:1", "--bogus", "1"]):
-        raises(ConfigError, mpyagent.parse_args, bad)
+        raises(ConfigError, mpycli.parse_args, bad)
+
+
+DESC = {"format": "mamori-mpy-device/1", "device_id": "pico-1", "maker": "Acme", "model": "Pico",
+        "site_id": "site-1", "gateway_id": "gw1", "gateway_sha256": "ab" * 32,
+        "three_star": ["open"], "files": {"certificate": "d.cert.der",
+                                          "private_key": "d.key.der", "ca": "d.ca.der"}}
+
+
+def _bad(field: str, **over: object) -> None:
+    doc = dict(DESC)
+    for k in over:
+        doc[k] = over[k]
+    assert raises(ConfigError, mpyagent.check_descriptor, doc, "d.mpy.json").field == field
+
+
+def test_descriptor_fields_are_checked_one_by_one() -> None:
+    assert mpyagent.check_descriptor(dict(DESC), "d.mpy.json")["gateway_id"] == "gw1"
+    _bad("extra", extra=1)
+    _bad("format", format="mamori-mpy-device/2")
+    _bad("device_id", device_id="../etc")
+    _bad("gateway_id", gateway_id="")
+    _bad("gateway_sha256", gateway_sha256="AB" * 32)
+    _bad("gateway_sha256", gateway_sha256="ab" * 31)
+    _bad("maker", maker=7)
+    _bad("three_star", three_star="unlock")
+    _bad("files.ca", files={"certificate": "c", "private_key": "k", "ca": "../../etc/passwd"})
+    _bad("files.ca", files={"certificate": "c", "private_key": "k", "ca": ".hidden"})
+    _bad("files.other", files={"certificate": "c", "private_key": "k", "ca": "a", "other": "x"})
+    _bad("files.private_key", files={"certificate": "c", "ca": "a"})

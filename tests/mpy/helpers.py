@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -49,7 +51,7 @@ def micropython() -> str:
 
 def mpy_agent_cmd(descriptor: Path, endpoint: str, *args: str) -> list[str]:
     """The MicroPython device agent on the unix port, run from this checkout."""
-    return [micropython(), "-m", "firmware.device.portable.mpyagent", "--credentials",
+    return [micropython(), "-m", "firmware.device.portable.mpycli", "--credentials",
             str(descriptor), "--gateway", endpoint, *args]
 
 
@@ -156,3 +158,68 @@ def rogue_gateway_cert(house: MpyHouse, workdir: Path) -> tuple[Path, Path]:
     key_file.write_bytes(pki.key_pem(key))
     key_file.chmod(0o600)
     return cert_file, key_file
+
+
+MCU_RUN = """
+import sys
+sys.path.insert(0, %r)
+from firmware.micropython import app
+app.run(%r, lan_addr=("127.0.0.1", %d))
+"""
+
+
+class McuGateway:
+    """The MicroPython small-site gateway (firmware/micropython) on the unix port, its console
+    lines collected as they come."""
+
+    def __init__(self, state: Path) -> None:
+        self.state = state
+        self.lines: list[str] = []
+        self.proc: subprocess.Popen[str] | None = None
+        self.port = 0
+
+    def start(self) -> McuGateway:
+        """Start it on a free loopback port (another one if that port was taken meanwhile)."""
+        for _ in range(5):
+            self.port = _free_port()
+            self.lines = []
+            self.proc = subprocess.Popen(
+                [micropython(), "-c", MCU_RUN % (str(ROOT), str(self.state), self.port)],
+                cwd=self.state, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            threading.Thread(target=self._read, args=(self.proc,), daemon=True).start()
+            line = until(lambda: [ln for ln in self.lines if "gateway loop started" in ln
+                                  or "network: none" in ln], 60)[0]
+            if "Errno 98" not in line and "EADDRINUSE" not in line:
+                return self
+            self.stop()
+        raise AssertionError("no free port for the MicroPython gateway")
+
+    def _read(self, proc: subprocess.Popen[str]) -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            self.lines.append(line.rstrip("\n"))
+
+    @property
+    def endpoint(self) -> str:
+        """HOST:PORT of its LAN."""
+        return "127.0.0.1:%d" % self.port
+
+    def said(self, needle: str, timeout: float = 30.0) -> str:
+        """The first console line containing `needle` (waits for it)."""
+        return until(lambda: [ln for ln in self.lines if needle in ln], timeout)[0]
+
+    def stop(self) -> None:
+        """End the process."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])

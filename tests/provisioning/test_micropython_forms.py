@@ -13,6 +13,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
+from firmware.device.portable import mpyagent
 from host_tools.cli.main import main as mamori
 from provisioning.gateway import issue_gateway
 from provisioning.site import Site
@@ -66,6 +67,7 @@ def test_device_credentials_come_with_der_forms_and_descriptor(
     assert desc["files"] == {"certificate": "lock.json.cert.der",
                              "private_key": "lock.json.key.der", "ca": "lock.json.ca.der"}
     assert "PRIVATE" not in json.dumps(desc)
+    assert mpyagent.check_descriptor(dict(desc), "lock.json.mpy.json") == desc  # as the port reads
     # Nothing secret on the terminal.
     assert "PRIVATE KEY" not in text and key_der.hex() not in text
     assert creds["private_key"].splitlines()[1] not in text

