@@ -164,8 +164,8 @@ def validate(data: dict, source: str = "<board>") -> dict:
                 source, prefix + "allow",
             )
 
-    _check_radios(data, source)
     _check_base_os(data, source)
+    _check_radios(data, source)
     check_known_keys(data, source)
     return data
 

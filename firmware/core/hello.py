@@ -27,8 +27,8 @@ HELLO = schema.Obj({
     # the one-time installation ticket (a signed document, checked by the binding policy)
     "ticket": schema.Opt(schema.Map(schema.Str(32), schema.Any_(), 8)),
     "secret": schema.Opt(schema.Str(128)),
-    # signature algorithms the device checks itself (firmware.core.threestar.VERIFY_ALGS)
-    "verifies": schema.Opt(schema.List(schema.Token(1, 16), 8)),
+    # signature algorithms the device checks ★★★ commands with itself (none: ★★★ refused)
+    "verifies": schema.Opt(schema.List(schema.Token(1, 32), 8)),
 })
 
 

@@ -155,12 +155,20 @@ def read_lock(path: Path) -> Lock:
     return Lock(path, header["arch"], header["python"], header["glibc"], tuple(wheels))
 
 
+def _dotted(value: str, what: str, example: str) -> tuple[int, int]:
+    """MAJOR.MINOR as two numbers; ConfigError naming WHAT otherwise."""
+    parts = value.split(".")
+    if len(parts) != 2 or not all(p.isascii() and p.isdigit() and len(p) <= 3 for p in parts):
+        raise ConfigError("%s %r is not MAJOR.MINOR" % (what, value), hint="e.g. " + example)
+    return int(parts[0]), int(parts[1])
+
+
 def platforms(arch: str, glibc: str) -> list[str]:
     """The manylinux platform tags a base OS with GLIBC accepts, newest first."""
     if arch not in ARCHES:
         raise ConfigError("no wheels are published for CPU architecture %r" % arch,
                           hint="known: " + ", ".join(sorted(ARCHES)))
-    major, minor = (int(x) for x in glibc.split("."))
+    major, minor = _dotted(glibc, "glibc version", "2.36")
     tags = ["manylinux_%d_%d_%s" % (major, m, ARCHES[arch]) for m in range(minor, 16, -1)]
     return tags + ["manylinux2014_" + ARCHES[arch]]
 
@@ -187,6 +195,9 @@ def _pip_download(args: list[str], what: str) -> None:
 def generate_lock(arch: str, python: str, glibc: str, requirements: Path = REQUIREMENTS,
                   lock_dir: Path = LOCK_DIR) -> Lock:
     """Resolve REQUIREMENTS for the board ABI with pip, hash every wheel, write the lock."""
+    if _dotted(python, "Python version", "3.11")[0] != 3:
+        raise ConfigError("Python version %r is not Python 3" % python, hint="e.g. 3.11")
+    platforms(arch, glibc)  # refuses a bad architecture or glibc before any download
     with tempfile.TemporaryDirectory(prefix="mamori-lock-") as tmp:
         _pip_download([*_pip_target(arch, python, glibc), "-d", tmp, "-r", str(requirements)],
                       "the firmware's dependencies for %s / Python %s" % (arch, python))

@@ -20,6 +20,10 @@ NOT_STATE_PATHS = {
     "firmware/gateway/selftest/commissioning.py:RECORD",  # inside installation/commissioning/
     "firmware/gateway/wan/topics.py:PREFIX",  # an MQTT topic
     "firmware/gateway/selftest/scratchtuf.py:TARGET",  # a TUF target path
+    "firmware/gateway/accesslog/store.py:URGENT_FILE",  # inside accesslog/
+    "firmware/gateway/identity/install.py:RELEASE_ROOT_FILE",  # inside identity/
+    "firmware/gateway/identity/policies.py:DEVICE_BINDING",  # inside policy/
+    "firmware/gateway/selftest/checks/baseos.py:DEPS_FILE",  # inside the application slot
 }
 _VERSIONED = re.compile(r"/\d+$")  # "mamori-resale/2": a document format, not a path
 

@@ -136,7 +136,7 @@ def loopdev(tmp_path: Path) -> Iterator[str]:
     require("losetup")  # visible skip on a user's machine without it, a failure in CI
     backing = tmp_path / "disk.img"
     with open(backing, "wb") as f:
-        f.truncate(160 * image.MIB)  # sparse: room for the self-contained slots
+        f.truncate(256 * image.MIB)  # sparse: room for the self-contained slots
     p = subprocess.run(["losetup", "-f", "--show", str(backing)], capture_output=True, text=True)
     if p.returncode != 0:
         pytest.fail("losetup could not attach a loop device: " + p.stderr.strip())

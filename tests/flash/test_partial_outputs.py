@@ -29,12 +29,12 @@ def test_ctrl_c_while_writing_an_image_leaves_no_partial_image(
 
     monkeypatch.setattr(image, "_write_blocks", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        image.flash_image(load_board("rpi4"), str(out), size_mib=40)
+        image.flash_image(load_board("rpi4"), str(out))
     assert not out.exists()
     assert list(tmp_path.iterdir()) == []  # no temporary file either
 
     monkeypatch.setattr(image, "_write_blocks", real)
-    desc = image.flash_image(load_board("rpi4"), str(out), size_mib=40)
+    desc = image.flash_image(load_board("rpi4"), str(out))
     assert desc["verified"] is True and out.stat().st_size == desc["bytes"]
     assert [p.name for p in tmp_path.iterdir()] == ["gateway.img"]
 

@@ -23,14 +23,58 @@ def host_cmd(*args: str) -> list[str]:
     return [sys.executable, "-m", "host_tools.cli.main", *args]
 
 
+def log_path(state_dir: Path) -> Path:
+    """Where a test gateway's stderr (its JSON log lines) goes: beside its state directory."""
+    return Path(state_dir).parent / (Path(state_dir).name + ".gateway.log")
+
+
+def spawn_gateway(cmd: list[str], state_dir: Path, **kw: Any) -> subprocess.Popen[str]:
+    """Start a gateway command with its stderr in `log_path(state_dir)` (a pipe nobody reads
+    would fill up and block the gateway); `proc.log` names the file."""
+    path = log_path(state_dir)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("ab") as err:
+        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=err, text=True,
+                                **kw)
+    proc.log = path  # type: ignore[attr-defined]
+    return proc
+
+
 def start_gateway(state_dir: Path, *args: str) -> subprocess.Popen[str]:
     """Start the demo house (`mamori demo --state-dir DIR ARGS`) in the background.
 
     `mamori demo` makes the house, then becomes `mamori-gateway run --board sim` (same pid).
     """
-    return subprocess.Popen(
-        host_cmd("demo", "--state-dir", str(state_dir), *args),
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return spawn_gateway(host_cmd("demo", "--state-dir", str(state_dir), *args), state_dir)
+
+
+def logged_events(proc: subprocess.Popen[str], kind: str | None = None) -> list[dict[str, Any]]:
+    """The events a gateway started by `spawn_gateway` logged so far (with their principals and
+    reasons, which the status file leaves out), optionally of one kind."""
+    out = []
+    for line in Path(proc.log).read_text(errors="replace").splitlines():  # type: ignore[attr-defined]
+        try:
+            doc = json.loads(line)
+        except ValueError:
+            continue
+        ev = doc.get("event") if isinstance(doc, dict) else None
+        if isinstance(ev, dict) and (kind is None or ev.get("kind") == kind):
+            out.append(ev)
+    return out
+
+
+def wait_logged(proc: subprocess.Popen[str],
+                predicate: Callable[[list[dict[str, Any]]], bool],
+                timeout: float = 30.0) -> list[dict[str, Any]]:
+    """Poll the gateway's logged events until predicate(events) holds; fail with their kinds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        evs = logged_events(proc)
+        if predicate(evs):
+            return evs
+        if time.monotonic() > deadline:
+            raise AssertionError("log never matched; kinds: %s" % [e.get("kind") for e in evs])
+        time.sleep(0.1)
 
 
 def stop_gateway(proc: subprocess.Popen[str], timeout: float = 60) -> tuple[int, str]:
@@ -38,10 +82,12 @@ def stop_gateway(proc: subprocess.Popen[str], timeout: float = 60) -> tuple[int,
     if proc.poll() is None:
         proc.terminate()
     try:
-        _, err = proc.communicate(timeout=timeout)
+        proc.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
         proc.kill()
-        _, err = proc.communicate()
+        proc.wait()
+    log = getattr(proc, "log", None)
+    err = Path(log).read_text(errors="replace") if log else (proc.communicate()[1] or "")
     return proc.returncode, err[-3000:]
 
 

@@ -19,6 +19,7 @@ from firmware.common.boards import load_board
 from firmware.gateway.update.agent import UpdateAgent
 from firmware.gateway.update.boot import TrybootBoot, parse_autoboot
 from firmware.gateway.update.store import Paths
+from host_tools.release import appslot
 from tests.conftest import ROOT
 from tests.ota.helpers import CHUNK, Env
 
@@ -32,6 +33,10 @@ def rpi_payload(base: Path, tag: str, health_rc: int | None = None) -> Path:
         (p / d).mkdir(parents=True, exist_ok=True)
     (p / "app" / "main.py").write_text("VERSION = %r\n" % tag)
     (p / "app" / "firmware" / "__init__.py").write_text("")
+    # The dependency record of a board payload, with no wheels: these tests move bytes, not code.
+    (p / "app" / appslot.SITE).mkdir(parents=True, exist_ok=True)
+    (p / "app" / appslot.DEPS_FILE).write_text(json.dumps(
+        {"format": appslot.DEPS_FORMAT, "arch": "aarch64", "python": "3.11", "wheels": []}))
     (p / "os" / "etc" / "hostname").write_text("mamori-%s\n" % tag)
     (p / "boot" / "cmdline.txt").write_text("console=tty1 root=LABEL=slot ro quiet\n")
     if health_rc is not None:

@@ -56,8 +56,8 @@ def test_selftest_context_uses_the_installed_profile_and_skips_sockets(
         ctx = CheckContext(live, 2, "rpi4", tmp_path / "work")
         real = shutil.copy2
 
-        def racing(src: str, dst: str, **kw: object) -> object:
-            if src.endswith(".tmp"):  # the gateway renames its temporary file meanwhile
+        def racing(src: object, dst: object, **kw: object) -> object:
+            if str(src).endswith(".tmp"):  # the gateway renames its temporary file meanwhile
                 Path(src).unlink()
             return real(src, dst)
 

@@ -15,7 +15,7 @@ from provisioning.gateway import issue_gateway
 from provisioning.site import Site
 from tests.components import faketime_lib
 from tests.conftest import ROOT
-from tests.gateway.helpers import gateway_cmd, wait_for
+from tests.gateway.helpers import gateway_cmd, spawn_gateway, wait_for
 
 
 @dataclass
@@ -85,17 +85,16 @@ def device_cmd(creds: Path, endpoint: str, *args: str) -> list[str]:
 def start_gateway(state: Path, bundle: Path, *args: str, prefix: tuple[str, ...] = (),
                   env: dict[str, str] | None = None) -> tuple[subprocess.Popen[str], str]:
     """`mamori-gateway run --board sim --bundle B --state-dir S ARGS`; (process, LAN endpoint)."""
-    proc = subprocess.Popen([*prefix, *gateway_cmd("run", "--board", "sim", "--bundle",
-                                                   str(bundle), "--state-dir", str(state),
-                                                   *args)],
-                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=env)
+    proc = spawn_gateway([*prefix, *gateway_cmd("run", "--board", "sim", "--bundle", str(bundle),
+                                                 "--state-dir", str(state), *args)],
+                         state, env=env)
     try:
         doc = wait_for(state, lambda d: (d.get("lan") or {}).get("port", 0) > 0
                        and d["gateway"].get("running"), 60)
     except AssertionError:
         proc.kill()
-        raise AssertionError("gateway did not start: " + proc.communicate()[1][-3000:])
+        proc.wait()
+        raise AssertionError("gateway did not start: " + proc.log.read_text()[-3000:])  # type: ignore[attr-defined]
     return proc, "%s:%d" % (doc["lan"]["host"], doc["lan"]["port"])
 
 

@@ -22,7 +22,14 @@ from host_tools.demo import site_dir_for
 from provisioning.devices import issue_device
 from provisioning.site import Site
 from tests.conftest import ROOT, require
-from tests.gateway.helpers import gateway_cmd, host_cmd, stop_gateway, wait_for
+from tests.gateway.helpers import (
+    gateway_cmd,
+    host_cmd,
+    spawn_gateway,
+    stop_gateway,
+    wait_for,
+    wait_logged,
+)
 from tests.zigbee.znp_responder import ZnpResponder
 
 ROGUE = "02:11:22:33:44:55:77:01"
@@ -83,8 +90,7 @@ def test_gateway_runs_a_znp_coordinator_from_its_board_profile(
         return subprocess.run(gateway_cmd(*args), cwd=ROOT, capture_output=True, text=True,
                               timeout=60, env=env)
 
-    proc = subprocess.Popen(host_cmd("demo", "--state-dir", str(state)), cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = spawn_gateway(host_cmd("demo", "--state-dir", str(state)), state, env=env)
     try:
         doc = wait_for(state, lambda d: ((d.get("radios") or {}).get("zigbee") or {}).get(
             "controller", {}).get("state") == "up", timeout=30)
@@ -106,10 +112,10 @@ def test_gateway_runs_a_znp_coordinator_from_its_board_profile(
         assert stick.call(lambda: stick.znp.state.install_keys) == {creds["ieee"]: key}
         stick.call(stick.znp.rejoin, ROGUE, 0x3101)
         assert stick.call(stick.znp.join, creds["ieee"], 0x4101, key)
-        doc = wait_for(state, lambda d: any(x["id"] == "plug-1" for x in d["devices"])
-                       and any(e["kind"] == "rogue.zigbee" and e.get("target") == ROGUE
-                               for e in d["events"]), timeout=30)
-        rogue = [e for e in doc["events"] if e["kind"] == "rogue.zigbee"][0]
+        wait_for(state, lambda d: any(x["id"] == "plug-1" for x in d["devices"]), timeout=30)
+        logged = wait_logged(proc, lambda evs: any(
+            e["kind"] == "rogue.zigbee" and e.get("target") == ROGUE for e in evs))
+        rogue = [e for e in logged if e["kind"] == "rogue.zigbee"][0]
         assert rogue["severity"] == "alert" and "not the one being installed" in rogue["reason"]
         assert asyncio.run(_poll(lambda: ROGUE in stick.call(stick.znp.leave_requests)))
     finally:

@@ -33,6 +33,7 @@ CHECKPOINT = schema.Obj({
     "mono": schema.Opt(TIME), "boot": schema.Opt(schema.Str(64, 0)),
     "pub": schema.Opt(Hex(64, False)), "reason": schema.Opt(schema.Str(64, 0)),
     "seg": schema.Opt(INT), "rotate": schema.Opt(schema.Bool()),
+    "final": schema.Opt(schema.Bool()),  # the last checkpoint before a resale reset
 })
 # What the platform keeps from the gateway's key escrow (platform-keys.json).
 PLATFORM_KEYS = schema.Obj({

@@ -434,44 +434,41 @@ class AccessLogStore:
         with self._mutex:
             if self.writer is None or not self.writer.unsealed:
                 return None
-            snap = self._snapshot()
-            try:
-                self._repair()
-                cp = self._checkpoint_locked(reason)
-            except OSError as exc:
-                self._rollback(snap)
-                self.write_failures += 1
-                raise AppendFailed("access-log checkpoint failed: %s (the log is unchanged)"
-                                   % (exc.strerror or exc.__class__.__name__),
-                                   "free space on the log's filesystem",
-                                   errno_name=_errno_name(exc)) from None
-            finally:
-                snap.wipe()
+            cp = self._transaction("checkpoint", lambda: self._checkpoint_locked(reason))
         self._after_commit()
         return cp
 
     def finalize(self, fields: dict[str, Any]) -> dict[str, Any]:
         """The log's last words before a reset: one record, sealed in a checkpoint marked
         ``final`` (signed, so the platform can tell that the log ended there)."""
+
+        def last_words() -> dict[str, Any]:
+            self._append_locked(fields)
+            return self._checkpoint_locked("reset", final=True)
+
         with self._mutex:
             if self.writer is None:
                 raise StateError("the access log is not open")
-            snap = self._snapshot()
-            try:
-                self._repair()
-                self._append_locked(fields)
-                cp = self._checkpoint_locked("reset", final=True)
-            except OSError as exc:
-                self._rollback(snap)
-                self.write_failures += 1
-                raise AppendFailed("access-log final record failed: %s (the log is unchanged)"
-                                   % (exc.strerror or exc.__class__.__name__),
-                                   "free space on the log's filesystem",
-                                   errno_name=_errno_name(exc)) from None
-            finally:
-                snap.wipe()
+            cp = self._transaction("final record", last_words)
         self._after_commit()
         return cp
+
+    def _transaction(self, what: str, work: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        """Run `work` (under the mutex) all or nothing: on a write error the log is rolled
+        back to where it was and AppendFailed says so."""
+        snap = self._snapshot()
+        try:
+            self._repair()
+            return work()
+        except OSError as exc:
+            self._rollback(snap)
+            self.write_failures += 1
+            raise AppendFailed("access-log %s failed: %s (the log is unchanged)"
+                               % (what, exc.strerror or exc.__class__.__name__),
+                               "free space on the log's filesystem",
+                               errno_name=_errno_name(exc)) from None
+        finally:
+            snap.wipe()
 
     def _checkpoint_locked(self, reason: str, oldest: int | None = None,
                            **extra: Any) -> dict[str, Any]:

@@ -47,6 +47,8 @@ PAYLOAD = schema.Obj({
     "admin": schema.Obj({"hash": schema.Str(512), "must_change": schema.Bool()}),
     # per-device ACL rules, validated by firmware.core.acl.DeviceAcl when they are loaded
     "acl": schema.List(schema.Map(schema.Str(64), schema.Any_(), 8), 4096),
+    # the release repository's trusted TUF root (python-tuf verifies it at the first update)
+    "release_root": schema.Opt(schema.Map(schema.Str(64), schema.Any_(), 4)),
 })
 BUNDLE = schema.Obj({"kind": schema.Const(BUNDLE_KIND), "payload": PAYLOAD,
                      "alg": schema.Const(SIGNED_ALG), "sig": schema.Str(256), "chain": CHAIN})

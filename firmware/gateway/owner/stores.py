@@ -67,6 +67,15 @@ OTHER: tuple[Store, ...] = (
           "firmware.gateway.owner.resale:MARKER"),
     Store("wan/broker.json", "where the platform broker was last reached", "no household data",
           "-", "firmware.gateway.wan.service:BROKER_FILE"),
+    Store("wan/conn-token", "this gateway's broker connection token (takeover detection)",
+          "random token, no household data", "-", "firmware.gateway.wan.service:TOKEN_FILE"),
+    Store("lan/endpoint.json", "the LAN port devices were set up for (kept stable)",
+          "no household data", "-", "firmware.gateway.runtime.endpoint:FILE"),
+    Store("lan/admin-endpoint.json", "the admin API's port (kept stable)", "no household data",
+          "-", "firmware.gateway.runtime.endpoint:ADMIN_FILE"),
+    Store("devices/known.json", "devices admitted before: transport, interval, level, maker, "
+          "model (listed offline after a restart)", "device ids and models, no household data",
+          "-", "firmware.gateway.runtime.known:FILE"),
     Store("keys/", "the device KEK and the key store (secrets, wrapped by the KEK)",
           "KEK 0600 (or a secure element); entries AES-256-GCM under it", "transfer rotates the "
           "session pepper, settings MAC key and field keys",

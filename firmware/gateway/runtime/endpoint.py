@@ -18,7 +18,8 @@ from firmware.common.fsutil import atomic_write
 from firmware.common.ports import ADMIN_HTTPS_PORT, LAN_DEVICE_PORT
 
 FILE = "lan/endpoint.json"
-FILES = {"lan": FILE, "admin": "lan/admin-endpoint.json"}
+ADMIN_FILE = "lan/admin-endpoint.json"
+FILES = {"lan": FILE, "admin": ADMIN_FILE}
 DECLARED = {"lan": LAN_DEVICE_PORT, "admin": ADMIN_HTTPS_PORT}
 
 

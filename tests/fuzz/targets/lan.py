@@ -81,6 +81,9 @@ def setup(workdir: Path) -> Callable[[bytes], None]:
         finally:
             for s in list(lan.sessions.values()):
                 lan._end(s)
+            # Each input is its own window: repeats of one source and reason are otherwise
+            # folded into one later record (the aggregation is tested on its own).
+            lan.refusals.flush(force=True)
         admitted = any(e.kind == "device.connected" for e in events)
         refused = [e for e in events if e.kind == "auth.refused"]
         if not admitted and len(refused) != 1:
