@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from firmware.core.errors import ConfigError, MamoriError
 from firmware.core.events import Event
 from firmware.device.credentials import load as load_credentials
 from firmware.gateway.accesslog.service import AccessLogService
-from firmware.gateway.admin.commissioning import Commission
 from firmware.gateway.admin.service import AdminService
+from firmware.gateway.ble.wiring import ble_service
 from firmware.gateway.devices.revocation import RevocationService
 from firmware.gateway.devices.router import DeviceRouter
 from firmware.gateway.firewall.service import FirewallService
@@ -20,21 +21,24 @@ from firmware.gateway.identity.policies import check_all as check_policies
 from firmware.gateway.lan.service import LanService
 from firmware.gateway.lan.tls import secure_lan
 from firmware.gateway.monitor.wiring import monitor_services
-from firmware.gateway.owner.resale import ResaleHoldService, finish_interrupted, resale_pending
-from firmware.gateway.radios import radio_services
+from firmware.gateway.owner.resale import ResaleHoldService, finish_interrupted
 from firmware.gateway.runtime.control import ControlService
 from firmware.gateway.runtime.endpoint import planned_port
 from firmware.gateway.runtime.gateway import Gateway, Service
+from firmware.gateway.runtime.interfaces import Commission, FirmwareStatus
+from firmware.gateway.runtime.resalemarker import resale_pending
 from firmware.gateway.selftest.remote_service import RemoteSelftestService
 from firmware.gateway.sim.broker import BrokerService, BrokerTls, mosquitto_binary
 from firmware.gateway.sim.devices import SimDevicesService
 from firmware.gateway.sim.house import DemoHouse, load_house
 from firmware.gateway.sim.radios import SimRadioDevicesService
+from firmware.gateway.update import status as update_status
 from firmware.gateway.update.service import OtaService
 from firmware.gateway.usbguard.wiring import usb_services
 from firmware.gateway.wan.from_install import installed_acl, wan_identity
 from firmware.gateway.wan.logupload import LogUplinkService
 from firmware.gateway.wan.service import build_wan_service
+from firmware.gateway.zigbee.wiring import zigbee_service
 
 
 def _have_mosquitto(gw: Gateway) -> bool:
@@ -69,11 +73,18 @@ def commissioning(gw: Gateway) -> Commission:
     return run
 
 
+def firmware_status(gw: Gateway) -> FirmwareStatus:
+    """The running firmware as the update room reads it, for the admin API and the resale
+    reset's record."""
+    return partial(update_status, gw.state_dir, gw.board)
+
+
 def build_services(gw: Gateway) -> list[Service]:
     """Create the gateway's services for its board and configuration."""
     cfg = gw.config
+    firmware = firmware_status(gw)
     # A resale reset a power cut interrupted is finished before anything opens a store.
-    finished = finish_interrupted(gw.state_dir, gw.board)
+    finished = finish_interrupted(gw.state_dir, gw.board, firmware)
     # The access log first (it opens no port) so it records every other service's events;
     # then the firewall, so the posture is in place before any server listens.
     accesslog = AccessLogService(gw)
@@ -110,8 +121,9 @@ def build_services(gw: Gateway) -> list[Service]:
     # The monitor before the LAN: its admission hook and bus subscription are in place first.
     services += monitor_services(gw, lan)
     services.append(lan)
-    services.append(AdminService(gw, commissioning(gw)))  # LAN-only HTTPS admin API
-    ble, zigbee = radio_services(gw, control, binding)
+    services.append(AdminService(gw, commissioning(gw), firmware))  # LAN-only HTTPS admin API
+    ble = ble_service(gw, binding.check)  # on the board's BLE backend, if it has one
+    zigbee = zigbee_service(gw, control)  # when the board declares a Zigbee coordinator
     services += [s for s in (ble, zigbee) if s is not None]
     router = DeviceRouter(gw, {"ip": lan, "ble": ble, "zigbee": zigbee})
     revocation = RevocationService(gw, router, control)  # after the channels it closes

@@ -15,13 +15,14 @@ import pytest
 from firmware.common.boards import load_board
 from firmware.core.errors import PolicyError, StateError
 from firmware.gateway.admin.app import AdminApp
+from firmware.gateway.admin.personal import DATA_FILE, DATA_KEY, PersonalStore
 from firmware.gateway.admin.server import AdminServer
 from firmware.gateway.admin.tlsctx import SELF_CERT, server_context
 from firmware.gateway.admin.web import REQUIRED_HEADERS
 from firmware.gateway.identity.keystore import KeyStore
-from firmware.gateway.owner.personal import DATA_FILE, DATA_KEY, PersonalStore
-from firmware.gateway.owner.resale import clear_marker, resale_pending, resale_reset
+from firmware.gateway.owner.resale import resale_reset
 from firmware.gateway.runtime.gateway import LOCK_FILE
+from firmware.gateway.runtime.resalemarker import clear_marker, resale_pending
 from tests.admin.helpers import (
     NEW_INSTALLER,
     OWNER_NEW,

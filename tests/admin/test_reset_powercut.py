@@ -28,12 +28,13 @@ import pytest
 from firmware.common import kek as devicekey
 from firmware.common.boards import load_board
 from firmware.core.errors import MamoriError
+from firmware.gateway.admin.personal import PersonalStore
 from firmware.gateway.cli.loghandoff import handoff
 from firmware.gateway.composition import build_services
-from firmware.gateway.owner.personal import PersonalStore
-from firmware.gateway.owner.resale import RESETTING, RESOLD, clear_marker, marker, resale_reset
+from firmware.gateway.owner.resale import resale_reset
 from firmware.gateway.runtime.config import GatewayConfig
 from firmware.gateway.runtime.gateway import Gateway
+from firmware.gateway.runtime.resalemarker import RESETTING, RESOLD, clear_marker, marker
 from tests.admin.house import House, build_house
 from tests.conftest import ROOT
 

@@ -8,7 +8,8 @@ from pathlib import Path
 
 from firmware.gateway.cli.update import local_console
 from firmware.gateway.identity.install import change_admin_credential
-from firmware.gateway.owner.resale import resale_pending, resale_reset
+from firmware.gateway.owner.resale import resale_reset
+from firmware.gateway.runtime.resalemarker import resale_pending
 from firmware.gateway.update import status
 from tests.ota.helpers import ADMIN_SECRET, Env, admin_state, gateway_cli, tree_digest
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from firmware.gateway.owner import resale
+from firmware.gateway.runtime.resalemarker import resale_pending
 from tests.selftest.helpers import provisioned, single_check, snapshot
 
 CID = "reset.keeps-firmware"
@@ -23,7 +24,7 @@ def test_reset_on_scratch_passes_and_live_state_survives(tmp_path: Path) -> None
     assert r.verdict == "pass", r.evidence
     assert "resale marker set" in r.evidence[0]
     assert snapshot(state) == before
-    assert not resale.resale_pending(state)
+    assert not resale_pending(state)
 
 
 def test_reset_that_does_not_shred_fails(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -9,11 +9,11 @@ from typing import Any
 from firmware.core.events import Event
 from firmware.gateway.admin.app import AdminApp
 from firmware.gateway.admin.bind import check_bind
-from firmware.gateway.admin.commissioning import Commission
 from firmware.gateway.admin.server import AdminServer
 from firmware.gateway.admin.tlsctx import server_context
 from firmware.gateway.runtime.endpoint import planned_port, remember
 from firmware.gateway.runtime.gateway import Gateway, Service
+from firmware.gateway.runtime.interfaces import Commission, FirmwareStatus
 
 REAP_INTERVAL_S = 15.0
 
@@ -29,10 +29,12 @@ class AdminService(Service):
 
     name = "admin"
 
-    def __init__(self, gw: Gateway, commission: Commission | None = None) -> None:
+    def __init__(self, gw: Gateway, commission: Commission | None = None,
+                 firmware: FirmwareStatus | None = None) -> None:
         super().__init__(gw)
         self.app: AdminApp | None = None
         self.commission = commission  # the live commissioning self-test (from composition)
+        self.firmware = firmware  # the update room's firmware status (from composition)
         self.server: AdminServer | None = None
         self.cert = ""
         self._reaper: asyncio.Task[None] | None = None
@@ -46,8 +48,8 @@ class AdminService(Service):
         def emit(ev: Event) -> None:
             loop.call_soon_threadsafe(gw.emit, ev)
 
-        self.app = AdminApp(gw.state_dir, gw.board, emit=emit)
-        self.app.commission = self.commission
+        self.app = AdminApp(gw.state_dir, gw.board, emit=emit, firmware=self.firmware,
+                            commission=self.commission)
         ctx, self.cert = server_context(gw.state_dir, gw.board)
         self.server = AdminServer((host, admin_port(gw)), self.app, ctx)
         self.server.start()

@@ -60,11 +60,15 @@ def _set_password(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
+    from functools import partial
+
     from firmware.common.boards import load_board
     from firmware.gateway.admin.app import AdminApp
+    from firmware.gateway.update import status as update_status
 
     board = load_board(args.board)
-    app = AdminApp(existing_state_dir(args.state_dir, args.board), board)
+    state = existing_state_dir(args.state_dir, args.board)
+    app = AdminApp(state, board, firmware=partial(update_status, state, board))
     try:
         doc = app.status_doc()
     finally:

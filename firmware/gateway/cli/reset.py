@@ -4,14 +4,17 @@ the updated firmware (or finish a reset a power cut interrupted)."""
 from __future__ import annotations
 
 import argparse
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from firmware.common.boards import load_board
 from firmware.common.cli import emit
 from firmware.core.errors import ConfigError
-from firmware.gateway.owner.resale import marker, resale_reset
+from firmware.gateway.owner.resale import resale_reset
+from firmware.gateway.runtime.resalemarker import marker
 from firmware.gateway.runtime.statedir import add_state_dir_arg, existing_state_dir
+from firmware.gateway.update import status as update_status
 
 
 def register(sub: Any) -> None:
@@ -57,7 +60,8 @@ def _reset(args: argparse.Namespace) -> int:
         require_operator(args)  # the log leaves the platform's path: operators only
     step0 = loghandoff.handoff(handoff, args.broker, args.escrow_to, args.discard_log or "",
                                args.upload_timeout)
-    doc = resale_reset(state, board, step0, yes=args.yes)
+    doc = resale_reset(state, board, step0, yes=args.yes,
+                       firmware=partial(update_status, state, board))
     logs = doc.get("logs", {})
     how = {"wan": "handed to the platform over the WAN",
            "escrow": "escrowed to %s" % logs.get("file", "?"),

@@ -14,7 +14,7 @@ A crash-safe state machine whose state is ``resale.json`` (written atomically an
    unlinked.
 4. ``files``: everything else but the firmware slots and ``update/`` likewise.
 5. ``done``: the marker says ``resold``; only an update to the latest firmware (OTA agent,
-   :func:`clear_marker`) lets the service start again.
+   ``runtime.resalemarker.clear_marker``) lets the service start again.
 
 Every step is idempotent; an interrupted reset is finished by the next start
 (:func:`finish_interrupted`) or by running the reset again.
@@ -35,19 +35,18 @@ from typing import Any
 
 from firmware.common import kek as devicekey
 from firmware.common.accesslog.files import LOG_DIR, list_segments
-from firmware.common.fsutil import atomic_write, fsync_dir
+from firmware.common.fsutil import atomic_write
+from firmware.common.shred import shred
 from firmware.core.errors import PolicyError, StateError
 from firmware.gateway.identity.keystore import kek_backend
-from firmware.gateway.owner.shred import shred
 from firmware.gateway.owner.stores import PERSONAL
 from firmware.gateway.runtime.gateway import LOCK_FILE, Gateway, Service
+from firmware.gateway.runtime.interfaces import FirmwareStatus
+from firmware.gateway.runtime.resalemarker import MARKER, MARKER_FORMAT, RESETTING, RESOLD, marker
 
-MARKER = "resale.json"
-MARKER_FORMAT = "mamori-resale/2"
 KEEP = "update/"
 KEEP_UPDATE_DROP = ("update/staging", "update/offline")
 STEPS = ("marked", "kek", "personal", "files", "done")
-RESETTING, RESOLD = "resetting", "resold"
 # Step 0, handed in by the caller (the `reset` verb: firmware/gateway/cli/loghandoff.py):
 # hand the access log to the platform, or raise MamoriError and the reset does not start.
 HandOff = Callable[[Path, dict[str, Any]], dict[str, Any]]
@@ -61,40 +60,6 @@ def trace(point: str) -> None:
         sys.stderr.flush()
         if os.environ.get("MAMORI_RESET_STOP") == point:
             os.kill(os.getpid(), signal.SIGSTOP)
-
-
-def marker(state_dir: Path) -> dict[str, Any] | None:
-    """The resale marker, or None when no resale reset has started."""
-    path = Path(state_dir) / MARKER
-    try:
-        doc = json.loads(path.read_text())
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError):
-        doc = None
-    if not isinstance(doc, dict) or doc.get("state") not in (RESETTING, RESOLD):
-        # Unreadable counts as a reset under way: failing closed finishes it.
-        return {"format": MARKER_FORMAT, "state": RESETTING, "step": "marked", "damaged": True}
-    return doc
-
-
-def resale_pending(state_dir: Path) -> bool:
-    """Whether the service must stay disabled (a reset under way or awaiting its update)."""
-    return marker(state_dir) is not None
-
-
-def clear_marker(state_dir: Path, installed_version: str) -> dict[str, Any]:
-    """Called by the OTA agent once an update to the latest release has committed; a reset
-    that has not finished is never cleared."""
-    doc = marker(state_dir)
-    if doc is None:
-        return {"cleared": False}
-    if doc.get("state") != RESOLD:
-        return {"cleared": False, "reason": "the resale reset has not finished"}
-    path = Path(state_dir) / MARKER
-    path.unlink()
-    fsync_dir(path.parent)
-    return {"cleared": True, "version": installed_version, "reset_at": doc.get("reset_at")}
 
 
 def _save(state_dir: Path, doc: dict[str, Any]) -> None:
@@ -111,11 +76,12 @@ def _keep(state_dir: Path, board: dict[str, Any]) -> list[Path]:
     return keep
 
 
-def _firmware(state_dir: Path, board: dict[str, Any]) -> dict[str, Any]:
+def _firmware(firmware: FirmwareStatus | None) -> dict[str, Any]:
+    """The firmware the reset keeps, as the update room reports it (handed in by the caller)."""
+    if firmware is None:
+        return {"version": "", "error": "no firmware status was handed in"}
     try:
-        from firmware.gateway.update import status
-
-        st = status(state_dir, board)
+        st = firmware()
         return {"version": st.get("version", ""), "slot": st.get("slot", "")}
     except Exception as exc:  # the OTA agent may be absent on this board
         return {"version": "", "error": type(exc).__name__}
@@ -191,7 +157,7 @@ def _destroy_kek(state_dir: Path, board: dict[str, Any]) -> bool:
 
 
 def _finish(state_dir: Path, board: dict[str, Any], doc: dict[str, Any],
-            clock: Callable[[], float]) -> dict[str, Any]:
+            clock: Callable[[], float], firmware: FirmwareStatus | None) -> dict[str, Any]:
     """Run the steps after the last one the marker records (each idempotent)."""
     root = state_dir.resolve()
     keep = _keep(state_dir, board)
@@ -206,7 +172,7 @@ def _finish(state_dir: Path, board: dict[str, Any], doc: dict[str, Any],
         elif step == "files":
             doc["files_destroyed"] = doc.get("files_destroyed", 0) + _walk(root, keep, spare)
         else:
-            doc.update(state=RESOLD, reset_at=clock(), firmware_after=_firmware(state_dir, board),
+            doc.update(state=RESOLD, reset_at=clock(), firmware_after=_firmware(firmware),
                        kept=sorted(str(k.relative_to(root)) for k in keep if k.exists()),
                        service="disabled until an update to the latest firmware has succeeded")
         doc["step"] = step
@@ -225,9 +191,11 @@ def no_handoff(state_dir: Path, _board: dict[str, Any]) -> dict[str, Any]:
 
 
 def resale_reset(state_dir: Path, board: dict[str, Any], handoff: HandOff = no_handoff,
-                 yes: bool = False, clock: Callable[[], float] = time.time) -> dict[str, Any]:
+                 yes: bool = False, clock: Callable[[], float] = time.time,
+                 firmware: FirmwareStatus | None = None) -> dict[str, Any]:
     """Hand the log off, then destroy the household's state and keep the firmware (or finish
-    an interrupted reset); the final marker document."""
+    an interrupted reset); the final marker document. ``firmware`` reports the firmware kept
+    (the update room's status, handed in by the caller)."""
     if not yes:
         raise PolicyError("a resale reset destroys every setting, credential, key and log",
                           "pass --yes to confirm")
@@ -239,7 +207,7 @@ def resale_reset(state_dir: Path, board: dict[str, Any], handoff: HandOff = no_h
         doc = marker(state_dir)
         if doc is not None and doc.get("state") == RESETTING:
             doc["resumed"] = int(doc.get("resumed", 0)) + 1
-            return _finish(state_dir, board, doc, clock)
+            return _finish(state_dir, board, doc, clock, firmware)
         if doc is not None:  # resold already: the log since then holds no household data
             logs = {"handoff": "none", "delivered": False,
                     "reason": "already resold: the log since then holds no household data"}
@@ -247,16 +215,17 @@ def resale_reset(state_dir: Path, board: dict[str, Any], handoff: HandOff = no_h
             logs = handoff(state_dir, board)
         trace("handoff")
         doc = {"format": MARKER_FORMAT, "state": RESETTING, "step": "marked",
-               "started_at": clock(), "firmware_before": _firmware(state_dir, board),
+               "started_at": clock(), "firmware_before": _firmware(firmware),
                "logs": logs, "files_destroyed": 0, "kek_destroyed": False}
         _save(state_dir, doc)
         trace("marked")
-        return _finish(state_dir, board, doc, clock)
+        return _finish(state_dir, board, doc, clock, firmware)
     finally:
         os.close(fd)
 
 
-def finish_interrupted(state_dir: Path, board: dict[str, Any]) -> dict[str, Any] | None:
+def finish_interrupted(state_dir: Path, board: dict[str, Any],
+                       firmware: FirmwareStatus | None = None) -> dict[str, Any] | None:
     """At start: finish a reset a power cut interrupted (None when there is none)."""
     doc = marker(state_dir)
     if doc is None or doc.get("state") == RESOLD:
@@ -265,7 +234,7 @@ def finish_interrupted(state_dir: Path, board: dict[str, Any]) -> dict[str, Any]
     try:
         doc = marker(state_dir) or doc
         doc["resumed"] = int(doc.get("resumed", 0)) + 1
-        return _finish(Path(state_dir), board, doc, time.time)
+        return _finish(Path(state_dir), board, doc, time.time, firmware)
     finally:
         os.close(fd)
 

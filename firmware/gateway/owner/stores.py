@@ -36,7 +36,7 @@ PERSONAL: tuple[Store, ...] = (
     Store("personal/data.bin", "the owner's personal data (name, contact, address, notes)",
           "AES-256-GCM under its own data key (key store, wrapped by the KEK)",
           "erased: data key destroyed, then the ciphertext overwritten",
-          "firmware.gateway.owner.personal:DATA_FILE"),
+          "firmware.gateway.admin.personal:DATA_FILE"),
     Store("admin/admin.db*", "account names, credentials (scrypt), session addresses, "
           "settings the owner set (device name), login throttling keys, who opened windows",
           "names and throttle keys AES-SIV, other personal fields AES-GCM (admin-db-fields key); "
@@ -47,7 +47,7 @@ PERSONAL: tuple[Store, ...] = (
           "firmware.gateway.admin.db:DB_FILE"),
     Store("admin/diagnostics/", "status snapshots taken by operators",
           "counts and states only (no names)", "removed",
-          "firmware.gateway.admin.app:DIAG_DIR"),
+          "firmware.gateway.admin.snapshots:DIAG_DIR"),
     Store("wan/outbox.db*", "events waiting for the platform: principals, requesters, "
           "approvers, reasons", "payloads AES-GCM (wan-outbox-fields key), secure_delete; WAL "
           "holds ciphertext only", "backlog re-sealed under a new key (the platform still "
@@ -64,7 +64,7 @@ PERSONAL: tuple[Store, ...] = (
 
 OTHER: tuple[Store, ...] = (
     Store("resale.json", "resale reset progress", "no personal data", "-",
-          "firmware.gateway.owner.resale:MARKER"),
+          "firmware.gateway.runtime.resalemarker:MARKER"),
     Store("wan/broker.json", "where the platform broker was last reached", "no household data",
           "-", "firmware.gateway.wan.service:BROKER_FILE"),
     Store("wan/conn-token", "this gateway's broker connection token (takeover detection)",

@@ -35,6 +35,7 @@ from firmware.core.events import Event
 from firmware.core.update import machine as m
 from firmware.core.update.chunks import validate_plan
 from firmware.core.update.floors import decide, mark_failed, new_floors, raise_floors
+from firmware.gateway.runtime.resalemarker import clear_marker, marker
 from firmware.gateway.update import outbox, staging
 from firmware.gateway.update.blockslot import BlockSlots, slot_store
 from firmware.gateway.update.boot import SimBoot, TrybootBoot
@@ -492,8 +493,6 @@ class UpdateAgent:
 
     def _clear_resale(self, version: str) -> bool:
         """R2-9: the update to the latest release succeeded, so a resold gateway may serve."""
-        from firmware.gateway.owner.resale import clear_marker, marker
-
         state = self.paths.state_dir
         if marker(state) is None:
             return False

@@ -11,17 +11,19 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from firmware.common import kek as devicekey
 from firmware.core.errors import MamoriError
+from firmware.gateway.admin.personal import DATA_FILE, PersonalStore
 from firmware.gateway.identity.keystore import STORE_DIR
 from firmware.gateway.owner import resale
-from firmware.gateway.owner.personal import DATA_FILE, PersonalStore
 from firmware.gateway.selftest import scan
 from firmware.gateway.selftest.context import CheckContext
 from firmware.gateway.selftest.registry import Outcome, check, failed, inconclusive, passed
+from firmware.gateway.update import status as update_status
 
 KEPT_UPDATE_FILES = ("update/floors.json", "update/history.json", "update/boot.json",
                      "update/tuf/root.json")
@@ -80,7 +82,8 @@ def keeps_firmware(ctx: CheckContext) -> Outcome:
     keys_before = sorted(p.name for p in (root / STORE_DIR).glob("*")) \
         if (root / STORE_DIR).is_dir() else []
     try:
-        doc = resale.resale_reset(root, board, _no_handoff, yes=True)
+        doc = resale.resale_reset(root, board, _no_handoff, yes=True,
+                                  firmware=partial(update_status, root, board))
     except MamoriError as exc:
         return failed(f"the resale reset refused to run on the scratch copy: {exc}")
     problems: list[str] = []

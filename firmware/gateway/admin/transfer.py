@@ -1,5 +1,6 @@
 """Ownership transfer (R2-4): the old household loses every credential, token and secret, and
-nothing of it stays on the gateway (the personal stores of ``owner.stores``)."""
+nothing of it stays on the gateway (the personal stores of ``owner.stores``). Served by the
+admin API (``resources/owner.py``)."""
 
 from __future__ import annotations
 
@@ -7,12 +8,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+from firmware.common.shred import shred
+from firmware.gateway.admin.auth import PEPPER, rotate_pepper
 from firmware.gateway.admin.db import AdminDB
+from firmware.gateway.admin.personal import PersonalStore
 from firmware.gateway.admin.settings import SCHEMA, LockManifest
-from firmware.gateway.owner.personal import PersonalStore
-from firmware.gateway.owner.shred import shred
+from firmware.gateway.admin.snapshots import DIAG_DIR
 
-PEPPER = "admin-session-pepper"
 FORMER = "previous owner"
 
 
@@ -50,8 +52,6 @@ def transfer_ownership(db: AdminDB, state_dir: Path, board: dict | None = None,
     Returns a summary (no secret, no name) for the event and the caller. The caller re-reads
     the session pepper afterwards.
     """
-    from firmware.gateway.admin.auth import rotate_pepper
-
     now = time.time() if now is None else now
     owners, maint = _old_household(db)
     for name in owners + maint:
@@ -60,8 +60,6 @@ def transfer_ownership(db: AdminDB, state_dir: Path, board: dict | None = None,
     windows = db.close_windows()
     forgot = _forget(db, owners, now)
     throttle = db.clear_throttles()
-    from firmware.gateway.admin.app import DIAG_DIR
-
     diag = Path(state_dir) / DIAG_DIR
     snapshots = [p for p in diag.iterdir() if p.is_file()] if diag.is_dir() else []
     for p in snapshots:

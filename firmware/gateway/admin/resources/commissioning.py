@@ -1,61 +1,30 @@
-"""Admin API routes for `mamori commission --admin URL`: the devices, and the live
-commissioning self-test run on request (CPython).
+"""The live commissioning self-test, run on request for `mamori commission --admin URL`.
 
 The self-test takes tens of seconds, so ``POST /api/commissioning`` starts it in a worker
 thread (one at a time) and ``GET /api/commissioning`` tells how it went: ``running``, ``done``
 (the signed envelope and the public key that verifies it), ``refused`` (the report with its
 findings: nothing was signed) or ``error``. The self-test itself is handed in by the
-composition root (``AdminApp.commission``): the admin room does not import the self-test room.
+composition root (``AdminCore.commission``): the admin room does not import the self-test room.
 """
 
 from __future__ import annotations
 
-import json
 import threading
-from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from firmware.core.errors import MamoriError, StateError
-from firmware.gateway.admin.web import Request, Response, error
-from firmware.gateway.runtime.gateway import STATUS_FILE
-
-# commission(level) -> {"envelope", "entry", "public_key"}; raises CommissioningRefused
-# (a MamoriError carrying .report) when the report is not all-pass.
-Commission = Callable[[int | None], dict[str, Any]]
+from firmware.gateway.admin.core import AdminCore, Session
+from firmware.gateway.admin.web import Request, Response
+from firmware.gateway.runtime.interfaces import Commission
 
 
-class CommissioningRoutes:
-    """Handlers mixed into AdminApp (which provides state_dir, event() and the lock)."""
+class CommissioningRoutes(AdminCore):
+    """POST and GET /api/commissioning."""
 
-    state_dir: Path
-    commission: Commission | None = None
     _commissioning: dict[str, Any] | None = None
     _commissioning_lock = threading.Lock()
 
-    def event(self, kind: str, severity: str, principal: str, action: str, target: str,
-              result: str, reason: str = "", source: str = "local-admin",
-              **params: Any) -> None:
-        """Provided by AdminApp."""
-        raise NotImplementedError
-
-    def h_devices(self, req: Request, s: Any, _p: dict[str, str], _b: Any) -> Response:
-        """GET /api/devices: the gateway id, its LAN endpoint and every device's state."""
-        try:
-            doc = json.loads((self.state_dir / STATUS_FILE).read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return error(409, "state", "the gateway has not written its status yet")
-        gw, lan = doc.get("gateway") or {}, doc.get("lan") or {}
-        devices = [{k: d.get(k) for k in ("id", "transport", "state", "reason")}
-                   for d in doc.get("devices", []) if isinstance(d, dict)]
-        refused = [{k: e.get(k) for k in ("principal", "reason", "ts")}
-                   for e in doc.get("events", []) if isinstance(e, dict)
-                   and e.get("kind") == "auth.refused"][-20:]
-        return Response(200, {"gateway_id": gw.get("id", ""), "lan": {
-            "host": lan.get("host"), "port": lan.get("port")}, "devices": devices,
-            "refused": refused})
-
-    def h_commissioning_start(self, req: Request, s: Any, _p: dict[str, str],
+    def h_commissioning_start(self, req: Request, s: Session, _p: dict[str, str],
                               body: Any) -> Response:
         """POST /api/commissioning: start the live commissioning self-test."""
         if self.commission is None:
@@ -87,7 +56,7 @@ class CommissioningRoutes:
         with self._commissioning_lock:
             self._commissioning = result
 
-    def h_commissioning_get(self, req: Request, s: Any, _p: dict[str, str],
+    def h_commissioning_get(self, req: Request, s: Session, _p: dict[str, str],
                             _b: Any) -> Response:
         """GET /api/commissioning: how the last commissioning self-test went."""
         with self._commissioning_lock:

@@ -14,9 +14,9 @@ from typing import Any
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from firmware.common.shred import shred
 from firmware.core.errors import ConfigError, IntegrityError
 from firmware.gateway.identity.keystore import KeyStore
-from firmware.gateway.owner.shred import shred
 
 DATA_FILE = "personal/data.bin"
 DATA_KEY = "personal-data"
