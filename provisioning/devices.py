@@ -7,7 +7,9 @@ Credential file (JSON, 0600, ``format: mamori-device-credentials/1``), by transp
   that maps the CN to its MQTT user refuses it) and ``ca_chain``; ``gateway_pin`` (site-signed:
   the one gateway it may talk to, ``firmware.common.gatewaypin``) and ``crl`` (the site's CRL
   when it was issued). An IP device is issued for one gateway, so that gateway must be issued
-  first (``--gateway GW``, or the site's only gateway).
+  first (``--gateway GW``, or the site's only gateway). ``gateway_tls: "TLSv1.2"`` when that
+  gateway runs on a MicroPython board (its Mbed TLS offers TLS 1.2 only). Beside the file: the
+  DER forms and compact descriptor a MicroPython device loads (``provisioning.mpyforms``).
 - ``ble``: ``static_private`` (X25519, base64), ``record`` (site-signed: id, model, static
   public key, serial, expiry), ``gateway_static_public`` and ``gateway_id`` (Noise IK).
 - ``zigbee``: ``install_code`` (hex, CRC-16 included), ``ieee`` and a site-signed ``record``.
@@ -28,12 +30,13 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import x25519
 
+from firmware.common.boards import load_board
 from firmware.common.gatewaypin import PIN_KIND, pin_payload
 from firmware.common.installcode import new_install_code
-from firmware.core import strictjson
-from firmware.core.errors import ConfigError, StateError
+from firmware.core import lanpolicy, strictjson
+from firmware.core.errors import ConfigError, MamoriError, StateError
 from firmware.core.threestar import ENTRY_KEY
-from provisioning import pki
+from provisioning import mpyforms, pki
 from provisioning.files import write_json
 from provisioning.site import TRANSPORTS, Site, check_id, not_after_iso
 
@@ -84,6 +87,21 @@ def gateway_pin_doc(site: Site, dev_id: str, gw: dict) -> dict:
         pin_payload(site.site_id, dev_id, gw["id"], cert), issued=pki.now().isoformat()))
 
 
+def gateway_tls(gw: dict) -> str:
+    """The TLS version a device must accept from gateway record `gw`: TLS 1.2 from a gateway
+    on a MicroPython board (Mbed TLS there offers no TLS 1.3), else TLS 1.3."""
+    try:
+        runtime = load_board(str(gw.get("board"))).get("runtime")
+    except MamoriError:
+        runtime = None  # a board this PC has no profile for: the default
+    return lanpolicy.TLS12 if runtime == "micropython" else lanpolicy.TLS13
+
+
+def _tls_fields(gw: dict) -> dict:
+    floor = gateway_tls(gw)
+    return {"gateway_tls": floor} if floor != lanpolicy.TLS13 else {}
+
+
 def pin_device(site: Site, creds_path: Path, gateway: str | None = None) -> dict:
     """Pin existing IP credentials (issued before pinning) to one gateway of this site.
 
@@ -115,7 +133,11 @@ def pin_device(site: Site, creds_path: Path, gateway: str | None = None) -> dict
     creds.update(gateway_pin=gateway_pin_doc(site, dev_id, gw), crl=site.crl_pem(),
                  platform_command_key=_platform_key(site),
                  three_star=list(entry.get(ENTRY_KEY) or []))
+    creds.pop("gateway_tls", None)
+    creds.update(_tls_fields(gw))
     write_json(creds_path, creds, secret=True)
+    if mpyforms.paths(creds_path)["descriptor"].exists():
+        mpyforms.write_descriptor(creds_path, creds)
     site.record("pin-device", dev_id, kind="device", gateway=gw["id"])
     return {"device_id": dev_id, "gateway_id": gw["id"], "credentials": str(creds_path)}
 
@@ -143,6 +165,10 @@ def issue_device(site: Site, transport: str, maker: str, model: str, dev_id: str
     if site.issued_path(dev_id).exists():
         raise ConfigError("device id %r was already issued on this site" % dev_id,
                           hint="ids are unique; revoke the old one and use a new id")
+    if transport == "ip":
+        for p in mpyforms.paths(out).values():
+            if p.exists():
+                raise ConfigError("already exists", str(p), hint="choose another --out")
     ca_key, ca_cert = site.ca_key(), site.ca_cert()
     chain = site.ca_pem() + site.root_pem()
     base: dict[str, Any] = {
@@ -165,7 +191,8 @@ def issue_device(site: Site, transport: str, maker: str, model: str, dev_id: str
         )
         creds = dict(base, certificate=pki.cert_pem(cert), private_key=pki.key_pem(key).decode(),
                      ca_chain=chain, gateway_pin=gateway_pin_doc(site, dev_id, gw),
-                     crl=site.crl_pem())
+                     crl=site.crl_pem(), **_tls_fields(gw))
+        micropython: dict[str, Any] = {"der": mpyforms.write_der(out, cert, key, ca_cert)}
         summary["gateway_id"] = gw["id"]
         public["gateway_id"] = gw["id"]
         serial, not_after = cert.serial_number, cert.not_valid_after_utc.isoformat()
@@ -202,6 +229,9 @@ def issue_device(site: Site, transport: str, maker: str, model: str, dev_id: str
         summary["ieee"] = addr
     public.update(serials=[str(serial)], not_after=not_after)
     write_json(out, creds, secret=True, exclusive=True)
+    if transport == "ip":
+        micropython["descriptor"] = mpyforms.write_descriptor(out, creds)
+        summary["micropython"] = micropython
     site.save_issued(public)
     site.record("issue-device", dev_id, kind="device", transport=transport, maker=maker,
                 model=model, serial=str(serial), not_after=not_after)

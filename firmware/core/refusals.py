@@ -20,6 +20,7 @@ TICKET_EXPIRED = "ticket-expired"
 TICKET_USED = "ticket-used"
 GATEWAY_POLICY = "gateway-policy"
 BUSY = "busy"
+TLS_POLICY = "tls-policy"
 
 # code -> (what happened, what the installer does about it)
 CODES = {
@@ -50,6 +51,10 @@ CODES = {
     GATEWAY_POLICY: ("the gateway refuses new devices until its own configuration is fixed",
                      "check `mamori-gateway status` on the gateway: it names the broken file"),
     BUSY: ("the gateway has reached its session limit", "retry later; tell the installer"),
+    TLS_POLICY: ("the device negotiated an older TLS version than its model is allowed "
+                 "(TLS 1.3 unless the allowlist declares the model's stack constrained)",
+                 "update the device's TLS stack, or have the site declare the model "
+                 "(`mamori provision allow … --constrained-stack`) and reinstall the bundle"),
 }
 
 

@@ -6,9 +6,8 @@ oversized frame refused). ``run()`` returns a dict; ``line()`` renders it as one
 
 import binascii
 import hashlib
-import hmac
 
-from firmware.core import frames
+from firmware.core import frames, hmacsha
 from firmware.core.errors import ProtocolError
 
 # FIPS 180-2 appendix B.1 and RFC 4231 test case 2.
@@ -25,8 +24,7 @@ def _sha256() -> bool:
 
 
 def _hmac() -> bool:
-    mac = hmac.new(b"Jefe", b"what do ya want for nothing?", hashlib.sha256)
-    return _hex(mac.digest()) == HMAC_JEFE
+    return _hex(hmacsha.mac(b"Jefe", b"what do ya want for nothing?")) == HMAC_JEFE
 
 
 def _frames() -> bool:

@@ -13,7 +13,7 @@ from cryptography import x509
 from firmware.common.certs import lan_floor, load_key_pair
 from firmware.common.gatewaypin import GatewayPin, load_pin
 from firmware.common.sigverify import ed25519_verifier, raw_key_b64
-from firmware.core import schema, strictjson
+from firmware.core import lanpolicy, schema, strictjson
 from firmware.core.errors import ConfigError, IntegrityError, ProtocolError
 from firmware.core.ids import ID_FIELD
 from firmware.device.portable.threestar import ThreeStarGuard
@@ -36,7 +36,10 @@ _PLATFORM = {"platform_command_key": schema.Opt(schema.Str(64)),
 SCHEMAS = {
     "ip": schema.Obj(dict(_COMMON, **_PLATFORM, certificate=_PEM, private_key=_PEM,
                           ca_chain=_PEM, crl=schema.Opt(_PEM),
-                          gateway_pin=schema.Opt(schema.Map(schema.Str(32), schema.Any_(), 8)))),
+                          gateway_pin=schema.Opt(schema.Map(schema.Str(32), schema.Any_(), 8)),
+                          # TLSv1.2: the pinned gateway runs on a MicroPython board (no TLS 1.3)
+                          gateway_tls=schema.Opt(schema.Str(choices=(lanpolicy.TLS12,
+                                                                     lanpolicy.TLS13))))),
     "ble": schema.Obj(dict(_COMMON, **_PLATFORM, record=_RECORD, gateway_id=ID_FIELD,
                            gateway_static_public=schema.Str(64),
                            static_private=schema.Str(64))),
@@ -77,6 +80,9 @@ def tls_context(creds: dict[str, Any]) -> ssl.SSLContext:
     if creds.get("transport") != "ip":
         raise ConfigError("only IP devices use TLS (this one is %s)" % creds.get("transport"))
     ctx = lan_floor(ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT))
+    if creds.get("gateway_tls") == lanpolicy.TLS12:
+        # A small-site gateway on MicroPython: TLS 1.2, still ECDHE + AEAD only (lan_floor).
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     ctx.check_hostname = False  # LAN addresses vary; the peer is checked by CA + gateway URI
     ctx.load_verify_locations(cadata=creds["ca_chain"])
     # The key reaches the disk only in encrypted form while OpenSSL loads it.

@@ -89,7 +89,12 @@ async def run_session(agent: DeviceAgent, host: str, port: int,
 
     async def write(data: bytes) -> None:
         writer.write(data)
-        await writer.drain()
+        try:
+            await writer.drain()
+        except ConnectionError as exc:  # the gateway dropped us (TLS 1.3: after our Finished)
+            if not agent.ready:
+                raise AuthError("gateway closed the connection during authentication")
+            raise StateError("connection to the gateway failed: %s" % exc)
 
     try:
         return await drive(agent, read, write, CONNECT_TIMEOUT, heartbeats, stop, report)

@@ -1,9 +1,9 @@
 """Small adapters that hand the portable core time, storage, randomness and the network."""
 
-import hashlib
-import hmac
 import os
 import time
+
+from firmware.core import hmacsha
 
 
 def clock():
@@ -77,50 +77,10 @@ def random_bytes(n):
 
 def hkdf(secret, info, n=32):
     """HKDF-SHA-256 (RFC 5869) with an empty salt."""
-    prk = hmac.new(b"\0" * 32, secret, hashlib.sha256).digest()
+    prk = hmacsha.mac(b"\0" * 32, secret)
     out, block, i = b"", b"", 1
     while len(out) < n:
-        block = hmac.new(prk, block + info + bytes([i]), hashlib.sha256).digest()
+        block = hmacsha.mac(prk, block + info + bytes([i]))
         out += block
         i += 1
     return out[:n]
-
-
-class Network:
-    """A non-blocking UDP listener for device heartbeats (``socket`` ports only)."""
-
-    def __init__(self, sock):
-        self.sock = sock
-
-    def poll(self):
-        """Datagrams waiting right now (a list of bytes)."""
-        got = []
-        while True:
-            try:
-                data = self.sock.recv(1024)
-            except OSError:
-                return got
-            if not data:
-                return got
-            got.append(data)
-
-
-HEARTBEAT_PORT = 47811
-
-
-def network(host="0.0.0.0", port=HEARTBEAT_PORT):  # noqa: S104 - the board's one LAN interface
-    """(Network, "") when the port has sockets, else (None, why)."""
-    try:
-        import socket
-    except ImportError:
-        try:
-            import usocket as socket
-        except ImportError:
-            return None, "no socket module on this port"
-    try:
-        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        s.bind(socket.getaddrinfo(host, port)[0][-1])
-        s.setblocking(False)
-    except Exception as exc:
-        return None, "cannot open a socket: %r" % (exc,)
-    return Network(s), ""

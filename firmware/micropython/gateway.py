@@ -1,17 +1,19 @@
-"""A minimal gateway loop from the portable core: liveness, access-log chain, USB policy.
+"""A minimal gateway loop from the portable core: device LAN, liveness, access-log chain, USB.
 
-Devices (``/state/devices.json``: ``[{"id", "transport", "interval", "level"}]``) send heartbeat
-frames (``{"type": "heartbeat", "device": ID}``) over UDP when the port has sockets; without a
-network the loop runs and records "no network". Every state change becomes a record in the
-chained, tagged access log (``/state/accesslog/000000.seg``); a checkpoint seals the epoch when
-the loop stops. The seal key is derived from the installation bundle (HKDF) or drawn from the
-port's CSPRNG; without either, the access log stays off and the report says so.
+Devices connect over mutual TLS only (``firmware/micropython/lan.py``): the device list signed
+for this gateway (``firmware.core.devicelist``) says who may, and every device it lists is
+tracked for liveness from the start (``registered``), then by its heartbeats in its
+authenticated session. Without sockets, TLS, bundle or device list the loop runs without a LAN
+and the status says why: there is no unauthenticated way in. Every state change, admission and
+refusal becomes a record in the chained, tagged access log (``/state/accesslog/000000.seg``); a
+checkpoint seals the epoch when the loop stops. The seal key is derived from the installation
+bundle (HKDF) or drawn from the port's CSPRNG; without either, the access log stays off and the
+report says so.
 """
 
-import json
 import os
 
-from firmware.core import frames, liveness, usbpolicy
+from firmware.core import liveness, usbpolicy
 from firmware.core.accesslog import chain, framing
 from firmware.core.accesslog.encoding import canonical
 from firmware.core.accesslog.writer import NONCE_LEN, ChainWriter, resume
@@ -66,28 +68,32 @@ class AccessLog:
 
 
 class MiniGateway:
-    """One loop iteration at a time: ``tick()``; time, storage, network injected."""
+    """One loop iteration at a time: ``tick()``, then ``wait()``; time, storage, LAN injected."""
 
-    def __init__(self, storage, clock, monotonic, net=None, net_why="", key0=None,
-                 key_why="", board=None, usb_devices=None):
+    def __init__(self, storage, clock, monotonic, lan=None, lan_why="", key0=None,
+                 key_why="", board=None, usb_devices=None, say=None):
         self.storage = storage
         self.clock = clock
         self.monotonic = monotonic
-        self.net = net
+        self.lan = lan
+        self.say = say
         self.tracker = liveness.LivenessTracker()
-        self.decoder = frames.FrameDecoder()
+        self.moves = []
         self.log = None
         if key0 is not None:
             try:
                 self.log = AccessLog(storage, "mcu-" + (board or {}).get("name", "board"), key0)
             except MamoriError as exc:
                 key0, key_why = None, exc.message
-        self.status = {"network": "up" if net is not None else "none: " + net_why,
+        self.status = {"network": "up" if lan is not None else "none: " + lan_why,
                        "accesslog": "on" if key0 is not None else "off: " + key_why,
                        "ticks": 0, "records": 0, "devices": 0, "usb": []}
         self._emit("gateway.start", "info", "gateway loop started",
                    {"network": self.status["network"]})
-        self._load_devices()
+        if lan is not None:
+            lan.handler = self
+            self._load_devices(lan.devices)
+            self.status["lan"] = lan.status()
         self._usb(board or {}, usb_devices or [])
 
     def _emit(self, kind, severity, reason, params=None):
@@ -97,14 +103,10 @@ class MiniGateway:
                          "reason": reason, "ts": self.clock(), "params": params or {}})
         self.status["records"] += 1
 
-    def _load_devices(self):
-        raw = self.storage.read("devices.json")
-        if raw is None:
-            return
+    def _load_devices(self, devices):
         now = self.monotonic()
-        for d in json.loads(raw):
-            self.tracker.register(d["id"], d.get("transport", "lan"), d.get("interval", 60),
-                                  d.get("level", 2), now)
+        for d in devices.devices.values():
+            self.tracker.register(d["id"], "ip", 60, devices.level, now)
         self.status["devices"] = len(self.tracker.devices)
 
     def _usb(self, board, devices):
@@ -117,36 +119,55 @@ class MiniGateway:
             self._emit("usb." + res["decision"], "notice", res["reason"],
                        {"device": dev.get("id", "")})
 
-    def _heard(self, data, now):
-        try:
-            msgs = self.decoder.feed(data)
-        except MamoriError as exc:
-            self.decoder = frames.FrameDecoder()
-            self._emit("lan.malformed", "warning", exc.message)
-            return []
-        moves = []
-        for m in msgs:
-            dev = m.get("device")
-            if m.get("type") == "heartbeat" and dev in self.tracker.devices:
-                moves += self.tracker.seen(dev, now)
-        return moves
+    # -- what the LAN reports (only authenticated devices ever reach admitted/seen) ----------
+    def admitted(self, dev, interval, peer, verifies):
+        """A device passed the handshake and the device list: track it, log it."""
+        now = self.monotonic()
+        self.tracker.register(dev["id"], "ip", interval, dev["level"], now)
+        self.status["devices"] = len(self.tracker.devices)
+        self.event("device.connected", "info", "admitted",
+                   {"device": dev["id"], "model": dev["maker"] + "/" + dev["model"],
+                    "peer": peer, "tls": "TLSv1.2", "verifies": list(verifies)})
+        self.moves += self.tracker.seen(dev["id"], now)
+
+    def seen(self, device_id):
+        """A message in an authenticated session."""
+        if device_id in self.tracker.devices:
+            self.moves += self.tracker.seen(device_id, self.monotonic())
+
+    def event(self, kind, severity, reason, params):
+        """An event of the LAN: access log and console."""
+        self._emit(kind, severity, reason, params)
+        if self.say is not None:
+            who = params.get("device") or params.get("peer") or ""
+            self.say("lan: %s %s: %s" % (kind, who, reason))
 
     def tick(self):
-        """Poll the network, advance liveness, log transitions; returns the transitions."""
+        """Advance liveness, log transitions; returns the transitions."""
         now = self.monotonic()
-        moves = []
-        if self.net is not None:
-            for data in self.net.poll():
-                moves += self._heard(data, now)
-        moves += self.tracker.tick(now)
+        moves = self.moves + self.tracker.tick(now)
+        self.moves = []
         for mv in moves:
             self._emit("device." + mv["to"], "notice", mv["reason"],
                        {"device": mv["device"], "from": mv["from"]})
+            if self.say is not None:
+                self.say("device %s: %s (%s)" % (mv["device"], mv["to"], mv["reason"]))
+        if self.lan is not None:
+            self.status["lan"] = self.lan.status()
         self.status["ticks"] += 1
         return moves
 
+    def wait(self, seconds, sleep):
+        """Until the next tick: serve the LAN, or just sleep without one."""
+        if self.lan is not None:
+            self.lan.serve(seconds)
+        else:
+            sleep(seconds)
+
     def stop(self):
-        """Seal the access log."""
+        """Close the LAN, seal the access log."""
+        if self.lan is not None:
+            self.lan.close()
         if self.log is not None:
             self._emit("gateway.stop", "info", "gateway loop stopped")
             self.status["checkpoint"] = self.log.seal(self.clock())["head"]

@@ -29,6 +29,9 @@ def register(sub: Any) -> None:
     d = fsub.add_parser("deploy", help="deploy the firmware to a MicroPython board over serial")
     _board_args(d)
     d.add_argument("--port", required=True, help="serial port, e.g. /dev/ttyACM0")
+    d.add_argument("--device-list", type=Path, metavar="FILE",
+                   help="the gateway's device list from `mamori provision device-list` (who may "
+                        "connect: certificate hashes, revocations, allowlist)")
     d.add_argument("--no-reset", action="store_true",
                    help="never soft-reset the board (on entry or at the end); leave it at its REPL")
     d.add_argument("--encoding", choices=("auto", "base64", "literal"), default="auto",
@@ -110,6 +113,17 @@ def _read_bundle(path: Path | None) -> bytes | None:
                           "--out BUNDLE`")
 
 
+def _read_device_list(path: Path | None) -> bytes | None:
+    if path is None:
+        return None
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise TargetError("cannot read device list %s: %s" % (path, exc.strerror),
+                          "make it with `mamori provision device-list DIR --gateway GW --out "
+                          "FILE`")
+
+
 def _open(args: argparse.Namespace) -> tuple[SerialTransport, RawRepl]:
     t = SerialTransport(args.port, args.baud)
     return t, RawRepl(t, raw_paste=args.raw_paste, attempts=args.attempts, timeout=args.timeout)
@@ -125,9 +139,11 @@ def _deploy(args: argparse.Namespace) -> int:
     board = load_board(args.board)
     payload.micropython_board(board)
     bundle = _read_bundle(args.bundle)
+    device_list = _read_device_list(args.device_list)
     src = _source(args, board)  # verified before the port is even opened
     try:
-        files = payload.build(board, bundle, src.tree, src.version, src.stamp())
+        files = payload.build(board, bundle, src.tree, src.version, src.stamp(),
+                              device_list=device_list)
     finally:
         src.cleanup()
     t, repl = _open(args)

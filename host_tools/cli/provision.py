@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from firmware.common.cli import emit
+from firmware.core import lanpolicy
 from provisioning.devices import issue_device, pin_device
 from provisioning.gateway import issue_gateway, parse_grant
 from provisioning.installsecret import issue_install_secret
@@ -43,6 +44,10 @@ def register(sub: Any) -> None:
     q.add_argument("--three-star", default=None, metavar="ACTION[,ACTION]",
                    help="this model's ★★★ actions besides unlock and disarm (e.g. open): "
                         "signed by the platform and checked by the device itself")
+    q.add_argument("--constrained-stack", action=argparse.BooleanOptionalAction, default=None,
+                   help="the model's TLS stack offers TLS 1.2 only (a microcontroller, e.g. "
+                        "MicroPython's Mbed TLS): its devices may use TLS 1.2 with ECDHE + AEAD "
+                        "suites on the LAN; every other model needs TLS 1.3")
     q.set_defaults(func=_allow)
 
     q = _add(ps, "gateway", "issue a gateway identity and its signed installation bundle")
@@ -70,6 +75,12 @@ def register(sub: Any) -> None:
                         "credentials; default: the site's only gateway)")
     q.add_argument("--ieee", default=None, help="Zigbee: the device's EUI-64")
     q.set_defaults(func=_device)
+
+    q = _add(ps, "device-list", "the device list of a MicroPython gateway (HMAC-signed: "
+                                "certificate hashes, revocations, allowlist)")
+    q.add_argument("--gateway", required=True, help="the MicroPython gateway")
+    q.add_argument("--out", required=True, type=Path)
+    q.set_defaults(func=_device_list)
 
     q = _add(ps, "revoke", "revoke a gateway or device (re-signs the CRL with the next number)")
     q.add_argument("--id", required=True, dest="ident")
@@ -108,9 +119,10 @@ def _allow(args: argparse.Namespace) -> int:
     extra = None if args.three_star is None else [a.strip() for a in args.three_star.split(",")
                                                   if a.strip()]
     entry = Site(args.dir).allow(args.maker, args.model, args.transport, args.min_firmware,
-                                 extra)
-    emit(entry, args.json, "allowed %s/%s over %s" % (args.maker, args.model,
-                                                       ", ".join(entry["transports"])))
+                                 extra, args.constrained_stack)
+    emit(entry, args.json, "allowed %s/%s over %s (LAN: %s or later)"
+         % (args.maker, args.model, ", ".join(entry["transports"]),
+            lanpolicy.floor_for(entry)))
     return 0
 
 
@@ -130,10 +142,26 @@ def _gateway(args: argparse.Namespace) -> int:
 def _device(args: argparse.Namespace) -> int:
     res = issue_device(Site(args.dir), args.transport, args.maker, args.model, args.ident,
                        args.out, gateway=args.gateway, ieee=args.ieee)
-    emit(res, args.json, "device %s (%s/%s over %s): credentials in %s (0600), serial %s%s"
-         % (res["device_id"], res["maker"], res["model"], res["transport"],
-            res["credentials"], res["serial"],
-            ", pinned to gateway " + res["gateway_id"] if res.get("gateway_id") else ""))
+    text = "device %s (%s/%s over %s): credentials in %s (0600), serial %s%s" % (
+        res["device_id"], res["maker"], res["model"], res["transport"], res["credentials"],
+        res["serial"], ", pinned to gateway " + res["gateway_id"] if res.get("gateway_id") else "")
+    mpy = res.get("micropython")
+    if mpy:
+        text += ("\nfor a MicroPython device: %s, %s (key, 0600), %s (site CA), %s"
+                 % (mpy["der"]["certificate"], mpy["der"]["private_key"], mpy["der"]["ca"],
+                    mpy["descriptor"]))
+    emit(res, args.json, text)
+    return 0
+
+
+def _device_list(args: argparse.Namespace) -> int:
+    from provisioning.devicelist import write_list
+
+    res = write_list(Site(args.dir), args.gateway, args.out)
+    emit(res, args.json, "device list #%d for gateway %s: %d device(s), %d revoked, in %s\n"
+         "deliver it to the board: `mamori flash deploy --board B --port P --device-list %s`"
+         % (res["number"], res["gateway_id"], res["devices"], res["revoked"],
+            res["device_list"], res["device_list"]))
     return 0
 
 

@@ -26,6 +26,7 @@ PORTABLE_DIRS = ("firmware/core", "firmware/device/portable", "firmware/micropyt
 PORTABLE_FILES = ("firmware/__init__.py", "firmware/device/__init__.py")
 SOURCE_ONLY = ("firmware/micropython/main.py", "firmware/micropython/boot.py")
 BUNDLE_NAME = "installation.bundle"
+DEVICE_LIST_NAME = "device-list.json"
 # sys.platform each MicroPython CPU architecture reports, to catch a wrong --board.
 PLATFORMS = {"armv6m": ("rp2",), "armv7m": ("rp2", "stm32"), "armv8m": ("rp2",),
              "xtensa": ("esp32",), "xtensawin": ("esp32",), "rv32imc": ("esp32",),
@@ -157,8 +158,10 @@ def mpy_version(files: list[BoardFile]) -> int | None:
 
 
 def build(board: dict, bundle: bytes | None = None, root: Path = ROOT,
-          version: str | None = None, stamp: dict | None = None) -> list[BoardFile]:
-    """Everything the board receives, manifest last (STAMP: how the firmware was obtained)."""
+          version: str | None = None, stamp: dict | None = None,
+          device_list: bytes | None = None) -> list[BoardFile]:
+    """Everything the board receives, manifest last (STAMP: how the firmware was obtained;
+    DEVICE_LIST: the small-site gateway's list of who may connect)."""
     micropython_board(board)
     slot = slot_dir(board)
     state = board["storage"]["state_dir"].rstrip("/")
@@ -168,6 +171,8 @@ def build(board: dict, bundle: bytes | None = None, root: Path = ROOT,
         files.append(BoardFile(path, f.data, f.source))
     if bundle is not None:
         files.append(BoardFile(state + "/" + BUNDLE_NAME, bundle, "--bundle"))
+    if device_list is not None:
+        files.append(BoardFile(state + "/" + DEVICE_LIST_NAME, device_list, "--device-list"))
     usb_repl = bool(board["security"].get("usb_repl_in_production", True))
     prod = {"usb_repl": usb_repl, "board": board["name"], "console": board["console"]["serial"],
             "login": board["console"]["login_in_production"]}

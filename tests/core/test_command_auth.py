@@ -5,9 +5,8 @@ CPython WAN tests use real Ed25519 keys end to end.
 """
 
 import binascii
-import hashlib
-import hmac
 
+from firmware.core import hmacsha
 from firmware.core.acl import DeviceAcl
 from firmware.core.command_auth import (
     CommandAuthorizer,
@@ -23,12 +22,11 @@ NOW = 1_760_000_000
 
 
 def _sign(payload: bytes) -> bytes:
-    return hmac.new(KEY, payload, hashlib.sha256).digest()
+    return hmacsha.mac(KEY, payload)
 
 
 def _verify(payload: bytes, sig: bytes) -> bool:
-    return hmac.compare_digest(_sign(payload), sig) if hasattr(hmac, "compare_digest") \
-        else _sign(payload) == sig
+    return hmacsha.equal(_sign(payload), sig)
 
 
 def _env(action: str = "unlock", signed: bool = True, **over: object) -> dict:

@@ -1,9 +1,8 @@
 """Portable: a command's signature covers its parameters (altered params are refused)."""
 
 import binascii
-import hashlib
-import hmac
 
+from firmware.core import hmacsha
 from firmware.core.acl import DeviceAcl
 from firmware.core.command_auth import CommandAuthorizer, CommandRefused, signing_payload
 from tests.core.portable import raises
@@ -13,7 +12,7 @@ NOW = 1_760_000_000
 
 
 def _sign(payload: bytes) -> bytes:
-    return hmac.new(KEY, payload, hashlib.sha256).digest()
+    return hmacsha.mac(KEY, payload)
 
 
 def _verify(payload: bytes, sig: bytes) -> bool:

@@ -2,6 +2,8 @@
 
 from firmware.core import frames
 from firmware.core.errors import AuthError, ProtocolError
+from firmware.core.hello import parse_hello
+from firmware.core.schema import FieldError
 from firmware.device.portable.agent import DeviceAgent
 from tests.core.portable import raises
 
@@ -37,6 +39,15 @@ def test_agent_without_a_platform_key_refuses_three_star_actions() -> None:
     res = _decode(a.receive(frames.encode({"type": "cmd", "cid": "7", "action": "unlock"}), 1))[0]
     assert res["ok"] is False and res["refused"] == "cannot-verify"
     assert res["actual"] == {"locked": True} and a.state == {"locked": True}
+
+
+def test_the_gateway_accepts_the_agents_hello_with_what_it_verifies() -> None:
+    hello = _decode(DeviceAgent("lock-1", kind="lock").hello(0))[0]
+    assert parse_hello(hello)["verifies"] == []
+    hello["verifies"] = ["ed25519"]
+    assert parse_hello(hello)["verifies"] == ["ed25519"]
+    hello["verifies"] = "ed25519"  # not a list: refused by name
+    assert raises(FieldError, parse_hello, hello).field == "verifies"
 
 
 def test_command_before_welcome_is_a_protocol_error() -> None:

@@ -5,10 +5,8 @@ Ed25519 keys through a real gateway and device agent.
 """
 
 import binascii
-import hashlib
-import hmac
 
-from firmware.core import frames
+from firmware.core import frames, hmacsha
 from firmware.core.command_auth import CommandRefused, signing_payload
 from firmware.core.threestar import DEFAULT_ACTIONS, actions_for, can_verify, is_three_star
 from firmware.device.portable.agent import DeviceAgent
@@ -20,7 +18,7 @@ NOW = 1_760_000_000
 
 
 def _sign(payload: bytes, key: bytes = KEY) -> bytes:
-    return hmac.new(key, payload, hashlib.sha256).digest()
+    return hmacsha.mac(key, payload)
 
 
 def _verify(payload: bytes, sig: bytes) -> bool:

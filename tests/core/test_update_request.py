@@ -1,8 +1,6 @@
 """Update requests: shape, signature binding (URL included), board, expiry and replay."""
 
-import hashlib
-import hmac
-
+from firmware.core import hmacsha
 from firmware.core.command_auth import CommandRefused, ReplayCache
 from firmware.core.update.request import UpdateRequestChecker, parse_request, signing_payload
 from tests.core.portable import raises
@@ -12,7 +10,7 @@ KEY = b"k" * 32
 
 def _verify(payload: bytes, sig: bytes) -> bool:
     # HMAC stands in for Ed25519 here: the checker only sees verify(payload, sig).
-    return hmac.new(KEY, payload, hashlib.sha256).digest() == sig
+    return hmacsha.mac(KEY, payload) == sig
 
 
 def _req(**kw: object) -> dict:
@@ -23,7 +21,7 @@ def _req(**kw: object) -> dict:
          "expires": 1000, "requested_by": "ops"}
     for k in kw:
         r[k] = kw[k]
-    sig = hmac.new(KEY, signing_payload(r), hashlib.sha256).digest()
+    sig = hmacsha.mac(KEY, signing_payload(r))
     r["sig"] = binascii.b2a_base64(sig).decode().strip()
     return r
 

@@ -42,7 +42,9 @@ def _third_party_imports() -> set[str]:
                 found |= {a.name.split(".")[0] for a in node.names}
             elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
                 found.add(node.module.split(".")[0])
-    mine = {"firmware", "host_tools", "provisioning", "machine", "usocket", "encrypted"}
+    # machine, usocket, tls, micropython: MicroPython's own modules (the portable device agent)
+    mine = {"firmware", "host_tools", "provisioning", "machine", "usocket", "encrypted", "tls",
+            "micropython"}
     return {m for m in found - mine if m not in sys.stdlib_module_names}
 
 

@@ -110,6 +110,10 @@ CASES: dict[tuple[str, ...], list[tuple[str, list[str]]]] = {
                    "--out", "{t}/d.json"]),
         (BAD, [D, "--transport", "ip", "--maker", "a", "--model", "b", "--id", "a/b",
                "--out", "{t}/d.json"]), (PIPE, ["--help"])],
+    ("mamori", "provision", "device-list"): [
+        (MISSING, [M, "--gateway", "g", "--out", "{t}/l.json"]),
+        (WRONG, [F, "--gateway", "g", "--out", "{t}/l.json"]),
+        (BAD, [D, "--gateway", "../g", "--out", "{t}/l.json"]), (PIPE, ["--help"])],
     ("mamori", "provision", "revoke"): [(MISSING, [M, "--id", "d"]), (WRONG, [F, "--id", "d"]),
                                         (PIPE, ["--help"])],
     ("mamori", "provision", "pin"): [(MISSING, [M, "--credentials", M]),

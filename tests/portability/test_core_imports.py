@@ -13,10 +13,13 @@ import pytest
 from tests.conftest import ROOT
 
 PORTABLE = [ROOT / "firmware" / "core", ROOT / "firmware" / "device" / "portable"]
-# Standard modules MicroPython provides (checked against the WebAssembly port in the tests).
+# Standard modules MicroPython provides (checked against the WebAssembly port in the tests),
+# and the network ones of the ports that have a network (the unix port runs the MicroPython
+# device agent's tests: `make test-micropython`).
 MICROPYTHON_STDLIB = {
     "json", "struct", "binascii", "hashlib", "hmac", "time", "os", "re", "collections", "io",
     "math", "random", "errno", "array", "gc", "micropython", "sys", "select", "asyncio",
+    "socket", "ssl", "tls",
 }
 ALLOWED_PACKAGES = ("firmware.core", "firmware.device.portable")
 

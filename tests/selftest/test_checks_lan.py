@@ -42,8 +42,9 @@ def test_no_lan_identity(tmp_path: Path) -> None:
 
 
 def _patched(monkeypatch: pytest.MonkeyPatch, change: Any) -> None:
-    def weak(state_dir: Path, board: dict | None = None) -> ssl.SSLContext:
-        ctx = REAL(state_dir, board)
+    def weak(state_dir: Path, board: dict | None = None,
+             tls_floor: str | None = None) -> ssl.SSLContext:
+        ctx = REAL(state_dir, board, tls_floor)
         change(ctx)
         return ctx
 

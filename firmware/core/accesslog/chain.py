@@ -10,18 +10,16 @@ which leaves the gateway for the platform.
 
 import binascii
 import hashlib
-import hmac
+
+from firmware.core import hmacsha
 
 TAG_LEN = 16
 KEY_LEN = 32
-_DIGEST = getattr(hmac, "digest", None)
 
 
 def mac(key: bytes, msg: bytes) -> bytes:
     """HMAC-SHA-256."""
-    if _DIGEST is not None:
-        return _DIGEST(key, msg, "sha256")
-    return hmac.new(bytes(key), msg, "sha256").digest()
+    return hmacsha.mac(key, msg)
 
 
 def genesis(log_id: str) -> bytes:

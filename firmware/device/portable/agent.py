@@ -17,8 +17,7 @@ try:
 except ImportError:  # MicroPython: annotations are not evaluated
     pass
 from firmware.core import refusals
-from firmware.core.command_auth import CommandRefused
-from firmware.core.errors import AuthError, ProtocolError
+from firmware.core.errors import AuthError, CommandRefused, ProtocolError
 from firmware.device.portable.threestar import refused_without_guard
 
 CONNECTING = "connecting"

@@ -26,8 +26,15 @@ Design (the MicroPython agent follows it):
   they keep working without the platform.
 """
 
-from firmware.core.command_auth import CommandAuthorizer, CommandRefused, ReplayCache
+from firmware.core.errors import CommandRefused
 from firmware.core.threestar import VERIFY_ALGS, actions_for
+
+try:
+    from typing import TYPE_CHECKING
+except ImportError:  # MicroPython
+    TYPE_CHECKING = False  # type: ignore[misc]
+if TYPE_CHECKING:
+    from firmware.core.command_auth import ReplayCache
 
 
 class _OwnDevice:
@@ -36,9 +43,6 @@ class _OwnDevice:
     def check(self, principal: str, device: str, action: str) -> None:
         """Allow: authorisation is the platform's signature, checked before this."""
 
-
-def _never(payload: bytes, sig: bytes) -> bool:
-    return False
 
 
 class ThreeStarGuard:
@@ -52,10 +56,15 @@ class ThreeStarGuard:
         self.gateway_id = gateway_id
         self.actions = actions_for(three_star)
         self.able = verify is not None and wall_clock is not None
-        self._auth = CommandAuthorizer(gateway_id, verify or _never, wall_clock or _zero,
-                                       _OwnDevice(), None, replay or ReplayCache(256),
-                                       max_ttl=max_ttl, skew=skew, principal="platform",
-                                       high_risk=_always)
+        self._auth = None  # type: CommandAuthorizer | None
+        if self.able:
+            # Only a device that can verify loads the envelope checks (a port without Ed25519
+            # refuses every ★★★ action and keeps its heap for the rest).
+            from firmware.core.command_auth import CommandAuthorizer, ReplayCache  # noqa: F811
+
+            self._auth = CommandAuthorizer(gateway_id, verify, wall_clock, _OwnDevice(), None,
+                                           replay or ReplayCache(256), max_ttl=max_ttl,
+                                           skew=skew, principal="platform", high_risk=_always)
 
     def algorithms(self) -> list:
         """What the device declares in its hello (``verifies``): [] when it cannot verify."""
@@ -73,15 +82,13 @@ class ThreeStarGuard:
         if env is None:
             raise CommandRefused("unsigned", "action '%s' needs the platform's signed "
                                  "envelope" % action)
+        assert self._auth is not None
         cmd = self._auth.check(env, self.device_id)
         if cmd["action"] != action:
             raise CommandRefused("wrong-action", "the signed envelope is for '%s', not '%s'"
                                  % (cmd["action"], action))
         return cmd
 
-
-def _zero() -> float:
-    return 0.0
 
 
 def _always(device: str, action: str) -> bool:

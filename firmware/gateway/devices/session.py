@@ -93,7 +93,8 @@ class DeviceSessionService(Service, Generic[S]):
         declared = (hello or {}).get("verifies")
         if isinstance(declared, list):
             session.verifies = [str(a)[:16] for a in declared[:8]]
-        info = dict(info, three_star=list(session.three_star), verifies=session.verifies)
+        info = dict(info, three_star=list(session.three_star), verifies=session.verifies,
+                    three_star_policy=three_star_policy(session.verifies))
         if session.identity.get("serial") is not None:
             info["serial"] = str(session.identity["serial"])
         old = self.sessions.get(session.device_id)
@@ -211,3 +212,13 @@ class DeviceSessionService(Service, Generic[S]):
         if op and time.monotonic() - op[0] <= within:
             return op[1]
         return None
+
+
+def three_star_policy(verifies: list[str]) -> str:
+    """What happens to the device's ★★★ actions, as the status view shows it."""
+    if can_verify(verifies):
+        return "forwarded signed; the device checks the platform's signature (%s)" \
+            % ", ".join(verifies)
+    return ("refused (fail closed): the device declares no signature algorithm it can check "
+            "(hello verifies: %s), so it could not verify the platform's signature"
+            % (", ".join(verifies) or "none"))

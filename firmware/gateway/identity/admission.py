@@ -13,22 +13,14 @@ from typing import Any
 
 from firmware.common.certs import peer_identity
 from firmware.common.signeddoc import verify_doc
+from firmware.core import allowlist, lanpolicy
 from firmware.core import refusals as rc
-from firmware.core.errors import AuthError, IntegrityError, PolicyError
+from firmware.core.errors import AuthError, IntegrityError
 from firmware.core.threestar import actions_for
 from firmware.gateway.identity.crl import Revocation, install_crl
 from firmware.gateway.identity.install import IDENTITY, installed_identity
 
 __all__ = ["DeviceAuthorizer", "Revocation", "install_crl"]
-
-
-def _version(v: str) -> tuple[int, ...]:
-    out = []
-    for part in v[:64].split("."):
-        # ASCII digits only: str.isdigit() also accepts "²", which int() then refuses
-        digits = "".join(c for c in part if "0" <= c <= "9")[:18]
-        out.append(int(digits) if digits else 0)
-    return tuple(out)
 
 
 class DeviceAuthorizer:
@@ -48,15 +40,7 @@ class DeviceAuthorizer:
 
     def check_model(self, maker: str, model: str, transport: str, fw: str = "") -> dict:
         """The allowlist entry or PolicyError (not allowlisted, or firmware too old)."""
-        for e in self.allowlist:
-            if e["maker"] == maker and e["model"] == model and transport in e["transports"]:
-                if fw and _version(fw) < _version(str(e.get("min_firmware", "0"))):
-                    raise rc.coded(PolicyError(
-                        "firmware %s of %s/%s is below the allowlist minimum %s"
-                        % (fw[:32], maker, model, e["min_firmware"])), rc.FIRMWARE_TOO_OLD)
-                return e
-        raise PolicyError("model %s/%s over %s is not on the level-%d allowlist"
-                          % (maker[:64], model[:64], transport, self.level))
+        return allowlist.check_model(self.allowlist, maker, model, transport, fw, self.level)
 
     def authorize_sync(self, hello: dict[str, Any], cert: bytes | None) -> dict[str, Any]:
         """The identity of an authenticated peer, or AuthError/PolicyError with the reason."""
@@ -75,6 +59,7 @@ class DeviceAuthorizer:
         entry = self.check_model(ident["maker"], ident["model"], "ip",
                                  str(hello.get("fw") or ""))
         ident["three_star"] = list(actions_for(entry))
+        ident["tls_floor"] = lanpolicy.floor_for(entry)
         ident["serial"] = str(ident["serial"])
         ident["level"] = self.level
         return ident

@@ -34,7 +34,9 @@ PAYLOAD = schema.Obj({
     "certificate": _PEM,
     "ble_static_public": schema.Str(64),
     "secrets": schema.Obj({"tls_key": schema.Opt(schema.Str(16 * 1024)),
-                           "ble_static": schema.Opt(schema.Str(64))}),
+                           "ble_static": schema.Opt(schema.Str(64)),
+                           # MicroPython boards: the HMAC key of their device lists
+                           "device_list_key": schema.Opt(schema.Str(64))}),
     "site_ca": _PEM,
     "root_ca": _PEM,
     "crl": _CRL,

@@ -7,6 +7,11 @@ Authentication is done by the ``authorizer`` hook (peer certificate + hello → 
 refusal closes the connection and becomes an ``auth.refused`` alert with the reason, aggregated
 per source and reason (``refusals.py``) and handed to the monitor one by one (``observer``).
 
+The TLS floor is per model (``firmware.core.lanpolicy``): the server context accepts TLS 1.2
+only while an allowlisted model declares a constrained stack, and a device whose certificate
+names a model that must use TLS 1.3 but negotiated 1.2 is refused after the handshake, like any
+other failed admission (code ``tls-policy``).
+
 Before any TLS work a connection passes the blocked-source check and the pre-authentication
 limits (``preauth.py``: per source, in total with the oldest evicted, one deadline for handshake
 and hello, a handshake rate). TLS uses ``firmware.common.leantls`` (no 256 KiB buffer per
@@ -23,7 +28,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from firmware.common.leantls import start_tls
-from firmware.core import frames
+from firmware.core import frames, lanpolicy
 from firmware.core import refusals as rc
 from firmware.core.errors import AuthError, MamoriError, ProtocolError, StateError
 from firmware.core.events import Event
@@ -93,6 +98,7 @@ class LanService(DeviceSessionService[Session]):
         self.refusals = RefusalAggregator(gw.emit, "lan")
         self.trimmer = Trimmer()
         self._ticker: asyncio.Task[None] | None = None
+        self._entries: list[dict[str, Any]] | None = None
 
     async def start(self) -> None:
         """Listen on host:port (port 0 picks a free one)."""
@@ -146,9 +152,36 @@ class LanService(DeviceSessionService[Session]):
     def status(self) -> dict[str, Any]:
         """Endpoint, session counts, pre-authentication limits and refusals."""
         return {"host": self.host, "port": self.port, "tls": self.ssl_context is not None,
+                "tls_policy": self.tls_policy(),
                 "sessions": len(self.sessions), "refused": self.refused,
                 "blocked": self.blocked, "preauth": self.preauth.status(),
                 "refusals": self.refusals.status(), "memory": self.trimmer.status()}
+
+    def tls_policy(self) -> dict[str, Any] | None:
+        """The LAN's TLS floor and the allowlisted models that may use TLS 1.2 (None: no TLS)."""
+        if self.ssl_context is None:
+            return None
+        entries = self._allowlist()
+        low = self.ssl_context.minimum_version == ssl.TLSVersion.TLSv1_2
+        return {"min_version": lanpolicy.TLS12 if low else lanpolicy.TLS13,
+                "allowlist_floor": lanpolicy.server_floor(entries),
+                "tls12_models": lanpolicy.constrained_models(entries),
+                "tls12_suites": lanpolicy.TLS12_SUITES if low else None,
+                "default": lanpolicy.TLS13}
+
+    def _allowlist(self) -> list[dict[str, Any]]:
+        """The installed allowlist's entries (the authorizer's, else read once)."""
+        found = getattr(self.authorizer, "allowlist", None)
+        if found is None:
+            if self._entries is None:
+                from firmware.gateway.identity.admission import DeviceAuthorizer
+
+                try:
+                    self._entries = list(DeviceAuthorizer(self.gw.state_dir).allowlist)
+                except (MamoriError, OSError, ValueError):
+                    self._entries = []  # admission refuses every device then, and says why
+            found = self._entries
+        return list(found)
 
     # -- sessions ------------------------------------------------------------------------
     async def _on_connect(self, reader: asyncio.StreamReader,
@@ -252,6 +285,19 @@ class LanService(DeviceSessionService[Session]):
                          evidence={"code": rc.code_of(exc)})
             writer.write(frames.encode(rc.refusal_message(rc.code_of(exc))))
             return
+        negotiated = ssl_obj.version() if ssl_obj is not None else None
+        too_old = None
+        if ssl_obj is not None:
+            too_old = lanpolicy.refusal(
+                str(identity.get("tls_floor") or lanpolicy.TLS13), negotiated,
+                "%s/%s" % (identity.get("maker", ""), identity.get("model", "")))
+        if too_old is not None:
+            self._refuse(peer, too_old, principal=hello["id"][:64],
+                         evidence={"code": rc.TLS_POLICY, "tls": str(negotiated)})
+            writer.write(frames.encode(rc.refusal_message(rc.TLS_POLICY)))
+            return
+        if negotiated:
+            identity["tls"] = negotiated
         if ticket is not None:
             self.preauth.release(ticket, authenticated=True)  # no longer pre-authentication
         session = Session(identity, writer)
@@ -269,7 +315,8 @@ class LanService(DeviceSessionService[Session]):
             ident.get("transport", "ip"),
             {"maker": ident.get("maker", ""), "model": ident.get("model", ""),
              "fw": str(hello.get("fw", ""))[:32], "peer": peer, "encrypted": tls,
-             "authenticated": True},
+             "authenticated": True, **({"tls": ident["tls"], "tls_floor": ident["tls_floor"]}
+                                       if "tls" in ident and "tls_floor" in ident else {})},
             connected={"peer": peer, "model": ident.get("model", ""), "tls": tls}, hello=hello)
 
     async def _read_one(self, reader: asyncio.StreamReader,

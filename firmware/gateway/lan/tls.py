@@ -1,7 +1,9 @@
 """Mutual TLS for LAN devices: SSLContext builders, peer certificate -> device identity (CPython).
 
-Server side (the gateway): TLS 1.3 only (TLS 1.2 with ECDHE + AEAD suites only if the OpenSSL
-build lacks 1.3), client certificate required and verified against the site CA chain, no
+Server side (the gateway): TLS 1.3; TLS 1.2 (ECDHE + AEAD suites only) as well only while an IP
+model of the installed allowlist declares a constrained stack (``firmware.core.lanpolicy``: the
+LAN service then refuses, after the handshake, every device below its own model's floor),
+client certificate required and verified against the site CA chain, no
 session tickets (every connection authenticates afresh). Build the context once and reuse it
 for every connection. After the handshake ``DeviceAuthorizer`` maps the certificate to a device
 identity, checks its serial against the current CRL file (which the platform may have refreshed
@@ -16,15 +18,25 @@ import ssl
 from pathlib import Path
 
 from firmware.common.certs import lan_floor
+from firmware.core import lanpolicy
 from firmware.gateway.identity.admission import DeviceAuthorizer
 from firmware.gateway.identity.install import IDENTITY, installed_identity, tls_key_passphrase
 
 
-def server_context(state_dir: Path, board: dict | None = None) -> ssl.SSLContext:
-    """The gateway's LAN server context: mutual TLS against the installed site CA and CRL."""
+def server_context(state_dir: Path, board: dict | None = None,
+                   tls_floor: str | None = None) -> ssl.SSLContext:
+    """The gateway's LAN server context: mutual TLS against the installed site CA and CRL.
+
+    Its lowest version is `tls_floor`, by default the installed allowlist's
+    (``lanpolicy.server_floor``).
+    """
     ident = Path(state_dir) / IDENTITY
     installed_identity(state_dir)
+    if tls_floor is None:
+        tls_floor = allowlist_floor(state_dir)
     ctx = lan_floor(ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER))
+    if tls_floor == lanpolicy.TLS12:
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_2  # suites: lan_floor's ECDHE + AEAD only
     ctx.load_verify_locations(cafile=str(ident / "ca-chain.pem"))
     # Revocation per serial in DeviceAuthorizer, not VERIFY_CRL_CHECK_LEAF (module docstring).
     ctx.verify_flags |= ssl.VERIFY_X509_STRICT
@@ -33,6 +45,11 @@ def server_context(state_dir: Path, board: dict | None = None) -> ssl.SSLContext
                         password=lambda: passphrase)
     ctx.num_tickets = 0
     return ctx
+
+
+def allowlist_floor(state_dir: Path) -> str:
+    """The LAN server's TLS floor the installed (verified) allowlist calls for."""
+    return lanpolicy.server_floor(DeviceAuthorizer(state_dir).allowlist)
 
 
 def secure_lan(state_dir: Path, board: dict | None,
@@ -53,7 +70,9 @@ def secure_lan(state_dir: Path, board: dict | None,
     elif not installed:
         return None
     meta = installed_identity(state_dir)
-    return server_context(state_dir, board), DeviceAuthorizer(state_dir), meta["gateway_id"]
+    auth = DeviceAuthorizer(state_dir)
+    ctx = server_context(state_dir, board, lanpolicy.server_floor(auth.allowlist))
+    return ctx, auth, meta["gateway_id"]
 
 
 def consume_bundle(state_dir: Path, bundle: Path) -> None:

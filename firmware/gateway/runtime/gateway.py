@@ -302,6 +302,7 @@ class Gateway:
             if self.config.duration:
                 loop.call_later(self.config.duration, self.request_stop)
             await self._stop.wait()
+            self.supervisor.stopping()
             self.notifier.notify("STOPPING=1")
             self.emit(Event("gateway.stopping", source="gateway",
                             action="restart" if self.restart else "stop", result="ok"))

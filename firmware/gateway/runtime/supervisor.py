@@ -151,6 +151,10 @@ class Supervisor:
             await sup.task
         sup.state = "stopped"
 
+    def stopping(self) -> None:
+        """The gateway is stopping: a loop that ends now is done, not failed (no restart)."""
+        self._stopping = True
+
     async def stop(self) -> None:
         """Cancel every supervised task and wait for them."""
         self._stopping = True

@@ -162,6 +162,7 @@ def mutual_auth(ctx: CheckContext) -> Outcome:
     tmp = ctx.tempdir()
     try:
         live_server = lantls.server_context(scratch, board)
+        floor = lantls.allowlist_floor(scratch)  # before the probe trust replaces the site CA
     except (MamoriError, OSError, ssl.SSLError) as exc:
         return failed(f"the LAN server context cannot be built from the installed identity: "
                       f"{exc}", *bad)
@@ -175,7 +176,7 @@ def mutual_auth(ctx: CheckContext) -> Outcome:
     good = site.device("selftest-good")
     revoked = site.device("selftest-revoked")
     site.install_trust(scratch, [revoked[2]])
-    probe_server = lantls.server_context(scratch, board)
+    probe_server = lantls.server_context(scratch, board, floor)
     ok, detail = handshake(probe_server, _device_client(good[:2]))
     if not ok:
         return inconclusive("control: a valid device certificate was refused: " + detail,
