@@ -45,10 +45,12 @@ def test_rpi4_image_runs_from_its_own_files(tmp_path: Path) -> None:
     timings: dict[str, float] = {}
     site = Site.init(tmp_path / "site", 3, "Board in a box")
     site.allow("Acme", "Lock 2", "ip")
-    issue_device(site, "ip", "Acme", "Lock 2", "door", tmp_path / "door.json")
+    # A device credential names its gateway, so the gateway is issued first.
     issue_gateway(site, "rpi4", "gw-box", tmp_path / "gw.bundle")
+    issue_device(site, "ip", "Acme", "Lock 2", "door", tmp_path / "door.json")
     stranger = Site.init(tmp_path / "other-site", 3, "Someone else's house")
     stranger.allow("Acme", "Lock 2", "ip")
+    issue_gateway(stranger, "rpi4", "gw-other", tmp_path / "other.bundle")
     issue_device(stranger, "ip", "Acme", "Lock 2", "door", tmp_path / "stranger.json")
 
     image = tmp_path / "rpi4.img"
