@@ -158,6 +158,10 @@ def _watch(args: argparse.Namespace) -> int:
     client = PlatformClient(load_site(args.site, watch=True), args.broker, show,
                             session_id=session)
     client.connect()
+    # Only now can nothing be missed: the subscription stands (a persistent session keeps
+    # what arrives while the watcher is away from here on).
+    print("watching %s: subscribed to every gateway's up-link (Ctrl-C to stop)" % args.broker,
+          file=sys.stderr, flush=True)
     end = time.monotonic() + args.duration if args.duration else None
     try:
         while (end is None or time.monotonic() < end) and (

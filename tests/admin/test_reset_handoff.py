@@ -52,6 +52,10 @@ def platform(tmp_path: Path) -> Iterator[dict[str, Path | str]]:
         cafile=p / "ca.pem", certfile=p / "server.pem", keyfile=p / "server.key",
         crlfile=site / "ca" / "crl.pem"))
     broker.start()
+    # The persistent session (and its subscription) exists before the gateway speaks.
+    subprocess.run([sys.executable, "-m", "host_tools.cli.main", "platform", "watch", "--broker",
+                    broker.url, "--site", str(site), "--session", "reset-platform", "--count",
+                    "0"], cwd=ROOT, check=True, capture_output=True, timeout=120)
     watch = subprocess.Popen(
         [sys.executable, "-m", "host_tools.cli.main", "platform", "watch", "--broker", broker.url,
          "--site", str(site), "--session", "reset-platform", "--log-inbox",

@@ -86,7 +86,11 @@ def test_broker_stall_every_alert_once(tmp_path: Path) -> None:
         with (tmp_path / "watch.log").open("w") as wlog:  # exactly the README's command line
             watch = subprocess.Popen(host_cmd("platform", "watch", "--broker", url, "--site",
                                               str(site)), cwd=ROOT, stdout=wlog, stderr=wlog)
-        _until(lambda: _established(watch.pid, broker_port), 60, "the watcher to connect")
+        # TCP established is not subscribed yet (TLS, CONNECT and SUBSCRIBE follow): an alert
+        # sent in between never reaches a new session. The watcher says when it is subscribed.
+        _until(lambda: "subscribed" in (tmp_path / "watch.log").read_text(), 60,
+               "the watcher to subscribe")
+        assert _established(watch.pid, broker_port)
         _alert_from("127.3.0.1", lan_port)  # seen while all is well: the check can see alerts
         _until(lambda: _shown(tmp_path / "watch.log").get("127.3.0.1") == 1, 60,
                "the first alert")
