@@ -110,6 +110,8 @@ def test_gateway_runs_a_znp_coordinator_from_its_board_profile(
                          str(creds_path), "--seconds", "30", "--json")
         assert permit.returncode == 0, permit.stderr
         assert stick.call(lambda: stick.znp.state.install_keys) == {creds["ieee"]: key}
+        # zigpy-znp sends the key, then permit-join: the window opens a moment after the key
+        assert asyncio.run(_poll(lambda: stick.call(stick.znp.permitting)))
         stick.call(stick.znp.rejoin, ROGUE, 0x3101)
         assert stick.call(stick.znp.join, creds["ieee"], 0x4101, key)
         wait_for(state, lambda d: any(x["id"] == "plug-1" for x in d["devices"]), timeout=30)
