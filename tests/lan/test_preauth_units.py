@@ -85,3 +85,29 @@ def test_default_evicts_the_oldest_at_once() -> None:
     g.admit("127.1.0.1", lambda: gone.append(1))
     g.admit("127.1.0.2", lambda: gone.append(2))
     assert isinstance(g.admit("127.0.0.1", lambda: None), Ticket) and gone == [1]
+
+
+def test_full_table_evicts_the_oldest_silent_connection_first() -> None:
+    g = PreAuthGuard(total=3, clock=Clock())
+    gone: list[str] = []
+    spoke = {"device": True}
+    for i, name in enumerate(("device", "loris-1", "loris-2")):  # the device is the oldest
+        g.admit("127.1.0.%d" % i, lambda n=name: gone.append(n),
+                lambda n=name: spoke.get(n, False))
+    assert isinstance(g.admit("127.1.1.1", lambda: gone.append("loris-3")), Ticket)
+    assert gone == ["loris-1"]
+    spoke["loris-2"] = True  # speaking later counts too (probed at eviction time)...
+    g.admit("127.1.1.2", lambda: gone.append("loris-4"))
+    assert gone == ["loris-1", "loris-3"]
+    spoke["loris-2"] = False  # ...and is latched: a probe is asked until it says yes, then never
+    g.admit("127.1.1.3", lambda: gone.append("loris-5"))
+    assert gone == ["loris-1", "loris-3", "loris-4"]
+    assert g.status()["evicted"] == 3 and g.status()["unauthenticated"] == 3
+
+
+def test_when_every_connection_spoke_the_oldest_goes() -> None:
+    g = PreAuthGuard(total=2, clock=Clock())
+    gone: list[int] = []
+    g.admit("127.1.0.1", lambda: gone.append(1), lambda: True)
+    g.admit("127.1.0.2", lambda: gone.append(2), lambda: True)
+    assert isinstance(g.admit("127.0.0.1", lambda: None, lambda: True), Ticket) and gone == [1]

@@ -2,9 +2,10 @@
 
 - **per source**: at most ``per_source`` connections from one address may be unauthenticated at
   once; more are refused at once (no TLS, no hello);
-- **in total**: at most ``total`` unauthenticated connections; a new one evicts the *oldest*
-  (a slow-loris connection that never finishes, from any number of rotating addresses, is the
-  oldest long before a real device, whose handshake takes milliseconds, could be evicted).
+- **in total**: at most ``total`` unauthenticated connections; a new one evicts the *oldest
+  silent* one (a slow-loris connection that never says anything, from any number of rotating
+  addresses), else the oldest: a device sends its TLS ClientHello as soon as it connects, so
+  even a burst of hundreds of idle connects arriving just after it cannot push it out;
   With ``evict_after`` > 0 only a connection that old is evicted and a new one is refused
   instead (it retries); the default 0 favours a device arriving during a slow-loris burst
   over devices of a crowd reconnecting at once (those retry with back-off);
@@ -31,18 +32,32 @@ FULL = "unauthenticated connections at capacity"
 NO_TURN = "no TLS handshake slot within the pre-authentication deadline"
 
 
+# How many of the oldest connections an eviction looks at for a silent one (bounded work per
+# connect even when every pending connection has said something).
+SILENT_SCAN = 32
+
+
 class Ticket:
     """One unauthenticated connection held by the guard."""
 
-    __slots__ = ("id", "source", "started", "cancel", "evicted")
+    __slots__ = ("id", "source", "started", "cancel", "evicted", "_probe", "_spoke")
 
-    def __init__(self, tid: int, source: str, started: float,
-                 cancel: Callable[[], Any]) -> None:
+    def __init__(self, tid: int, source: str, started: float, cancel: Callable[[], Any],
+                 probe: Callable[[], bool] | None = None) -> None:
         self.id = tid
         self.source = source
         self.started = started
         self.cancel = cancel
         self.evicted = False
+        self._probe = probe
+        self._spoke = False
+
+    def spoke(self) -> bool:
+        """Whether the peer has sent anything yet (latched: once seen, always true)."""
+        if not self._spoke and self._probe is not None and self._probe():
+            self._spoke = True
+            self._probe = None
+        return self._spoke
 
 
 class PreAuthGuard:
@@ -66,27 +81,43 @@ class PreAuthGuard:
         self.counts = {"admitted": 0, "refused_per_source": 0, "refused_full": 0,
                        "evicted": 0, "timed_out": 0, "authenticated": 0}
 
-    def admit(self, source: str, cancel: Callable[[], Any]) -> Ticket | str:
-        """A ticket for a new connection, or the reason it is refused (before any TLS work)."""
+    def admit(self, source: str, cancel: Callable[[], Any],
+              probe: Callable[[], bool] | None = None) -> Ticket | str:
+        """A ticket for a new connection, or the reason it is refused (before any TLS work).
+
+        ``probe`` tells whether the peer has sent bytes yet (silent connections go first).
+        """
         if self._by_source.get(source, 0) >= self.per_source:
             self.counts["refused_per_source"] += 1
             return PER_SOURCE
         now = self.clock()
         while len(self._pending) >= self.total:
-            oldest = next(iter(self._pending.values()))
-            if self.evict_after > 0 and now - oldest.started < self.evict_after:
+            victim = self._victim()
+            if self.evict_after > 0 and now - victim.started < self.evict_after:
                 self.counts["refused_full"] += 1
                 return FULL
-            _tid, old = self._pending.popitem(last=False)
-            self._forget(old)
-            old.evicted = True
+            del self._pending[victim.id]
+            self._forget(victim)
+            victim.evicted = True
             self.counts["evicted"] += 1
-            old.cancel()
-        t = Ticket(next(self._ids), source, now, cancel)
+            victim.cancel()
+        t = Ticket(next(self._ids), source, now, cancel, probe)
+        t.spoke()  # a device's ClientHello is usually there already: latch it now
         self._pending[t.id] = t
         self._by_source[source] = self._by_source.get(source, 0) + 1
         self.counts["admitted"] += 1
         return t
+
+    def _victim(self) -> Ticket:
+        """The oldest connection that has said nothing, else the oldest."""
+        oldest = None
+        for t in itertools.islice(self._pending.values(), SILENT_SCAN):
+            if oldest is None:
+                oldest = t
+            if not t.spoke():
+                return t
+        assert oldest is not None  # only called when at capacity
+        return oldest
 
     def _forget(self, t: Ticket) -> None:
         n = self._by_source.get(t.source, 0) - 1

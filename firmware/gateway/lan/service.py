@@ -23,7 +23,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import fcntl
 import ssl
+import struct
+import termios
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -192,13 +195,21 @@ class LanService(DeviceSessionService[Session]):
         peer_s = "%s:%s" % (peer[0], peer[1]) if peer else "?"
         ticket: Ticket | None = None
         self.trimmer.opened()
+        if self.ssl_context is not None:
+            # Until TLS starts, the ClientHello stays in the kernel: read into the plain stream
+            # while the connection waits for its handshake turn, it would be lost to the TLS
+            # layer (the handshake then times out), and the silent-first eviction could not
+            # see that the peer spoke. start_tls resumes reading.
+            transport: Any = writer.transport  # a socket transport: it reads, too
+            transport.pause_reading()
         try:
             # The fast path: a blocked or over-limit peer is dropped before any TLS or hello work.
             if self.admission is not None and peer and self.admission(address):
                 self.blocked += 1
                 writer.transport.abort()
                 return
-            got = self.preauth.admit(address, task.cancel if task is not None else _nothing)
+            got = self.preauth.admit(address, task.cancel if task is not None else _nothing,
+                                     _bytes_waiting(writer))
             if isinstance(got, str):
                 # A resource limit, not a failed authentication: counted, never a block reason.
                 writer.transport.abort()
@@ -209,6 +220,7 @@ class LanService(DeviceSessionService[Session]):
                 if not await self.preauth.turn(ticket):
                     self._refuse(peer_s, "TLS handshake timed out", address=address)
                     return
+                ticket.spoke()  # latched before the TLS layer takes the ClientHello away
                 try:
                     await start_tls(writer, self.ssl_context, server_side=True,
                                     handshake_timeout=max(0.1, self.preauth.left(ticket)))
@@ -365,6 +377,22 @@ def registry_authorizer(gw: Gateway, expected: dict[str, dict[str, Any]]) -> Aut
         return dict(ident, id=hello["id"])
 
     return authorize
+
+
+def _bytes_waiting(writer: asyncio.StreamWriter) -> Callable[[], bool] | None:
+    """A probe: has the peer sent bytes not yet read (FIONREAD: one syscall, nothing read)?"""
+    sock = writer.get_extra_info("socket")
+    fd = sock.fileno() if sock is not None else -1
+    if fd < 0:
+        return None
+
+    def probe() -> bool:
+        try:
+            return struct.unpack("i", fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0"))[0] > 0
+        except OSError:  # closed meanwhile: nothing to protect
+            return False
+
+    return probe
 
 
 def _nothing() -> None:
