@@ -192,7 +192,16 @@ class DeviceSessionService(Service, Generic[S]):
                                "params": params or {}}
         if envelope is not None:
             msg["env"] = envelope
-        await session.send(msg)
+        try:
+            await asyncio.wait_for(session.send(msg), timeout)
+        except TimeoutError:
+            # A device that cannot take one small message within the deadline is stuck (it stopped
+            # reading, or its link stalled mid-write): the session is ended so it reconnects.
+            session.pending.pop(cid, None)
+            session.close()
+            return {"ok": False, "device": device_id, "action": action, "actual": None,
+                    "reason": "the device did not take the command within %.0f s; its session "
+                              "was closed" % timeout}
         try:
             res = await asyncio.wait_for(fut, timeout)
         except TimeoutError:
