@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import asyncio
-import copy
 import tempfile
 import time
 from pathlib import Path
@@ -80,8 +79,9 @@ async def _bumble(kit: Kit, creds: dict, n: int) -> tuple[float, float]:
 async def _zigbee(state: Path) -> tuple[float, float]:
     znp = ZnpResponder()
     znp.start()
-    board = copy.deepcopy(load_board("sim"))
-    board["radios"]["zigbee"] = {"radio_type": "znp", "serial_port": znp.path}
+    sim = load_board("sim")
+    board = sim.with_changes(radios=dict(sim.to_dict()["radios"],
+                                         zigbee={"radio_type": "znp", "serial_port": znp.path}))
     gw = Gateway(GatewayConfig(board_name="sim", state_dir=state), board)
     svc = ZigbeeService(gw)
     t0 = time.perf_counter()

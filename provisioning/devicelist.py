@@ -28,7 +28,7 @@ ENTRY_FIELDS = ("maker", "model", "transports", "min_firmware", "three_star", "c
 def micropython_board(board: str) -> bool:
     """True when the board profile runs MicroPython (a small-site gateway)."""
     try:
-        return load_board(board).get("runtime") == "micropython"
+        return load_board(board).runtime == "micropython"
     except MamoriError:
         return False
 

@@ -91,7 +91,7 @@ def gateway_tls(gw: dict) -> str:
     """The TLS version a device must accept from gateway record `gw`: TLS 1.2 from a gateway
     on a MicroPython board (Mbed TLS there offers no TLS 1.3), else TLS 1.3."""
     try:
-        runtime = load_board(str(gw.get("board"))).get("runtime")
+        runtime = load_board(str(gw.get("board"))).runtime
     except MamoriError:
         runtime = None  # a board this PC has no profile for: the default
     return lanpolicy.TLS12 if runtime == "micropython" else lanpolicy.TLS13

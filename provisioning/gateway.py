@@ -122,7 +122,7 @@ def issue_gateway(site: Site, board: str, gw_id: str, out: Path,
                 serialization.NoEncryption())).decode(),
         }
         origin = "generated-at-provisioning"
-    if profile.get("runtime") == "micropython":
+    if profile.runtime == "micropython":
         # The small-site gateway judges devices by a list it cannot verify with ECDSA: it gets
         # an HMAC key for its device lists (provisioning/devicelist.py).
         secrets_in_bundle["device_list_key"] = devicelist.new_key(site, gw_id)
@@ -133,7 +133,7 @@ def issue_gateway(site: Site, board: str, gw_id: str, out: Path,
     )
     admin = new_credential()
     payload = {
-        "gateway_id": gw_id, "board": profile["name"], "site_id": site.site_id,
+        "gateway_id": gw_id, "board": profile.name, "site_id": site.site_id,
         "site_name": site.name, "level": site.level, "issued": pki.now().isoformat(),
         "key_origin": origin,
         "certificate": pki.cert_pem(cert),
@@ -157,14 +157,14 @@ def issue_gateway(site: Site, board: str, gw_id: str, out: Path,
     write_file(admin_path, ("Initial admin credential for gateway %s (must be changed at first "
                             "use):\n%s\n" % (gw_id, admin)).encode(), secret=True, exclusive=True)
     record = {
-        "id": gw_id, "kind": "gateway", "board": profile["name"], "transport": "ip",
+        "id": gw_id, "kind": "gateway", "board": profile.name, "transport": "ip",
         "serials": [str(cert.serial_number)], "fingerprint": pki.fingerprint(cert),
         "certificate": pki.cert_pem(cert), "ble_static_public": payload["ble_static_public"],
         "not_after": cert.not_valid_after_utc.isoformat(), "key_origin": origin,
         "issued": payload["issued"],
     }
     site.save_issued(record)
-    site.record("issue-gateway", gw_id, kind="gateway", board=profile["name"],
+    site.record("issue-gateway", gw_id, kind="gateway", board=profile.name,
                 serial=str(cert.serial_number), fingerprint=record["fingerprint"],
                 key_origin=origin, admin_credential="unique, hash only, must change")
     return {"gateway_id": gw_id, "bundle": str(out), "admin_credential_file": str(admin_path),

@@ -7,7 +7,8 @@ Where a profile comes from, first match wins:
    there; ``$MAMORI_BOARD_FILE`` overrides that path);
 3. the ``boards/`` folder of a source checkout (development machines).
 
-Every loaded profile records the file it came from under ``source`` so `status` can show it.
+Every loaded profile records the file it came from (``Board.source``) so `status` can show it.
+Profiles load as a typed, immutable :class:`~firmware.common.boardprofile.Board`.
 """
 
 from __future__ import annotations
@@ -16,11 +17,11 @@ import os
 from pathlib import Path
 
 from firmware.common import stricttoml
+from firmware.common.boardprofile import SOURCE_KEY, Board
 from firmware.core.boardspec import validate
 from firmware.core.errors import ConfigError
 
 INSTALLED_PROFILE = Path("/etc/mamori/board.toml")
-SOURCE_KEY = "source"
 
 
 def installed_profile() -> Path:
@@ -64,7 +65,7 @@ def list_boards(directory: Path | None = None) -> list[str]:
     return sorted({n for n in (_name_of(p) for p in _candidates(directory)) if n})
 
 
-def load_file(path: Path, installed: bool = False) -> dict:
+def load_file(path: Path, installed: bool = False) -> Board:
     """Parse and validate one profile file (an installed profile may have any file name)."""
     data = stricttoml.load_file(path)
     validate(data, str(path))
@@ -73,10 +74,10 @@ def load_file(path: Path, installed: bool = False) -> dict:
             "is %r but the file is named %r" % (data["name"], path.name), str(path), "name"
         )
     data[SOURCE_KEY] = str(path)
-    return data
+    return Board.from_validated(data)
 
 
-def load_board(name: str, directory: Path | None = None) -> dict:
+def load_board(name: str, directory: Path | None = None) -> Board:
     """Load the profile called NAME, with a clear error when there is none."""
     if not name or "/" in name or name.startswith("."):
         raise ConfigError("invalid board name %r" % name)

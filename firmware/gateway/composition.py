@@ -56,7 +56,7 @@ def _demo(gw: Gateway) -> DemoHouse | None:
     """The sim board's demo house, when the installer's house list was given."""
     if gw.config.sim_house is None:
         return None
-    if gw.board["name"] != "sim":
+    if not gw.board.is_sim:
         raise ConfigError("a simulated house runs only on the sim board")
     return load_house(gw.config.sim_house)
 
@@ -67,7 +67,7 @@ def commissioning(gw: Gateway) -> Commission:
     def run(level: int | None) -> dict[str, Any]:
         from firmware.gateway.selftest.commissioning import DIR, PUBLIC_KEY, commission
 
-        out = commission(gw.state_dir, gw.board["name"], level)
+        out = commission(gw.state_dir, gw.board.name, level)
         return dict(out, public_key=(gw.state_dir / DIR / PUBLIC_KEY).read_bytes())
 
     return run
@@ -108,7 +108,7 @@ def build_services(gw: Gateway) -> list[Service]:
                       result="service disabled",
                       reason="no installation bundle: run with --bundle FILE"
                       + (" (or start the demo house with `mamori demo`)"
-                         if gw.board["name"] == "sim" else "")))
+                         if gw.board.is_sim else "")))
         return services
     ctx, authorizer, gateway_id = secure
     gw.gateway_id = gateway_id

@@ -27,7 +27,7 @@ def _list(args: argparse.Namespace) -> int:
     rows = []
     for name in list_boards():
         b = load_board(name)
-        rows.append({"name": name, "runtime": b["runtime"], "description": b["description"]})
+        rows.append({"name": name, "runtime": b.runtime, "description": b.description})
     text = "\n".join("%-12s %-12s %s" % (r["name"], r["runtime"], r["description"]) for r in rows)
     emit({"boards": rows, "directory": str(boards_dir())}, args.json, text)
     return 0
@@ -36,31 +36,29 @@ def _list(args: argparse.Namespace) -> int:
 def _show(args: argparse.Namespace) -> int:
     b = load_board(args.name)
     lines = [
-        "%s: %s" % (b["name"], b["description"]),
-        "  runtime      %s" % b["runtime"],
+        "%s: %s" % (b.name, b.description),
+        "  runtime      %s" % b.runtime,
         "  cpu          %s (%s, %d cores), RAM %d KiB"
-        % (b["cpu"]["class"], b["cpu"]["arch"], b["cpu"]["cores"], b["memory"]["ram_kib"]),
+        % (b.cpu.class_, b.cpu.arch, b.cpu.cores, b.memory.ram_kib),
         "  storage      state %s, slots %s, boot %s"
-        % (b["storage"]["state_dir"], ", ".join(b["storage"]["slots"]) or "-",
-           b["storage"]["boot"]),
+        % (b.storage.state_dir, ", ".join(b.storage.slots) or "-", b.storage.boot),
     ]
-    for i in b["network"]:
-        lines.append("  network      %-6s %-4s %s" % (i["name"], i["role"], i["kind"]))
-    z = b["radios"].get("zigbee")
-    ble = b["radios"]["ble"]
+    for i in b.network:
+        lines.append("  network      %-6s %-4s %s" % (i.name, i.role, i.kind))
+    z, ble = b.radios.zigbee, b.radios.ble
     lines.append("  radios       BLE %s, Zigbee %s"
-                 % (ble["backend"] + (" on " + ble["hci_transport"] if "hci_transport" in ble
-                                      else "") if ble else "no",
-                    "%s (%s) on %s" % (z["radio_type"], z.get("dongle", "coordinator"),
-                                       z["serial_port"]) if z else "no"))
-    for p in b.get("usb_ports", []):
-        lines.append("  usb port     %-8s %s" % (p["path"], "needed: " + p.get("purpose", "")
-                                                 + " (" + p["allow"] + ")" if p["needed"]
+                 % (ble.backend + (" on " + ble.hci_transport if ble.hci_transport is not None
+                                   else "") if ble else "no",
+                    "%s (%s) on %s" % (z.radio_type, z.dongle or "coordinator",
+                                       z.serial_port) if z else "no"))
+    for p in b.usb_ports:
+        lines.append("  usb port     %-8s %s" % (p.path, "needed: " + (p.purpose or "")
+                                                 + " (" + (p.allow or "") + ")" if p.needed
                                                  else "not needed: disabled"))
     lines.append("  console      %s (login in production: %s)"
-                 % (b["console"]["serial"], plain(b["console"]["login_in_production"])))
-    s = b["security"]
+                 % (b.console.serial, plain(b.console.login_in_production)))
+    s = b.security
     lines.append("  security     secure element %s, crypto accel %s, RTC %s"
-                 % (s["secure_element"], ", ".join(s["crypto_accel"]) or "none", plain(s["rtc"])))
-    emit(b, args.json, "\n".join(lines))
+                 % (s.secure_element, ", ".join(s.crypto_accel) or "none", plain(s.rtc)))
+    emit(b.to_dict(), args.json, "\n".join(lines))
     return 0

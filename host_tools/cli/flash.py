@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from firmware.common.boardprofile import Board
 from firmware.common.boards import load_board
 from firmware.common.cli import emit
 from host_tools.flash import deploy as deploy_mod
@@ -129,10 +130,10 @@ def _open(args: argparse.Namespace) -> tuple[SerialTransport, RawRepl]:
     return t, RawRepl(t, raw_paste=args.raw_paste, attempts=args.attempts, timeout=args.timeout)
 
 
-def _source(args: argparse.Namespace, board: dict) -> source_mod.FirmwareSource:
+def _source(args: argparse.Namespace, board: Board) -> source_mod.FirmwareSource:
     if args.release is None and (args.version or args.trusted_root):
         raise TargetError("--version and --trusted-root go with --release REPO")
-    return source_mod.resolve(args, board["name"])
+    return source_mod.resolve(args, board.name)
 
 
 def _deploy(args: argparse.Namespace) -> int:
@@ -162,12 +163,12 @@ def _deploy(args: argparse.Namespace) -> int:
                           "the files were verified; the board's MicroPython may be incompatible")
     manifest = files[-1]
     data = result.to_dict()
-    data.update({"board": board["name"], "port": args.port, "manifest_sha256": manifest.sha256,
+    data.update({"board": board.name, "port": args.port, "manifest_sha256": manifest.sha256,
                  "version": src.version, **src.stamp()})
     if bundle is not None:
         data["bundle_sha256"] = hashlib.sha256(bundle).hexdigest()
     if args.site is not None:
-        entry = {"kind": "deploy", "board": board["name"],
+        entry = {"kind": "deploy", "board": board.name,
                  "serial": result.identity.get("unique_id") or "unknown",
                  "port": args.port, "image_sha256": manifest.sha256,
                  "version": data["version"], "operator": inventory.operator_name(args.operator),
@@ -175,7 +176,7 @@ def _deploy(args: argparse.Namespace) -> int:
         data["inventory"] = str(inventory.record(args.site, entry))
     text = "deployed %d of %d files (%d bytes) to %s on %s; %s build %s; %s" % (
         sum(1 for f in result.files if f["transferred"]), len(result.files),
-        result.transferred_bytes, board["name"], args.port, src.build, src.version,
+        result.transferred_bytes, board.name, args.port, src.build, src.version,
         result.selfcheck.get("line"))
     emit(data, args.json, text)
     return 0
@@ -195,13 +196,13 @@ def _image(args: argparse.Namespace) -> int:
     bar.finish()
     data = dict(result)
     if args.site is not None:
-        entry = {"kind": "image", "board": board["name"], "serial": "unknown",
+        entry = {"kind": "image", "board": board.name, "serial": "unknown",
                  "target": str(args.out), "image_sha256": result["sha256"],
                  "version": result["version"], "operator": inventory.operator_name(args.operator),
                  "bundle_sha256": result.get("bundle_sha256"), **src.stamp()}
         data["inventory"] = str(inventory.record(args.site, entry))
     text = "wrote and verified %s image (%s build %s, %d bytes, sha256 %s) to %s" % (
-        board["name"], src.build, src.version, result["bytes"], result["sha256"], args.out)
+        board.name, src.build, src.version, result["bytes"], result["sha256"], args.out)
     emit(data, args.json, text)
     return 0
 

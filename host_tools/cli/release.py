@@ -122,9 +122,9 @@ def _payload(args: argparse.Namespace) -> int:
     app = args.out / "app"
     if app.exists():
         raise ConfigError("already exists", str(app), hint="give a new --out directory")
-    if board["runtime"] != "cpython" or "base_os_requires" not in board:
+    if board.runtime != "cpython" or board.base_os_requires is None:
         raise ConfigError("board %s has no application slot (not a Linux board image)"
-                          % board["name"], hint="MicroPython boards take `mamori flash deploy`")
+                          % board.name, hint="MicroPython boards take `mamori flash deploy`")
     deps = appslot.lay_out(board, app)
     emit({"app": str(app), **deps}, args.json,
          "laid out %s with %d wheels (%s / Python %s); add os/ and boot/, then `mamori release "

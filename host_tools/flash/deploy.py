@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from firmware.common.boardprofile import Board
 from host_tools.flash.errors import TargetError, VerifyError, WrongBoardError
 from host_tools.flash.payload import BoardFile, expected_platforms, mpy_version
 from host_tools.flash.rawrepl import RawRepl
@@ -89,14 +90,14 @@ def _last_json(out: str) -> object:
         raise TargetError("unexpected answer from the board: %r" % lines[-1][:80])
 
 
-def start(repl: RawRepl, board: dict, files: list[BoardFile]) -> dict:
+def start(repl: RawRepl, board: Board, files: list[BoardFile]) -> dict:
     """Identify the board, check it fits the profile, install the helper functions."""
     ident = repl.probe()
     fits = expected_platforms(board)
     if fits and ident["platform"] not in fits:
         raise WrongBoardError(
             "the board on the port reports platform %r, but board %s expects %s"
-            % (ident["platform"], board["name"], " or ".join(repr(p) for p in fits)),
+            % (ident["platform"], board.name, " or ".join(repr(p) for p in fits)),
             hint="pass the --board that matches the connected board")
     answer = _last_json(repl.exec(HELPER))
     if not isinstance(answer, dict):
@@ -189,7 +190,7 @@ def selfcheck(repl: RawRepl, slot: str) -> dict:
     return got
 
 
-def deploy(repl: RawRepl, board: dict, files: list[BoardFile],
+def deploy(repl: RawRepl, board: Board, files: list[BoardFile],
            progress: Callable[[int, int], None] | None = None, chunk: int = CHUNK,
            encoding: str = "auto") -> DeployResult:
     """Bring the board's files to FILES (only those whose hash differs are sent)."""

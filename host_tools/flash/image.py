@@ -23,6 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from firmware.common.boardprofile import Board
 from firmware.common.fsutil import complete_or_absent
 from firmware.common.version import software_version
 from host_tools.flash import unit as unit_mod
@@ -43,22 +44,22 @@ SERIAL_GETTYS = ("ttyS0", "ttyAMA0", "serial0", "ttyGS0")
 UNIT_NAME = unit_mod.UNIT_NAME
 Progress = Callable[[int, int], None]
 
-def linux_board(board: dict) -> None:
+def linux_board(board: Board) -> None:
     """Refuse a board that does not run Linux/CPython."""
-    if board["runtime"] != "cpython":
+    if board.runtime != "cpython":
         raise WrongBoardError(
-            "board %s runs %s: it takes a deploy, not an image" % (board["name"],
-                                                                    board["runtime"]),
-            hint="use `mamori flash deploy --board %s --port PORT`" % board["name"])
-    if board["storage"]["boot"] == "none" or len(board["storage"]["slots"]) != 2:
-        raise WrongBoardError("board %s has no A/B slots to flash" % board["name"],
+            "board %s runs %s: it takes a deploy, not an image" % (board.name,
+                                                                    board.runtime),
+            hint="use `mamori flash deploy --board %s --port PORT`" % board.name)
+    if board.storage.boot == "none" or not board.has_ab_slots:
+        raise WrongBoardError("board %s has no A/B slots to flash" % board.name,
                               hint="pick a Raspberry Pi class board profile")
 
 
-def disk_id(board: dict, version: str) -> int:
+def disk_id(board: Board, version: str) -> int:
     """MBR disk identifier (PARTUUID prefix), derived from board and version: reproducible."""
     return struct.unpack(">I", hashlib.sha256(
-        ("mamori:%s:%s" % (board["name"], version)).encode()).digest()[:4])[0] or 1
+        ("mamori:%s:%s" % (board.name, version)).encode()).digest()[:4])[0] or 1
 
 
 def _write(path: Path, text: str | bytes, mode: int = 0o644) -> None:
@@ -67,19 +68,19 @@ def _write(path: Path, text: str | bytes, mode: int = 0o644) -> None:
     path.chmod(mode)
 
 
-def boot_tree(board: dict, dest: Path, ident: int) -> None:
+def boot_tree(board: Board, dest: Path, ident: int) -> None:
     """Boot partition: no serial console on the kernel command line, tryboot A/B selection."""
     part = "%08x" % ident
     _write(dest / "cmdline.txt", "console=tty1 root=PARTUUID=%s-02 rootfstype=ext4 ro rootwait "
                                  "fsck.repair=yes quiet\n" % part)
     _write(dest / "config.txt", "# Mamori %s\narm_64bit=1\nenable_uart=0\n"
-                                "dtoverlay=disable-bt-uart-console\n" % board["name"])
+                                "dtoverlay=disable-bt-uart-console\n" % board.name)
     # Raspberry Pi firmware A/B: boot slot A; `reboot '0 tryboot'` tries slot B once.
     _write(dest / "autoboot.txt", "[all]\ntryboot_a_b=1\nboot_partition=2\n"
                                   "[tryboot]\nboot_partition=3\n")
 
 
-def root_tree(board: dict, dest: Path, version: str, bundle: bytes | None,
+def root_tree(board: Board, dest: Path, version: str, bundle: bytes | None,
               app: Path | None = None, stamp: dict | None = None) -> dict:
     """Slot A: the application slot, sandboxed unit, masked serial getty, no password accounts.
 
@@ -97,7 +98,7 @@ def root_tree(board: dict, dest: Path, version: str, bundle: bytes | None,
                               "publish a payload with app/firmware/ for a Linux board")
         deps = appslot.check_app(board, app)
         shutil.copytree(app, opt, ignore=appslot.IGNORE)
-    profile = ROOT / "boards" / (board["name"] + ".toml")
+    profile = ROOT / "boards" / (board.name + ".toml")
     if app is not None and (app / "boards" / profile.name).is_file():
         profile = app / "boards" / profile.name
     shutil.copy2(profile, _mk(dest / "etc/mamori") / "board.toml")
@@ -109,17 +110,17 @@ def root_tree(board: dict, dest: Path, version: str, bundle: bytes | None,
         _write(dest / unit_mod.DBUS_POLICY, policy)
     _mk(sysd / "multi-user.target.wants")
     os.symlink("../" + UNIT_NAME, sysd / "multi-user.target.wants" / UNIT_NAME)
-    consoles = set(SERIAL_GETTYS) | {board["console"]["serial"]}
+    consoles = set(SERIAL_GETTYS) | {board.console.serial}
     for tty in sorted(consoles):
         os.symlink("/dev/null", sysd / ("serial-getty@%s.service" % tty))
     # A system user without a password or a login shell; nothing else is created.
     _write(dest / "usr/lib/sysusers.d/mamori.conf",
            'u %s - "Mamori gateway" %s /usr/sbin/nologin\n' % (unit_mod.USER,
-                                                                board["storage"]["state_dir"]))
+                                                                board.storage.state_dir))
     _write(dest / "etc/ssh/sshd_config.d/10-mamori.conf",
            "PermitRootLogin no\nPasswordAuthentication no\nPermitEmptyPasswords no\n"
            "KbdInteractiveAuthentication no\n")
-    release = {"board": board["name"], "version": version, "slot": "A",
+    release = {"board": board.name, "version": version, "slot": "A",
                "bundle_sha256": hashlib.sha256(bundle).hexdigest() if bundle else None}
     release.update(stamp or {"build": "development", "signed": False})
     _write(dest / "etc/mamori/release.json", json.dumps(release, sort_keys=True, indent=1)
@@ -157,11 +158,11 @@ def overlay(src: Path, dest: Path, what: str) -> None:
         shutil.copy2(p, target)
 
 
-def data_tree(board: dict, dest: Path, bundle: bytes | None) -> None:
+def data_tree(board: Board, dest: Path, bundle: bytes | None) -> None:
     """Data partition (the state dir): the installation bundle and the slot table."""
-    slots = board["storage"]["slots"]
+    slots = board.storage.slots
     _write(dest / "slots.json", json.dumps(
-        {"active": "A", "slots": {"A": slots[0], "B": slots[1]}, "boot": board["storage"]["boot"]},
+        {"active": "A", "slots": {"A": slots[0], "B": slots[1]}, "boot": board.storage.boot},
         sort_keys=True, indent=1) + "\n", 0o600)
     if bundle is not None:
         _write(dest / BUNDLE_NAME, bundle, 0o600)
@@ -235,7 +236,7 @@ def mbr(ident: int, parts: list[tuple[int, int, int]]) -> bytes:
     return bytes(table)
 
 
-def build_image(board: dict, out: Path, bundle: bytes | None = None,
+def build_image(board: Board, out: Path, bundle: bytes | None = None,
                 size_mib: int = DEFAULT_SIZE_MIB, source: FirmwareSource | None = None) -> dict:
     """Build the full disk image into OUT (a regular file); return its description.
 
@@ -285,9 +286,9 @@ def build_image(board: dict, out: Path, bundle: bytes | None = None,
                 img.seek(first * 512)
                 with open(f, "rb") as src:
                     shutil.copyfileobj(src, img, BLOCK)
-    return {"board": board["name"], "version": version, "disk_id": "%08x" % ident,
+    return {"board": board.name, "version": version, "disk_id": "%08x" % ident,
             **(stamp or {"build": "development", "signed": False}),
-            "dependencies": deps["wheels"], "base_os_requires": board["base_os_requires"],
+            "dependencies": deps["wheels"], "base_os_requires": board.to_dict()["base_os_requires"],
             "python_abi": "cp%s-%s" % (deps["python"].replace(".", ""), deps["arch"]),
             "partitions": [{"number": i + 1, "start": p[1] * 512, "bytes": p[2] * 512,
                             "role": role} for i, (p, role) in
@@ -436,7 +437,7 @@ def verify_target(out: str, expected: str, length: int | None,
     return {"target": out, "sha256": got, "bytes": length, "ok": True}
 
 
-def flash_image(board: dict, out: str, bundle: bytes | None = None,
+def flash_image(board: Board, out: str, bundle: bytes | None = None,
                 size_mib: int = DEFAULT_SIZE_MIB, progress: Progress | None = None,
                 assume_yes: bool = False, mounts_file: str = "/proc/self/mounts",
                 source: FirmwareSource | None = None) -> dict:

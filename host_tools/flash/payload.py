@@ -18,6 +18,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from firmware.common.boardprofile import Board
 from firmware.common.version import software_version
 from host_tools.flash.errors import TargetError, WrongBoardError
 
@@ -58,19 +59,19 @@ def mpy_cross() -> str:
     return found
 
 
-def micropython_board(board: dict) -> None:
+def micropython_board(board: Board) -> None:
     """Refuse a board profile that is not a MicroPython board."""
-    if board["runtime"] != "micropython":
+    if board.runtime != "micropython":
         raise WrongBoardError(
-            "board %s runs %s, not MicroPython" % (board["name"], board["runtime"]),
+            "board %s runs %s, not MicroPython" % (board.name, board.runtime),
             hint="use `mamori flash image --board %s --out FILE_OR_DEVICE` for Linux boards"
-            % board["name"])
+            % board.name)
 
 
-def slot_dir(board: dict) -> str:
+def slot_dir(board: Board) -> str:
     """Where the firmware files go: the first A/B slot of slot-dir boards, else /lib."""
-    if board["storage"]["boot"] == "slot-dir" and board["storage"]["slots"]:
-        return board["storage"]["slots"][0].rstrip("/")
+    if board.storage.boot == "slot-dir" and board.storage.slots:
+        return board.storage.slots[0].rstrip("/")
     return "/lib"
 
 
@@ -157,14 +158,14 @@ def mpy_version(files: list[BoardFile]) -> int | None:
     return None
 
 
-def build(board: dict, bundle: bytes | None = None, root: Path = ROOT,
+def build(board: Board, bundle: bytes | None = None, root: Path = ROOT,
           version: str | None = None, stamp: dict | None = None,
           device_list: bytes | None = None) -> list[BoardFile]:
     """Everything the board receives, manifest last (STAMP: how the firmware was obtained;
     DEVICE_LIST: the small-site gateway's list of who may connect)."""
     micropython_board(board)
     slot = slot_dir(board)
-    state = board["storage"]["state_dir"].rstrip("/")
+    state = board.storage.state_dir.rstrip("/")
     files: list[BoardFile] = []
     for f in compile_sources(root):
         path = f.path if f.path.startswith("/") else slot + "/" + f.path
@@ -173,12 +174,12 @@ def build(board: dict, bundle: bytes | None = None, root: Path = ROOT,
         files.append(BoardFile(state + "/" + BUNDLE_NAME, bundle, "--bundle"))
     if device_list is not None:
         files.append(BoardFile(state + "/" + DEVICE_LIST_NAME, device_list, "--device-list"))
-    usb_repl = bool(board["security"].get("usb_repl_in_production", True))
-    prod = {"usb_repl": usb_repl, "board": board["name"], "console": board["console"]["serial"],
-            "login": board["console"]["login_in_production"]}
+    usb_repl = board.security.usb_repl_in_production is not False  # absent: the REPL stays
+    prod = {"usb_repl": usb_repl, "board": board.name, "console": board.console.serial,
+            "login": board.console.login_in_production}
     files.append(BoardFile(state + "/production.json",
                            json.dumps(prod, sort_keys=True).encode(), "production config"))
-    manifest = {"format": 1, "board": board["name"], "version": version or software_version(),
+    manifest = {"format": 1, "board": board.name, "version": version or software_version(),
                 "slot": slot, "files": {f.path: f.sha256 for f in files}}
     manifest.update(stamp or {})
     files.append(BoardFile(slot + "/manifest.json",
@@ -186,9 +187,9 @@ def build(board: dict, bundle: bytes | None = None, root: Path = ROOT,
     return files
 
 
-def expected_platforms(board: dict) -> tuple[str, ...]:
+def expected_platforms(board: Board) -> tuple[str, ...]:
     """sys.platform values that fit the board profile (empty: unknown, accept any)."""
-    return PLATFORMS.get(board["cpu"]["arch"], ())
+    return PLATFORMS.get(board.cpu.arch, ())
 
 
 def env_root() -> Path:

@@ -13,8 +13,8 @@ decides which attributes the gateway may write). No supplementary groups.
 
 from __future__ import annotations
 
+from firmware.common.boardprofile import Board
 from firmware.common.ports import LAN_DEVICE_PORT
-from firmware.core.boardspec import interfaces_by_role
 from host_tools.flash.errors import TargetError
 
 UNIT_NAME = "mamori-gateway.service"
@@ -100,62 +100,63 @@ DBUS = """\
 """
 
 
-def capabilities(board: dict) -> str:
+def capabilities(board: Board) -> str:
     """Only what the services need: the firewall (nftables) and raw BLE sockets."""
     caps = ["CAP_NET_ADMIN"]
-    if board["radios"]["ble"]:
+    if board.radios.ble:
         caps.append("CAP_NET_RAW")
     return " ".join(caps)
 
 
-def device_allow(board: dict) -> str:
+def device_allow(board: Board) -> str:
     """The unit's device allowlist: the Zigbee coordinator's and the HCI controller's ports."""
     ports = []
-    zig = board["radios"].get("zigbee")
+    zig = board.radios.zigbee
     if zig:
-        ports.append(zig["serial_port"])
-    ble = board["radios"]["ble"]
-    if ble and ble["backend"] == "hci" and ble["hci_transport"].startswith("serial:"):
-        ports.append(ble["hci_transport"][len("serial:"):].split(",")[0])
+        ports.append(zig.serial_port)
+    ble = board.radios.ble
+    if ble and ble.backend == "hci" and ble.hci_transport and \
+            ble.hci_transport.startswith("serial:"):
+        ports.append(ble.hci_transport[len("serial:"):].split(",")[0])
     return "\n".join("DeviceAllow=%s rw" % p for p in ports or ["/dev/null"])
 
 
-def render(board: dict, bundle: str) -> str:
+def render(board: Board, bundle: str) -> str:
     """The unit for BOARD, starting the gateway with the installation bundle BUNDLE."""
-    lan = interfaces_by_role(board, "lan")
+    lan = board.interfaces("lan")
     if not lan:
         raise TargetError("board %s declares no LAN interface for devices to reach"
-                          % board["name"], "add a [[network]] with role = \"lan\"")
+                          % board.name, "add a [[network]] with role = \"lan\"")
     families = ["AF_UNIX", "AF_INET", "AF_INET6", "AF_NETLINK"]
-    if board["radios"]["ble"]:
+    if board.radios.ble:
         families.append("AF_BLUETOOTH")
-    return UNIT.format(board=board["name"], state=board["storage"]["state_dir"], bundle=bundle,
+    return UNIT.format(board=board.name, state=board.storage.state_dir, bundle=bundle,
                        caps=capabilities(board), device_allow=device_allow(board),
                        families=" ".join(families), user=USER, app=APP_DIR,
                        watchdog=WATCHDOG_SEC, lan=lan[0],
                        port=LAN_DEVICE_PORT)
 
 
-def udev_rule(board: dict) -> str:
+def udev_rule(board: Board) -> str:
     """The udev rules handing the USB authorisation attributes and the radio dongle (only that
     one) to the gateway's group."""
     text = UDEV.format(user=USER, attrs=" ".join(USB_ATTRS))
-    zig = board["radios"].get("zigbee")
+    zig = board.radios.zigbee
     if zig:
-        if zig.get("usb_id"):
-            vendor, product = zig["usb_id"].split(":")
+        if zig.usb_id:
+            vendor, product = zig.usb_id.split(":")
             match = 'ENV{ID_VENDOR_ID}=="%s", ENV{ID_MODEL_ID}=="%s"' % (vendor, product)
         else:
-            match = 'KERNEL=="%s"' % zig["serial_port"].rsplit("/", 1)[-1]
+            match = 'KERNEL=="%s"' % zig.serial_port.rsplit("/", 1)[-1]
         text += ('# The %s radio dongle, and no other serial device.\n'
                  'SUBSYSTEM=="tty", %s, GROUP="%s", MODE="0660"\n'
-                 % (zig.get("dongle", zig["radio_type"]), match, USER))
+                 % (zig.dongle or zig.radio_type, match, USER))
     return text
 
 
-def dbus_policy(board: dict) -> str | None:
+def dbus_policy(board: Board) -> str | None:
     """BlueZ D-Bus access for the gateway's user on a BLE board (None: the board has no BLE)."""
-    if not board["radios"]["ble"]:
+    if not board.radios.ble:
         return None
     return DBUS.format(user=USER)
 

@@ -13,6 +13,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from firmware.common.boardprofile import Board
 from host_tools.release import wheels
 from host_tools.release.wheels import ROOT, DependencyError
 
@@ -22,15 +23,15 @@ DEPS_FORMAT = "mamori-deps/1"
 IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc")
 
 
-def manifest(board: dict, lock: wheels.Lock) -> dict[str, Any]:
+def manifest(board: Board, lock: wheels.Lock) -> dict[str, Any]:
     """What dependencies.json records for BOARD's lock."""
     return {"format": DEPS_FORMAT, "arch": lock.arch, "python": lock.python,
             "glibc": lock.glibc, "lock": lock.path.name, "lock_sha256": lock.sha256,
             "site": SITE, "wheels": wheels.describe(lock),
-            "base_os_requires": board["base_os_requires"]}
+            "base_os_requires": board.to_dict().get("base_os_requires")}
 
 
-def lay_out(board: dict, dest: Path, source: Path = ROOT) -> dict[str, Any]:
+def lay_out(board: Board, dest: Path, source: Path = ROOT) -> dict[str, Any]:
     """Write BOARD's application slot into DEST (firmware, unpacked wheels, dependencies.json)."""
     lock = wheels.lock_for(board)
     got = wheels.fetch(lock)
@@ -41,7 +42,7 @@ def lay_out(board: dict, dest: Path, source: Path = ROOT) -> dict[str, Any]:
     return deps
 
 
-def check_app(board: dict, app: Path) -> dict[str, Any]:
+def check_app(board: Board, app: Path) -> dict[str, Any]:
     """The dependencies a release's ``app/`` carries; refuse one that does not fit BOARD."""
     path = app / DEPS_FILE
     try:
@@ -50,16 +51,16 @@ def check_app(board: dict, app: Path) -> dict[str, Any]:
         raise DependencyError("the release's app/ carries no %s: its Python dependencies are "
                           "missing" % DEPS_FILE,
                           "lay the payload out with `mamori release payload --board %s`"
-                          % board["name"])
+                          % board.name)
     except (OSError, ValueError) as exc:
         raise DependencyError("the release's app/%s is unreadable: %s" % (DEPS_FILE, exc))
     if not isinstance(deps, dict) or deps.get("format") != DEPS_FORMAT:
         raise DependencyError("the release's app/%s is not %s" % (DEPS_FILE, DEPS_FORMAT))
-    base = board.get("base_os_requires") or {}
-    if deps.get("arch") != board["cpu"]["arch"] or deps.get("python") != base.get("python"):
+    python = board.base_os_requires.python if board.base_os_requires else None
+    if deps.get("arch") != board.cpu.arch or deps.get("python") != python:
         raise DependencyError("the release's wheels are for %s / Python %s, board %s runs %s / "
-                          "Python %s" % (deps.get("arch"), deps.get("python"), board["name"],
-                                         board["cpu"]["arch"], base.get("python")),
+                          "Python %s" % (deps.get("arch"), deps.get("python"), board.name,
+                                         board.cpu.arch, python),
                           "publish a payload laid out for this board")
     missing = [w["name"] for w in deps.get("wheels", [])
                if not any((app / SITE).glob(_dist_info(w["name"], w["version"])))]

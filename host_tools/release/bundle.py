@@ -10,6 +10,7 @@ import tarfile
 from pathlib import Path
 from typing import Any
 
+from firmware.common.boardprofile import Board
 from firmware.common.chunks import chunk_hashes, file_sha256
 from firmware.core.errors import ConfigError
 from firmware.core.update.version import parse_version
@@ -36,16 +37,16 @@ def _payload_files(src: Path) -> dict[str, Path]:
     return out
 
 
-def components_for(board: dict, files: dict[str, Path]) -> list[str]:
+def components_for(board: Board, files: dict[str, Path]) -> list[str]:
     """Which parts the bundle covers; Linux boards with tryboot need OS and boot files too."""
     tops = {rel.split("/", 1)[0] for rel in files if "/" in rel}
     comps: list[str] = [c for c in ("app", "os", "boot") if c in tops]
-    if board.get("storage", {}).get("boot") == "tryboot":
+    if board.storage.boot == "tryboot":
         missing = [c for c in ("app", "os", "boot") if c not in tops]
         if missing:
             raise ConfigError(
                 "a %s bundle must cover the application, the OS and the boot files; missing %s"
-                % (board["name"], ", ".join(d + "/" for d in missing)), "PATH",
+                % (board.name, ", ".join(d + "/" for d in missing)), "PATH",
                 hint="lay PATH out as app/, os/, boot/")
     return comps or ["app"]
 
@@ -57,7 +58,7 @@ def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
     tar.addfile(info, io.BytesIO(data))
 
 
-def build_bundle(src: Path, board: dict, version: str, out: Path, now: float,
+def build_bundle(src: Path, board: Board, version: str, out: Path, now: float,
                  health: str = "") -> dict[str, Any]:
     """Write the bundle to `out`; return its manifest (the SBOM is inside and returned too)."""
     parse_version(version)
@@ -78,7 +79,7 @@ def build_bundle(src: Path, board: dict, version: str, out: Path, now: float,
     sbom = build_sbom(board, version, listing, now, deps)
     sbom_bytes = json.dumps(sbom, indent=1, sort_keys=True).encode()
     manifest = {
-        "format": FORMAT, "board": board["name"], "version": version,
+        "format": FORMAT, "board": board.name, "version": version,
         "components": components_for(board, files), "files": listing, "health": health,
         "sbom_sha256": hashlib.sha256(sbom_bytes).hexdigest(),
     }

@@ -18,27 +18,28 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from firmware.common.boardprofile import Board
 from firmware.core.errors import ConfigError
 
 COMPONENTS = ("app", "os", "boot")
 
 
-def layout(board: dict[str, Any]) -> dict[str, Any]:
+def layout(board: Board) -> dict[str, Any]:
     """{"components": the ones this board takes (all required), "app_needs": [...]}."""
-    boot = str(board.get("storage", {}).get("boot", ""))
+    boot = str(board.storage.boot)
     comps = list(COMPONENTS) if boot == "tryboot" else ["app"]
-    needs = [] if board.get("name") == "sim" else ["firmware"]
+    needs = [] if board.is_sim else ["firmware"]
     return {"components": comps, "app_needs": needs}
 
 
-def _hint(board: dict[str, Any], want: dict[str, Any]) -> str:
+def _hint(board: Board, want: dict[str, Any]) -> str:
     parts = ", ".join(c + "/" for c in want["components"])
     extra = " with app/firmware/ (the firmware package)" if want["app_needs"] else ""
     return "lay PATH out as %s%s for board %s (README: release payload layout)" % (
-        parts, extra, board.get("name"))
+        parts, extra, board.name)
 
 
-def check_payload(path: Path, board: dict[str, Any]) -> list[str]:
+def check_payload(path: Path, board: Board) -> list[str]:
     """Refuse a payload that does not fit the board; return its components."""
     path = Path(path)
     want = layout(board)
@@ -50,16 +51,16 @@ def check_payload(path: Path, board: dict[str, Any]) -> list[str]:
     if stray:
         raise ConfigError("%s %s no place in a %s release" % (
             ", ".join(repr(n) for n in stray), "has" if len(stray) == 1 else "have",
-            board.get("name")), str(path), hint=hint)
+            board.name), str(path), hint=hint)
     missing = [c + "/" for c in want["components"] if c not in entries]
     if missing:
-        raise ConfigError("a %s release needs %s" % (board.get("name"), ", ".join(missing)),
+        raise ConfigError("a %s release needs %s" % (board.name, ", ".join(missing)),
                           str(path), hint=hint)
     for c in want["components"]:
         if not any(p.is_file() for p in (path / c).rglob("*")):
             raise ConfigError("%s/ is empty" % c, str(path), hint=hint)
     for need in want["app_needs"]:
         if not (path / "app" / need).is_dir():
-            raise ConfigError("app/%s/ is missing: the %s board runs it" % (need, board["name"]),
+            raise ConfigError("app/%s/ is missing: the %s board runs it" % (need, board.name),
                               str(path), hint=hint)
     return list(want["components"])

@@ -233,7 +233,7 @@ class ReleaseRepo:
                                                             prev["min_version"]) < 0:
                 raise PolicyError("minimum installable version may not go down (was %s)"
                                   % prev["min_version"])
-        if profile.get("base_os_requires") is not None and (payload / "app/firmware").is_dir():
+        if profile.base_os_requires is not None and (payload / "app/firmware").is_dir():
             # An OTA update replaces the dependencies with the code: the app/ must carry them.
             appslot.check_app(profile, payload / "app")
         scan_hash = file_sha256(scan_report) if scan_report else None

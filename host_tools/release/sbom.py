@@ -7,6 +7,7 @@ import time
 import uuid
 from typing import Any
 
+from firmware.common.boardprofile import Board
 from host_tools.release import wheels as lock_mod
 
 RUNTIME_PACKAGES = ("cryptography", "paho-mqtt", "pyserial", "bleak", "zigpy", "tuf",
@@ -20,7 +21,7 @@ def _pkg_version(name: str) -> str:
         return "unknown"
 
 
-def build_sbom(board: dict, version: str, files: dict[str, dict], now: float,
+def build_sbom(board: Board, version: str, files: dict[str, dict], now: float,
                wheels: list[dict] | None = None) -> dict[str, Any]:
     """SBOM listing the firmware, every payload file (with SHA-256) and runtime dependencies.
 
@@ -33,7 +34,7 @@ def build_sbom(board: dict, version: str, files: dict[str, dict], now: float,
             "type": "file", "name": rel, "bom-ref": "file:" + rel,
             "hashes": [{"alg": "SHA-256", "content": files[rel]["sha256"]}],
         })
-    if wheels is None and board.get("base_os_requires") is not None:
+    if wheels is None and board.base_os_requires is not None:
         wheels = lock_mod.describe(lock_mod.lock_for(board))
     if wheels is not None:
         for w in wheels:
@@ -43,7 +44,7 @@ def build_sbom(board: dict, version: str, files: dict[str, dict], now: float,
                 "bom-ref": "pkg:pypi/" + w["name"],
                 "hashes": [{"alg": "SHA-256", "content": w["sha256"]}],
             })
-    elif board.get("runtime") == "cpython":
+    elif board.runtime == "cpython":
         for pkg in RUNTIME_PACKAGES:
             v = _pkg_version(pkg)
             components.append({
@@ -57,10 +58,10 @@ def build_sbom(board: dict, version: str, files: dict[str, dict], now: float,
         "version": 1,
         "metadata": {
             "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now)),
-            "component": {"type": "firmware", "name": "mamori-" + board["name"],
+            "component": {"type": "firmware", "name": "mamori-" + board.name,
                           "version": version, "bom-ref": "mamori-firmware"},
-            "properties": [{"name": "mamori:board", "value": board["name"]},
-                           {"name": "mamori:runtime", "value": board.get("runtime", "")}],
+            "properties": [{"name": "mamori:board", "value": board.name},
+                           {"name": "mamori:runtime", "value": board.runtime}],
         },
         "components": components,
     }

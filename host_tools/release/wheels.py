@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from firmware.common.boardprofile import Board
 from firmware.core.errors import ConfigError, MamoriError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -93,30 +94,30 @@ def lock_path(arch: str, python: str, lock_dir: Path = LOCK_DIR) -> Path:
     return lock_dir / ("%s-py%s.txt" % (arch, python_tag(python)))
 
 
-def lock_for(board: dict, lock_dir: Path = LOCK_DIR) -> Lock:
+def lock_for(board: Board, lock_dir: Path = LOCK_DIR) -> Lock:
     """The lock the board's CPU and declared base-OS Python need (read and checked)."""
-    base = board.get("base_os_requires")
-    if not isinstance(base, dict):
+    base = board.base_os_requires
+    if base is None:
         raise ConfigError("declares no [base_os_requires] (Python version, packages)",
-                          "boards/%s.toml" % board["name"],
+                          "boards/%s.toml" % board.name,
                           hint="a Linux board profile says what its base OS provides")
-    path = lock_path(board["cpu"]["arch"], base["python"], lock_dir)
+    path = lock_path(board.cpu.arch, base.python, lock_dir)
     if not path.is_file():
-        raise ConfigError("no wheel lock for %s / Python %s" % (board["cpu"]["arch"],
-                                                                base["python"]), str(path),
+        raise ConfigError("no wheel lock for %s / Python %s" % (board.cpu.arch,
+                                                                base.python), str(path),
                           hint="create it with `mamori release lock --arch %s --python %s`"
-                          % (board["cpu"]["arch"], base["python"]))
+                          % (board.cpu.arch, base.python))
     lock = read_lock(path)
-    if lock.arch != board["cpu"]["arch"] or lock.python != base["python"]:
+    if lock.arch != board.cpu.arch or lock.python != base.python:
         raise ConfigError("is for %s / Python %s, not %s / Python %s" % (
-            lock.arch, lock.python, board["cpu"]["arch"], base["python"]), str(path))
+            lock.arch, lock.python, board.cpu.arch, base.python), str(path))
     need = lock.glibc_needed()
-    have = tuple(int(x) for x in base["glibc"].split("."))
+    have = tuple(int(x) for x in base.glibc.split("."))
     if need > have:
         raise ConfigError("wheels need glibc %d.%d but the base OS declares %s" % (
-            need[0], need[1], base["glibc"]), str(path),
+            need[0], need[1], base.glibc), str(path),
             hint="regenerate the lock for glibc %s or raise base_os_requires.glibc"
-            % base["glibc"])
+            % base.glibc)
     return lock
 
 

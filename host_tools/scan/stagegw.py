@@ -23,9 +23,9 @@ from firmware.gateway.runtime.gateway import Gateway
 
 
 async def _main(args: argparse.Namespace) -> int:
-    board = load_board("sim")
-    board["network"] = [{"name": args.wan_if, "role": "wan", "kind": "ethernet"},
-                        {"name": args.lan_if, "role": "lan", "kind": "ethernet"}]
+    board = load_board("sim").with_changes(
+        network=[{"name": args.wan_if, "role": "wan", "kind": "ethernet"},
+                 {"name": args.lan_if, "role": "lan", "kind": "ethernet"}])
     cfg = GatewayConfig(board_name="sim", state_dir=args.state_dir, bundle=args.bundle,
                         lan_host=args.lan_host, lan_port=LAN_DEVICE_PORT)
     cfg.admin = AdminConfig(host=args.lan_host, port=ADMIN_HTTPS_PORT)

@@ -10,7 +10,6 @@ ships an additional listener looks, and how the tests stage a weakened gateway.
 
 from __future__ import annotations
 
-import copy
 import json
 import sys
 import time
@@ -18,9 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from firmware.common.boardprofile import Board
 from firmware.common.boards import load_board
 from firmware.common.ports import ADMIN_HTTPS_PORT, LAN_DEVICE_PORT
-from firmware.core.boardspec import interfaces_by_role
 from firmware.core.errors import ConfigError, StateError
 from firmware.gateway.firewall import posture
 from firmware.gateway.firewall.policy import Port, policy_for_board
@@ -62,12 +61,12 @@ class ExtraService:
         return ExtraService(ports[0][0], ports[0][1], command.strip(), tuple(ports[1:]))
 
 
-def lab_interfaces(board: dict[str, Any]) -> tuple[str, str]:
+def lab_interfaces(board: Board) -> tuple[str, str]:
     """The board's WAN and LAN interface names (eth0/wlan0 for loopback-only boards)."""
-    kinds = {i["name"]: i["kind"] for i in board["network"]}
+    kinds = {i.name: i.kind for i in board.network}
 
     def first(role: str, default: str) -> str:
-        for n in interfaces_by_role(board, role):
+        for n in board.interfaces(role):
             if n != "lo" and kinds.get(n) != "loopback":
                 return str(n)
         return default
@@ -75,12 +74,10 @@ def lab_interfaces(board: dict[str, Any]) -> tuple[str, str]:
     return first("wan", "eth0"), first("lan", "wlan0")
 
 
-def lab_board(board: dict[str, Any], wan_if: str, lan_if: str) -> dict[str, Any]:
+def lab_board(board: Board, wan_if: str, lan_if: str) -> Board:
     """The board profile with its interfaces as the lab names them (for the ruleset)."""
-    out = copy.deepcopy(board)
-    out["network"] = [{"name": wan_if, "role": "wan", "kind": "ethernet"},
-                      {"name": lan_if, "role": "lan", "kind": "ethernet"}]
-    return out
+    return board.with_changes(network=[{"name": wan_if, "role": "wan", "kind": "ethernet"},
+                                       {"name": lan_if, "role": "lan", "kind": "ethernet"}])
 
 
 class Staging:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from firmware.common.boards import load_board
 from firmware.core.errors import PolicyError
 from firmware.gateway.admin import openapi, roles
 from firmware.gateway.admin.app import AdminApp
@@ -342,14 +343,13 @@ def test_openapi_file_matches_the_route_table(w: World) -> None:
 
 
 def test_bind_is_lan_only() -> None:
-    sim = {"name": "sim", "network": [{"name": "lo", "role": "wan", "kind": "loopback"},
-                                      {"name": "lo", "role": "lan", "kind": "loopback"}]}
+    sim = load_board("sim")
     assert check_bind("127.0.0.1", sim) == "127.0.0.1"
     for host in ("0.0.0.0", "::"):
         with pytest.raises(PolicyError):
             check_bind(host, sim)
-    wan_lo = {"name": "x", "network": [{"name": "lo", "role": "wan", "kind": "loopback"},
-                                       {"name": "mamori-nolan0", "role": "lan", "kind": "eth"}]}
+    wan_lo = sim.with_changes(network=[{"name": "lo", "role": "wan", "kind": "loopback"},
+                                       {"name": "mamori-nolan0", "role": "lan", "kind": "eth"}])
     with pytest.raises(PolicyError, match="WAN"):
         check_bind("127.0.0.1", wan_lo)
     with pytest.raises(PolicyError, match="not an address of a LAN"):

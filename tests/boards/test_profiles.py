@@ -25,14 +25,14 @@ def test_required_profiles_present_and_valid() -> None:
     assert set(list_boards()) >= REQUIRED
     for name in list_boards():
         b = load_board(name)
-        assert b["name"] == name
-        for port in b.get("usb_ports", []):
-            assert port["needed"] is False or port["allow"]
+        assert b.name == name
+        for port in b.usb_ports:
+            assert port.needed is False or port.allow
 
 
 def test_micropython_boards_disable_usb_repl() -> None:
     for name in ("pico-w", "esp32-s3"):
-        assert load_board(name)["security"]["usb_repl_in_production"] is False
+        assert load_board(name).security.usb_repl_in_production is False
 
 
 def test_show_json_cli() -> None:

@@ -90,8 +90,9 @@ def test_ports_are_parameters() -> None:
 
 
 def test_interface_in_both_roles_is_refused() -> None:
-    board = load_board("rpi4")
-    board["network"].append({"name": "eth0", "role": "lan", "kind": "ethernet"})
+    rpi4 = load_board("rpi4")
+    board = rpi4.with_changes(network=[*rpi4.to_dict()["network"],
+                                       {"name": "eth0", "role": "lan", "kind": "ethernet"}])
     with pytest.raises(ConfigError):
         policy_for_board(board)
 

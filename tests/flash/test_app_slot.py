@@ -4,7 +4,7 @@ board profile declares, the release payload that carries the wheels, and the har
 from __future__ import annotations
 
 import ast
-import copy
+import dataclasses
 import hashlib
 import json
 import re
@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from firmware.common.boardprofile import BaseOs
 from firmware.common.boards import load_board
 from firmware.core.boardspec import validate
 from firmware.core.errors import ConfigError
@@ -85,12 +86,11 @@ def test_malformed_locks_are_refused(tmp_path: Path) -> None:
 def test_lock_for_checks_the_declared_base_os() -> None:
     board = load_board("rpi4")
     assert wheels.lock_for(board).arch == "aarch64"
-    old = copy.deepcopy(board)
-    old["base_os_requires"]["glibc"] = "2.28"  # the locked cryptography wheel needs 2.34
+    base = board.to_dict()["base_os_requires"]
+    old = board.with_changes(base_os_requires=dict(base, glibc="2.28"))  # the wheel needs 2.34
     with pytest.raises(ConfigError, match="need glibc 2.34"):
         wheels.lock_for(old)
-    newer = copy.deepcopy(board)
-    newer["base_os_requires"]["python"] = "3.13"
+    newer = board.with_changes(base_os_requires=dict(base, python="3.13"))
     with pytest.raises(ConfigError, match="no wheel lock for aarch64 / Python 3.13"):
         wheels.lock_for(newer)
 
@@ -140,10 +140,11 @@ def test_cached_wheels_are_rehashed_and_a_bad_one_fetched_again(tmp_path: Path,
 
 def test_board_profiles_declare_their_base_os_strictly() -> None:
     rpi4 = load_board("rpi4")
-    base = rpi4["base_os_requires"]
-    assert base["python"] == "3.11" and "/usr/sbin/nft" in base["commands"]
+    base = rpi4.base_os_requires
+    assert base is not None and base.python == "3.11" and "/usr/sbin/nft" in base.commands
     for board in ("rpi4", "rpi5", "cm4", "pi-zero-2w"):
-        assert "nftables" in load_board(board)["base_os_requires"]["packages"]
+        declared = load_board(board).base_os_requires
+        assert declared is not None and "nftables" in declared.packages
     bad = {
         "missing on a Linux image board": lambda d: d.pop("base_os_requires"),
         "unknown key": lambda d: d["base_os_requires"].update(kernel="6.6"),
@@ -153,12 +154,12 @@ def test_board_profiles_declare_their_base_os_strictly() -> None:
         "on a microcontroller": lambda d: d.update(runtime="micropython"),
     }
     for what, change in bad.items():
-        d = copy.deepcopy(rpi4)
+        d = rpi4.to_dict()
         change(d)
         with pytest.raises(ConfigError, match="base_os_requires") as exc:
             validate(d, "boards/rpi4.toml")
         assert "boards/rpi4.toml" in str(exc.value), what
-    validate(copy.deepcopy(rpi4), "boards/rpi4.toml")
+    validate(rpi4.to_dict(), "boards/rpi4.toml")
 
 
 def test_release_payload_carries_the_wheels_and_publish_insists(tmp_path: Path) -> None:
@@ -238,11 +239,12 @@ def exposure(path: Path) -> float:
 
 def test_base_os_selftest_check_names_what_is_missing() -> None:
     here = "%d.%d" % sys.version_info[:2]
-    good = {"python": here, "glibc": "2.17", "packages": ["python3"],
-            "commands": [sys.executable]}
+    good = BaseOs(distribution="debian-12", python=here, glibc="2.17", packages=("python3",),
+                  commands=(sys.executable,))
     problems, evidence = baseos.base_os_problems(good)
     assert problems == [] and any(here in e for e in evidence)
-    bad = dict(good, python="3.99", glibc="9.99", commands=[sys.executable, "/nonexistent/nft"])
+    bad = dataclasses.replace(good, python="3.99", glibc="9.99",
+                              commands=(sys.executable, "/nonexistent/nft"))
     problems, _ = baseos.base_os_problems(bad)
     text = " ".join(problems)
     assert "3.99" in text and "glibc" in text and "/nonexistent/nft" in text

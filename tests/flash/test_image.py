@@ -85,7 +85,7 @@ def test_image_file_is_built_written_and_verified(env: dict[str, str], tmp_path:
     names = {w["name"]: w for w in desc["dependencies"]}
     assert {"cryptography", "paho-mqtt", "tuf", "zigpy", "bleak"} <= set(names)
     assert all(len(w["sha256"]) == 64 and w["version"] for w in names.values())
-    assert desc["base_os_requires"] == load_board("rpi4")["base_os_requires"]
+    assert desc["base_os_requires"] == load_board("rpi4").to_dict()["base_os_requires"]
     slot_deps = json.loads(_ext4_cat(a, "/opt/mamori/dependencies.json"))
     assert slot_deps["wheels"] == desc["dependencies"] and slot_deps["arch"] == "aarch64"
     listing = subprocess.run(["debugfs", "-R", "ls /opt/mamori/site-packages", str(a)],

@@ -5,7 +5,6 @@ directory, and a fake firmware that boots what autoboot.txt says (tryboot one-sh
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 import shutil
@@ -15,6 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from firmware.common.boardprofile import Board
 from firmware.common.boards import load_board
 from firmware.gateway.update.agent import UpdateAgent
 from firmware.gateway.update.boot import TrybootBoot, parse_autoboot
@@ -113,8 +113,9 @@ class RpiRig:
                     src.seek(p["start"])
                     dst.write(src.read(p["bytes"]))
                 slots.append(str(f))
-        self.board: dict[str, Any] = copy.deepcopy(load_board("rpi4"))
-        self.board["storage"]["slots"] = slots
+        rpi4 = load_board("rpi4")
+        self.board: Board = rpi4.with_changes(storage=dict(rpi4.to_dict()["storage"],
+                                                           slots=slots))
         self.dt = tmp / "dt"
         self.dt.mkdir()
         self.requests: list[str] = []
@@ -122,7 +123,7 @@ class RpiRig:
 
     def slot(self, name: str) -> Path:
         """The partition (or stand-in file) of slot a or b."""
-        return Path(self.board["storage"]["slots"][0 if name == "a" else 1])
+        return Path(self.board.storage.slots[0 if name == "a" else 1])
 
     def firmware_boot(self, tryboot: bool) -> int:
         """What the Pi firmware does at power-on: pick the partition from autoboot.txt."""

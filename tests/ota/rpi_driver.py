@@ -11,6 +11,7 @@ import os
 import sys
 from pathlib import Path
 
+from firmware.common.boardprofile import Board
 from firmware.core.errors import MamoriError
 from firmware.gateway.update.agent import UpdateAgent
 from firmware.gateway.update.boot import TrybootBoot
@@ -20,7 +21,7 @@ from firmware.gateway.update.store import Paths
 def main() -> int:
     """Run one pass; print the result as JSON."""
     cfg = json.loads(sys.argv[1])
-    board = cfg["board"]
+    board = Board.from_dict(cfg["board"])
     state = Path(cfg["state"])
 
     def reboot(arg: str) -> None:

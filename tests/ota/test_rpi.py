@@ -199,8 +199,9 @@ def test_power_cuts_on_block_slots(rig: RpiRig) -> None:
     original_a = sha_file(rig.slot("a"))
     log = env.tmp / "reboots.log"
     log.touch()
-    cfg = json.dumps({"board": rig.board, "state": str(env.state), "boot_dir": str(rig.boot_dir),
-                      "dt": str(rig.dt), "source": env.url, "reboot_log": str(log)})
+    cfg = json.dumps({"board": rig.board.to_dict(), "state": str(env.state),
+                      "boot_dir": str(rig.boot_dir), "dt": str(rig.dt), "source": env.url,
+                      "reboot_log": str(log)})
     slots = BlockSlots(Paths(env.state, rig.board), rig.board)
     n, cuts, finished, seen = 0, 0, 0, 0
     hit: set[str] = set()

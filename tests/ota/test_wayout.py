@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from firmware.common.boardprofile import Board
 from firmware.core.errors import IntegrityError, PolicyError
 from firmware.gateway.update import status
 from host_tools.release import repo as repo_mod
@@ -70,7 +71,7 @@ def test_defective_signed_bundle_is_refused_once_and_the_next_release_installs(
     _installed(env, "1.0")
     real = repo_mod.build_bundle
 
-    def mislabelled(src: Path, profile: dict[str, Any], version: str, out: Path, now: float,
+    def mislabelled(src: Path, profile: Board, version: str, out: Path, now: float,
                     health: str = "") -> dict[str, Any]:
         return real(src, profile, "1.9", out, now, health)  # manifest says 1.9, metadata 1.1
     monkeypatch.setattr(repo_mod, "build_bundle", mislabelled)

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from firmware.common.boards import load_board
 from firmware.core import selftest as model
 from firmware.core.events import Event
 from firmware.gateway.accesslog.service import AccessLogService
@@ -39,7 +40,7 @@ def provisioned(root: Path) -> Path:
     KeyStore(state).put("platform-client", os.urandom(32), "platform client key (test)",
                         "AES-256-GCM", 256, "generated in the test", 365)
     (state / "wan").mkdir(mode=0o700)
-    gw = Gateway(GatewayConfig(board_name="sim", state_dir=state), {"name": "sim"})
+    gw = Gateway(GatewayConfig(board_name="sim", state_dir=state), load_board("sim"))
     log = AccessLogService(gw)
     log.open()
     log.set_uploader(PlatformInbox(root / "platform-log"))

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from firmware.common.boardprofile import Board
 from firmware.gateway.identity.crl import Revocation
 from firmware.gateway.lan import tls as lantls
 from firmware.gateway.selftest.checks.lan import ProbeSite
@@ -42,7 +43,7 @@ def test_no_lan_identity(tmp_path: Path) -> None:
 
 
 def _patched(monkeypatch: pytest.MonkeyPatch, change: Any) -> None:
-    def weak(state_dir: Path, board: dict | None = None,
+    def weak(state_dir: Path, board: Board | None = None,
              tls_floor: str | None = None) -> ssl.SSLContext:
         ctx = REAL(state_dir, board, tls_floor)
         change(ctx)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from firmware.common.boardprofile import Board
 from firmware.gateway.identity.install import install_bundle
 from firmware.gateway.lan import tls as lantls
 from provisioning.gateway import issue_gateway
@@ -55,7 +56,7 @@ def test_a_lan_that_accepts_tls12_without_a_constrained_model_fails(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     state = provisioned(tmp_path)
 
-    def lowered(state_dir: Path, board: dict | None = None,
+    def lowered(state_dir: Path, board: Board | None = None,
                 tls_floor: str | None = None) -> ssl.SSLContext:
         ctx = REAL(state_dir, board, tls_floor)
         ctx.minimum_version = ssl.TLSVersion.TLSv1_2
@@ -70,7 +71,7 @@ def test_a_lan_that_accepts_tls12_without_a_constrained_model_fails(
 def test_cbc_suites_on_tls12_fail(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     state = provisioned(tmp_path)
 
-    def weak(state_dir: Path, board: dict | None = None,
+    def weak(state_dir: Path, board: Board | None = None,
              tls_floor: str | None = None) -> ssl.SSLContext:
         ctx = REAL(state_dir, board, "TLSv1.2")
         ctx.set_ciphers("ECDHE+AESGCM:ECDHE+AES")

@@ -63,7 +63,7 @@ def test_selftest_context_uses_the_installed_profile_and_skips_sockets(
 
         (live / "run" / ".status.json.tmp").write_text("{}")
         monkeypatch.setattr(shutil, "copy2", racing)
-        assert ctx.board()["name"] == "rpi4"
+        assert ctx.board().name == "rpi4"
         scratch = ctx.scratch()
         assert (scratch / "status.json").is_file()
         assert not (scratch / "run" / "control.sock").exists()

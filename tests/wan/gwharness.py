@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from firmware.common.boards import load_board
 from firmware.core.acl import DeviceAcl
 from firmware.core.events import Event
 from firmware.gateway.runtime.gateway import EventBus
@@ -23,7 +24,7 @@ class FakeGateway:
 
     def __init__(self, state_dir: Path) -> None:
         self.state_dir = state_dir
-        self.board = {"name": "sim"}
+        self.board = load_board("sim")
         self.boot_id = "boot%d" % next(_seq)
         self.bus = EventBus()
         self.events: list[Event] = []

@@ -164,7 +164,7 @@ def test_real_boards_use_their_radio_library_or_report_why(
     assert radio_for_board(load_board("rpi4")) is None  # a real coordinator
     assert isinstance(radio_for_board(load_board("sim")), SimZigbeeRadio)
     with pytest.raises(StateError, match="no Zigbee radio"):
-        radio_for_board({"name": "x", "radios": {"ble": False}})
+        radio_for_board(load_board("sim").with_changes(radios={"ble": False}))
     for radio_type in ("znp", "ezsp", "deconz"):  # each family's own application class
         assert coordinator.app_class(radio_type).__module__.startswith(
             coordinator.LIBRARIES[radio_type][0].split(".")[0])

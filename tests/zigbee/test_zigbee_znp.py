@@ -9,7 +9,6 @@ network key is random, never a public default; the library's backup is kept encr
 from __future__ import annotations
 
 import asyncio
-import copy
 import json
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from firmware.common.boardprofile import Board
 from firmware.common.boards import load_board
 from firmware.common.installcode import DEFAULT_TC_LINK_KEY, link_key
 from firmware.core.events import Event
@@ -44,10 +44,10 @@ async def until(cond: Callable[[], bool], timeout: float = 20.0) -> None:
         await asyncio.sleep(0.02)
 
 
-def znp_board(port: str) -> dict[str, Any]:
-    board = copy.deepcopy(load_board("sim"))
-    board["radios"]["zigbee"] = {"radio_type": "znp", "serial_port": port, "baudrate": 115200}
-    return board
+def znp_board(port: str) -> Board:
+    board = load_board("sim")
+    return board.with_changes(radios=dict(board.to_dict()["radios"], zigbee={
+        "radio_type": "znp", "serial_port": port, "baudrate": 115200}))
 
 
 class Site:

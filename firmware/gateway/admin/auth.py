@@ -14,6 +14,7 @@ import secrets
 from pathlib import Path
 from typing import Any
 
+from firmware.common.boardprofile import Board
 from firmware.common.passwords import AdminCredential, hash_credential, verify_hash
 from firmware.core.errors import AuthError, StateError
 from firmware.gateway.admin.db import AdminDB
@@ -29,7 +30,7 @@ BACKOFF_CAP_S = 60.0
 _DUMMY: list[str] = []
 
 
-def pepper(state_dir: Path, board: dict | None = None) -> bytes:
+def pepper(state_dir: Path, board: Board | None = None) -> bytes:
     """The session-token pepper (created on first use)."""
     ks = KeyStore(state_dir, board)
     if not ks.has(PEPPER):
@@ -37,7 +38,7 @@ def pepper(state_dir: Path, board: dict | None = None) -> bytes:
     return ks.get(PEPPER)
 
 
-def rotate_pepper(state_dir: Path, board: dict | None = None) -> None:
+def rotate_pepper(state_dir: Path, board: Board | None = None) -> None:
     """Replace the pepper: every stored session and CSRF token stops matching."""
     KeyStore(state_dir, board).put(PEPPER, secrets.token_bytes(32),
                                    "HMAC pepper of admin session and CSRF tokens",

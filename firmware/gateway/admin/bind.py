@@ -8,7 +8,7 @@ import socket
 import struct
 from pathlib import Path
 
-from firmware.core.boardspec import interfaces_by_role
+from firmware.common.boardprofile import Board
 from firmware.core.errors import ConfigError, PolicyError
 
 _SIOCGIFADDR = 0x8915
@@ -33,7 +33,7 @@ def interface_addresses(name: str) -> set[str]:
     return out
 
 
-def check_bind(host: str, board: dict) -> str:
+def check_bind(host: str, board: Board) -> str:
     """The address to bind if it is on a LAN-role interface and on no WAN-only one."""
     try:
         ip = ipaddress.ip_address(host)
@@ -42,8 +42,8 @@ def check_bind(host: str, board: dict) -> str:
     if ip.is_unspecified:
         raise PolicyError("the admin interface must not bind every address (%s)" % ip,
                           "set admin_host to the gateway's LAN address")
-    lan_ifaces = set(interfaces_by_role(board, "lan"))
-    wan_only = set(interfaces_by_role(board, "wan")) - lan_ifaces
+    lan_ifaces = set(board.interfaces("lan"))
+    wan_only = set(board.interfaces("wan")) - lan_ifaces
     for name in sorted(wan_only):
         if str(ip) in interface_addresses(name):
             raise PolicyError("%s is an address of WAN interface %s" % (ip, name),
@@ -58,17 +58,17 @@ def check_bind(host: str, board: dict) -> str:
     return str(ip)
 
 
-def listen_address(value: str, board: dict) -> str:
+def listen_address(value: str, board: Board) -> str:
     """VALUE as a listen address: an IP as given, or the IPv4 (else IPv6) address of a board
     LAN interface named by VALUE (the flashed unit names ``wlan0``, not a site's address)."""
     try:
         return str(ipaddress.ip_address(value))
     except ValueError:
         pass
-    lan = interfaces_by_role(board, "lan")
+    lan = board.interfaces("lan")
     if value not in lan:
         raise ConfigError("--lan-host %r is neither an IP address nor a LAN interface of board "
-                          "%s (%s)" % (value[:64], board["name"], ", ".join(lan) or "none"))
+                          "%s (%s)" % (value[:64], board.name, ", ".join(lan) or "none"))
     addrs = sorted(interface_addresses(value), key=lambda a: (":" in a, a))
     if not addrs:
         raise ConfigError("LAN interface %s has no address yet" % value,

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from firmware.common.boardprofile import Board
 from firmware.common.passwords import MIN_NEW_LENGTH, hash_credential
 from firmware.core.errors import PolicyError, StateError
 from firmware.core.events import Event
@@ -49,7 +50,7 @@ class Session:
 class AdminCore:
     """The admin API's shared state and plumbing over one gateway state directory."""
 
-    def __init__(self, state_dir: Path, board: dict[str, Any] | None = None,
+    def __init__(self, state_dir: Path, board: Board | None = None,
                  emit: Emit | None = None, clock: Callable[[], float] = time.time, *,
                  firmware: FirmwareStatus | None = None,
                  commission: Commission | None = None) -> None:

@@ -18,6 +18,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from firmware.common.boardprofile import Board
 from firmware.core.errors import IntegrityError
 from firmware.gateway.identity.atrest import FieldCipher, StoreKey
 
@@ -58,7 +59,7 @@ _PURPOSE = "at-rest key of the personal fields of the admin database"
 class AdminDB:
     """Thin, thread-safe access to the admin database."""
 
-    def __init__(self, state_dir: Path, board: dict | None = None) -> None:
+    def __init__(self, state_dir: Path, board: Board | None = None) -> None:
         self.path = Path(state_dir) / DB_FILE
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.lock = threading.RLock()

@@ -14,6 +14,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from firmware.common.boardprofile import Board
 from firmware.common.shred import shred
 from firmware.core.errors import ConfigError, IntegrityError
 from firmware.gateway.identity.keystore import KeyStore
@@ -27,7 +28,7 @@ _AAD = b"mamori-personal-data/1"
 class PersonalStore:
     """Read, write and crypto-erase the owner's personal data."""
 
-    def __init__(self, state_dir: Path, board: dict | None = None) -> None:
+    def __init__(self, state_dir: Path, board: Board | None = None) -> None:
         self.path = Path(state_dir) / DATA_FILE
         self.keys = KeyStore(state_dir, board)
 

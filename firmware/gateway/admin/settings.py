@@ -16,6 +16,7 @@ import secrets
 from pathlib import Path
 from typing import Any
 
+from firmware.common.boardprofile import Board
 from firmware.core.errors import ConfigError
 from firmware.gateway.identity.keystore import KeyStore
 
@@ -74,7 +75,7 @@ def _canonical(locked: dict[str, Any]) -> bytes:
 class LockManifest:
     """The MAC-protected record of installer-locked settings."""
 
-    def __init__(self, state_dir: Path, board: dict | None = None) -> None:
+    def __init__(self, state_dir: Path, board: Board | None = None) -> None:
         self.path = Path(state_dir) / MANIFEST
         self.keys = KeyStore(state_dir, board)
 

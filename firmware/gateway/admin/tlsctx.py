@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from firmware.common import tlspolicy
+from firmware.common.boardprofile import Board
 from firmware.gateway.identity import install
 from firmware.gateway.identity.keystore import KeyStore
 
@@ -31,7 +32,7 @@ def admin_server_context() -> ssl.SSLContext:
     return tlspolicy.server_context(require_client_cert=False)
 
 
-def _self_signed(state_dir: Path, board: dict | None) -> tuple[Path, Path, bytes]:
+def _self_signed(state_dir: Path, board: Board | None) -> tuple[Path, Path, bytes]:
     cert_path, key_path = state_dir / SELF_CERT, state_dir / SELF_KEY
     ks = KeyStore(state_dir, board)
     if cert_path.is_file() and key_path.is_file() and ks.has(SELF_PASS):
@@ -59,7 +60,7 @@ def _self_signed(state_dir: Path, board: dict | None) -> tuple[Path, Path, bytes
     return cert_path, key_path, passphrase
 
 
-def server_context(state_dir: Path, board: dict | None = None) -> tuple[ssl.SSLContext, str]:
+def server_context(state_dir: Path, board: Board | None = None) -> tuple[ssl.SSLContext, str]:
     """(context, which certificate): the installed gateway certificate when there is one."""
     state_dir = Path(state_dir)
     ctx = admin_server_context()

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from firmware.common.boardprofile import Board
 from firmware.common.shred import shred
 from firmware.gateway.admin.auth import PEPPER, rotate_pepper
 from firmware.gateway.admin.db import AdminDB
@@ -45,7 +46,7 @@ def _forget(db: AdminDB, owners: list[str], now: float) -> dict[str, int]:
     return {"windows_forgotten": len(windows), "settings_reset": settings}
 
 
-def transfer_ownership(db: AdminDB, state_dir: Path, board: dict | None = None,
+def transfer_ownership(db: AdminDB, state_dir: Path, board: Board | None = None,
                        now: float | None = None) -> dict[str, Any]:
     """Revoke the old household, erase its data and traces, rotate local secrets.
 

@@ -6,26 +6,23 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from firmware.core import boardspec
+from firmware.common.boardprofile import Board
 from firmware.core.errors import ConfigError
 from firmware.gateway.ble.service import BleRadio, LoopbackBleRadio
 
 
-def ble_radio(board: dict[str, Any]) -> BleRadio:
+def ble_radio(board: Board) -> BleRadio:
     """The BLE radio backend the board profile names (ConfigError when it has none here)."""
-    backend = boardspec.ble_backend(board)
-    ble = board.get("radios", {}).get("ble") or {}
+    backend, ble = board.ble_backend, board.radios.ble
     if backend == "sim":
         return LoopbackBleRadio()
     if backend == "bluez":
         from firmware.gateway.ble.bleakradio import BleakRadio
 
-        return BleakRadio(str(ble.get("controller", "")))
+        return BleakRadio(ble.controller or "" if ble else "")
     if backend == "hci":
         from firmware.gateway.ble.hciradio import HciRadio
 
-        return HciRadio(str(ble["hci_transport"]))
+        return HciRadio(ble.hci_transport or "" if ble else "")
     raise ConfigError("BLE backend %r does not run in the CPython gateway" % backend,
                       "board profile", "radios.ble.backend")

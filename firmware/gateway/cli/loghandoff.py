@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from firmware.common.accesslog.files import LOG_DIR, list_segments, load_bundle
+from firmware.common.boardprofile import Board
 from firmware.common.fsutil import fsync_dir
 from firmware.core.accesslog import framing
 from firmware.core.accesslog.encoding import decode
@@ -123,7 +124,7 @@ def escrow(state_dir: Path, folder: Path) -> dict[str, Any]:
     return {"handoff": "escrow", "delivered": True, "file": str(path), "messages": len(msgs)}
 
 
-def deliver_wan(state_dir: Path, board: dict[str, Any] | None, broker_url: str,
+def deliver_wan(state_dir: Path, board: Board | None, broker_url: str,
                 timeout: float = 120.0,
                 client_factory: Callable[..., Any] | None = None) -> dict[str, Any]:
     """Send the hand-off through the outbox until the broker acknowledged every message."""
@@ -179,14 +180,14 @@ def _last_broker(state_dir: Path) -> str | None:
 
 
 def handoff(mode: str = "wan", broker: str | None = None, escrow_to: Path | None = None,
-            reason: str = "", timeout: float = 120.0) -> Callable[[Path, dict[str, Any]],
+            reason: str = "", timeout: float = 120.0) -> Callable[[Path, Board],
                                                                   dict[str, Any]]:
     """The reset's step 0 for MODE: the log reaches the platform (or an operator), or the
     reset stops (MamoriError) with nothing destroyed."""
     if mode not in MODES:
         raise ConfigError("unknown log hand-off %r" % mode)
 
-    def run(state_dir: Path, board: dict[str, Any]) -> dict[str, Any]:
+    def run(state_dir: Path, board: Board) -> dict[str, Any]:
         if not has_log(state_dir):
             return {"handoff": "none", "delivered": False, "reason": "no access log"}
         if mode == "discard":

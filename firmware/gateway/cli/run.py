@@ -7,6 +7,7 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+from firmware.common.boardprofile import Board
 from firmware.common.boards import load_board
 from firmware.core.errors import ConfigError
 from firmware.gateway.admin.bind import listen_address
@@ -71,7 +72,7 @@ def _run(args: argparse.Namespace) -> int:
     return asyncio.run(_main(cfg, board))
 
 
-async def _main(cfg: GatewayConfig, board: dict[str, Any]) -> int:
+async def _main(cfg: GatewayConfig, board: Board) -> int:
     from firmware.gateway.composition import build_services  # the whole gateway: only for run
 
     while True:

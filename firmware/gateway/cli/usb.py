@@ -106,7 +106,7 @@ def register(sub: Any) -> None:
 def _board(args: argparse.Namespace) -> BoardUsb:
     if getattr(args, "no_board", False):
         return BoardUsb()
-    return BoardUsb(load_board(args.board))
+    return BoardUsb(load_board(args.board).to_dict())
 
 
 def _state_dir(args: argparse.Namespace) -> Path:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from firmware.common.boardprofile import Board
 from firmware.common.ports import ADMIN_HTTPS_PORT, LAN_DEVICE_PORT
-from firmware.core.boardspec import interfaces_by_role
 from firmware.core.errors import ConfigError
 
 PROTOS = ("tcp", "udp")
@@ -81,11 +81,11 @@ def default_ports(
     )
 
 
-def _real(board: dict, role: str) -> tuple[str, ...]:
+def _real(board: Board, role: str) -> tuple[str, ...]:
     # Loopback interfaces are accepted wholesale by the loopback rule; no per-role rules needed.
-    kinds = {i["name"]: i["kind"] for i in board["network"]}
+    kinds = {i.name: i.kind for i in board.network}
     names = []
-    for name in interfaces_by_role(board, role):
+    for name in board.interfaces(role):
         if name == "lo" or kinds.get(name) == "loopback" or name in names:
             continue
         names.append(name)
@@ -93,7 +93,7 @@ def _real(board: dict, role: str) -> tuple[str, ...]:
 
 
 def policy_for_board(
-    board: dict,
+    board: Board,
     device_port: int = LAN_DEVICE_PORT,
     admin_port: int = ADMIN_HTTPS_PORT,
     extra_ports: tuple[Port, ...] = (),
@@ -105,10 +105,10 @@ def policy_for_board(
     if both:
         raise ConfigError(
             "interface(s) {} have both roles wan and lan".format(", ".join(sorted(both))),
-            board.get("name", ""), "network",
+            board.name, "network",
         )
     ports = default_ports(device_port, admin_port) + tuple(extra_ports)
     keys = [p.key for p in ports]
     if len(set(keys)) != len(keys):
         raise ConfigError("a port is declared twice: " + ", ".join(keys))
-    return Policy(wan=wan, lan=lan, ports=ports, board=board.get("name", ""))
+    return Policy(wan=wan, lan=lan, ports=ports, board=board.name)

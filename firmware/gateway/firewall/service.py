@@ -54,7 +54,7 @@ class FirewallService(Service):
 
     async def start(self) -> None:
         """Apply the ruleset (or report why it cannot be), then start the periodic check."""
-        is_sim = self.gw.board.get("name") == "sim"
+        is_sim = self.gw.board.is_sim
         if not nft.has_cap_net_admin():
             if not is_sim:
                 raise StateError("cannot apply the firewall: " + NO_CAP,

@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM, AESSIV
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from firmware.common.boardprofile import Board
 from firmware.core.errors import IntegrityError
 from firmware.gateway.identity.keystore import KeyStore
 
@@ -87,7 +88,7 @@ class StoreKey:
     interrupted, whichever side of the store's commit it fell on.
     """
 
-    def __init__(self, state_dir: Path, board: dict | None, name: str, purpose: str) -> None:
+    def __init__(self, state_dir: Path, board: Board | None, name: str, purpose: str) -> None:
         self.keys = KeyStore(state_dir, board)
         self.name = name
         self.purpose = purpose

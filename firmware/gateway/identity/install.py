@@ -34,6 +34,7 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, x25519
 
+from firmware.common.boardprofile import Board
 from firmware.common.fsutil import atomic_write
 from firmware.common.passwords import AdminCredential
 from firmware.common.signeddoc import canonical
@@ -158,7 +159,7 @@ def _install_bundle_crl(ident: Path, pem: str, site_ca_pem: str) -> None:
         _write_public(ident / "crl.pem", pem)
 
 
-def install_bundle(state_dir: Path, bundle_path: Path, board: dict | None = None,
+def install_bundle(state_dir: Path, bundle_path: Path, board: Board | None = None,
                    root_fingerprint: str | None = None) -> dict:
     """Verify and import an installation bundle; returns a summary without secrets."""
     state_dir = Path(state_dir)
@@ -166,8 +167,8 @@ def install_bundle(state_dir: Path, bundle_path: Path, board: dict | None = None
     if pinned and root_fingerprint and pinned != root_fingerprint.lower():
         raise IntegrityError("this gateway is already pinned to another service root")
     payload = verify_bundle(bundle_path, root_fingerprint or pinned)
-    if board is not None and payload["board"] != board.get("name"):
-        raise ConfigError("bundle is for board %r, not %r" % (payload["board"], board["name"]))
+    if board is not None and payload["board"] != board.name:
+        raise ConfigError("bundle is for board %r, not %r" % (payload["board"], board.name))
     ident = state_dir / IDENTITY
     meta_path = ident / "gateway.json"
     if meta_path.is_file():
@@ -274,7 +275,7 @@ def installed_identity(state_dir: Path) -> dict:
     return dict(json.loads(path.read_text()))
 
 
-def enrol_request(state_dir: Path, gw_id: str, out: Path, board: dict | None = None) -> dict:
+def enrol_request(state_dir: Path, gw_id: str, out: Path, board: Board | None = None) -> dict:
     """CSR flow: make the gateway's keys here (wrapped) and write the public request file."""
     from cryptography.x509.oid import NameOID
 
@@ -302,7 +303,7 @@ def enrol_request(state_dir: Path, gw_id: str, out: Path, board: dict | None = N
     return {"gateway_id": gw_id, "request": str(out)}
 
 
-def tls_key_passphrase(state_dir: Path, board: dict | None = None) -> bytes:
+def tls_key_passphrase(state_dir: Path, board: Board | None = None) -> bytes:
     """The passphrase of identity/gateway-key.pem (from the key store)."""
     return KeyStore(state_dir, board).get(TLS_PASS)
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from firmware.common import kek as devicekey
+from firmware.common.boardprofile import Board
 from firmware.common.fsutil import atomic_write
 from firmware.core.errors import ConfigError, StateError
 
@@ -61,11 +62,11 @@ class FileKek:
 KEK_BACKENDS: dict[str, Callable[[Path], KekBackend]] = {}
 
 
-def kek_backend(state_dir: Path, board: dict | None) -> KekBackend:
+def kek_backend(state_dir: Path, board: Board | None) -> KekBackend:
     """The KEK backend the board profile asks for (file KEK when it has no secure element)."""
     se = "none"
     if board is not None:
-        se = str(board.get("security", {}).get("secure_element", "none"))
+        se = board.security.secure_element
     if se == "none":
         return FileKek(state_dir)
     factory = KEK_BACKENDS.get(se)
@@ -78,7 +79,7 @@ def kek_backend(state_dir: Path, board: dict | None) -> KekBackend:
 class KeyStore:
     """Named secrets at rest, wrapped under the KEK, plus their inventory."""
 
-    def __init__(self, state_dir: Path, board: dict | None = None,
+    def __init__(self, state_dir: Path, board: Board | None = None,
                  backend: KekBackend | None = None) -> None:
         self.state_dir = Path(state_dir)
         self.backend = backend or kek_backend(self.state_dir, board)

@@ -114,7 +114,7 @@ class LanService(DeviceSessionService[Session]):
                                                       backlog=BACKLOG)
         except OSError as exc:
             if not (self.stable and exc.errno == errno.EADDRINUSE and self.port
-                    and self.gw.board.get("name") == "sim"):
+                    and self.gw.board.is_sim):
                 raise StateError("cannot listen for devices on %s:%d: %s"
                                  % (self.host, self.port, exc.strerror or exc),
                                  "stop the program using that port, or pass --lan-port")

@@ -17,13 +17,14 @@ from __future__ import annotations
 import ssl
 from pathlib import Path
 
+from firmware.common.boardprofile import Board
 from firmware.common.certs import lan_floor
 from firmware.core import lanpolicy
 from firmware.gateway.identity.admission import DeviceAuthorizer
 from firmware.gateway.identity.install import IDENTITY, installed_identity, tls_key_passphrase
 
 
-def server_context(state_dir: Path, board: dict | None = None,
+def server_context(state_dir: Path, board: Board | None = None,
                    tls_floor: str | None = None) -> ssl.SSLContext:
     """The gateway's LAN server context: mutual TLS against the installed site CA and CRL.
 
@@ -52,7 +53,7 @@ def allowlist_floor(state_dir: Path) -> str:
     return lanpolicy.server_floor(DeviceAuthorizer(state_dir).allowlist)
 
 
-def secure_lan(state_dir: Path, board: dict | None,
+def secure_lan(state_dir: Path, board: Board | None,
                bundle: Path | None) -> tuple[ssl.SSLContext, DeviceAuthorizer, str] | None:
     """Install the bundle if given; return (server context, authorizer, gateway id) or None.
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from firmware.common.boardprofile import Board
 from firmware.core.errors import ConfigError
 from firmware.gateway.monitor.neighbours import NeighbourWatcher
 from firmware.gateway.monitor.service import MonitorService
@@ -29,11 +30,11 @@ def read_allowlist(path: Path) -> list[str]:
     return out
 
 
-def lan_interface(board: dict[str, Any]) -> str | None:
+def lan_interface(board: Board) -> str | None:
     """The board's LAN-side interface, or None when the LAN is loopback (sim)."""
-    for net in board.get("network", []):
-        if net.get("role") == "lan" and net.get("kind") != "loopback":
-            return str(net["name"])
+    for net in board.network:
+        if net.role == "lan" and net.kind != "loopback":
+            return net.name
     return None
 
 

@@ -35,6 +35,7 @@ from typing import Any
 
 from firmware.common import kek as devicekey
 from firmware.common.accesslog.files import LOG_DIR, list_segments
+from firmware.common.boardprofile import Board
 from firmware.common.fsutil import atomic_write
 from firmware.common.shred import shred
 from firmware.core.errors import PolicyError, StateError
@@ -49,7 +50,7 @@ KEEP_UPDATE_DROP = ("update/staging", "update/offline")
 STEPS = ("marked", "kek", "personal", "files", "done")
 # Step 0, handed in by the caller (the `reset` verb: firmware/gateway/cli/loghandoff.py):
 # hand the access log to the platform, or raise MamoriError and the reset does not start.
-HandOff = Callable[[Path, dict[str, Any]], dict[str, Any]]
+HandOff = Callable[[Path, Board], dict[str, Any]]
 
 
 def trace(point: str) -> None:
@@ -67,10 +68,10 @@ def _save(state_dir: Path, doc: dict[str, Any]) -> None:
                  sync_dir=True)
 
 
-def _keep(state_dir: Path, board: dict[str, Any]) -> list[Path]:
+def _keep(state_dir: Path, board: Board) -> list[Path]:
     root = state_dir.resolve()
     keep = [root / KEEP.rstrip("/")]
-    for s in board.get("storage", {}).get("slots", []):
+    for s in board.storage.slots:
         p = Path(s)
         keep.append((p if p.is_absolute() else root / p).resolve())
     return keep
@@ -146,7 +147,7 @@ def _personal(root: Path, keep: list[Path]) -> int:
     return removed
 
 
-def _destroy_kek(state_dir: Path, board: dict[str, Any]) -> bool:
+def _destroy_kek(state_dir: Path, board: Board) -> bool:
     backend = kek_backend(state_dir, board)
     destroy = getattr(backend, "destroy", None)
     if destroy is None:
@@ -156,7 +157,7 @@ def _destroy_kek(state_dir: Path, board: dict[str, Any]) -> bool:
     return devicekey.destroy_kek(state_dir) or had  # a file KEK a former backend left behind
 
 
-def _finish(state_dir: Path, board: dict[str, Any], doc: dict[str, Any],
+def _finish(state_dir: Path, board: Board, doc: dict[str, Any],
             clock: Callable[[], float], firmware: FirmwareStatus | None) -> dict[str, Any]:
     """Run the steps after the last one the marker records (each idempotent)."""
     root = state_dir.resolve()
@@ -182,7 +183,7 @@ def _finish(state_dir: Path, board: dict[str, Any], doc: dict[str, Any],
     return doc
 
 
-def no_handoff(state_dir: Path, _board: dict[str, Any]) -> dict[str, Any]:
+def no_handoff(state_dir: Path, _board: Board) -> dict[str, Any]:
     """Step 0 when the caller brings none: fine without an access log, else refused."""
     if list_segments(Path(state_dir) / LOG_DIR):
         raise StateError("the access log must be handed to the platform before a resale reset",
@@ -190,7 +191,7 @@ def no_handoff(state_dir: Path, _board: dict[str, Any]) -> dict[str, Any]:
     return {"handoff": "none", "delivered": False, "reason": "no access log"}
 
 
-def resale_reset(state_dir: Path, board: dict[str, Any], handoff: HandOff = no_handoff,
+def resale_reset(state_dir: Path, board: Board, handoff: HandOff = no_handoff,
                  yes: bool = False, clock: Callable[[], float] = time.time,
                  firmware: FirmwareStatus | None = None) -> dict[str, Any]:
     """Hand the log off, then destroy the household's state and keep the firmware (or finish
@@ -224,7 +225,7 @@ def resale_reset(state_dir: Path, board: dict[str, Any], handoff: HandOff = no_h
         os.close(fd)
 
 
-def finish_interrupted(state_dir: Path, board: dict[str, Any],
+def finish_interrupted(state_dir: Path, board: Board,
                        firmware: FirmwareStatus | None = None) -> dict[str, Any] | None:
     """At start: finish a reset a power cut interrupted (None when there is none)."""
     doc = marker(state_dir)

@@ -14,6 +14,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from firmware.common.boardprofile import Board
 from firmware.common.fsutil import atomic_write
 from firmware.common.ports import ADMIN_HTTPS_PORT, LAN_DEVICE_PORT
 
@@ -35,7 +36,7 @@ def remembered(state_dir: Path, name: str = "lan") -> dict[str, Any]:
     return {"host": str(doc.get("host", "")), "port": port}
 
 
-def planned_port(state_dir: Path, board: dict[str, Any], configured: int | None,
+def planned_port(state_dir: Path, board: Board, configured: int | None,
                  name: str = "lan") -> int:
     """The port to listen on (0: any free one, then remembered)."""
     if configured is not None:
@@ -43,7 +44,7 @@ def planned_port(state_dir: Path, board: dict[str, Any], configured: int | None,
     last = remembered(state_dir, name)
     if last:
         return int(last["port"])
-    return 0 if board.get("name") == "sim" else DECLARED[name]
+    return 0 if board.is_sim else DECLARED[name]
 
 
 def remember(state_dir: Path, host: str, port: int, name: str = "lan") -> None:

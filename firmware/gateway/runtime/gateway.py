@@ -16,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from firmware.common.boardprofile import Board
 from firmware.common.fsutil import atomic_write
 from firmware.core.errors import StateError
 from firmware.core.events import Event
@@ -85,7 +86,7 @@ class Service:
 class Gateway:
     """One running gateway: board profile, state directory, bus, devices and services."""
 
-    def __init__(self, config: GatewayConfig, board: dict[str, Any]) -> None:
+    def __init__(self, config: GatewayConfig, board: Board) -> None:
         self.config = config
         self.board = board
         self.state_dir = Path(config.state_dir)
@@ -211,14 +212,14 @@ class Gateway:
         doc: dict[str, Any] = {
             "gateway": {
                 "id": self.gateway_id or "",
-                "board": self.board["name"],
+                "board": self.board.name,
                 "pid": os.getpid(),
                 "boot_id": self.boot_id,
                 "started_at": self.started_at,
                 "uptime_s": round(time.time() - self.started_at, 1),
                 "state": "stopping" if self._stop.is_set() else "running",
                 "health": "ok" if self.supervisor.healthy() else "degraded",
-                "board_profile": self.board.get("source", ""),
+                "board_profile": self.board.source,
             },
             "supervisor": self.supervisor.status(),
             "updated_at": time.time(),
@@ -291,7 +292,7 @@ class Gateway:
                 started.append(s)
                 self.services.append(s)
             self.emit(Event("gateway.started", source="gateway", action="start",
-                            result="ok", params={"board": self.board["name"],
+                            result="ok", params={"board": self.board.name,
                                                  "services": [s.name for s in started]}))
             self.spawn("gateway.liveness", self._liveness_loop)
             self.spawn("gateway.status", self._status_loop)

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import platform
 from pathlib import Path
-from typing import Any
 
+from firmware.common.boardprofile import Board
 from firmware.core.errors import ConfigError
 
 DT_MODEL = Path("/proc/device-tree/model")
@@ -29,25 +29,25 @@ def host_arch(machine: str | None = None) -> str:
     return _ARCH.get(m, m)
 
 
-def mismatch(board: dict[str, Any], machine: str | None = None,
+def mismatch(board: Board, machine: str | None = None,
              dt_model: Path = DT_MODEL) -> str:
     """Why this host is not the profile's hardware ("" when it may be)."""
-    want = str((board.get("cpu") or {}).get("arch", "any"))
+    want = board.cpu.arch
     if want != "any" and host_arch(machine) != host_arch(want):
         return "board profile %s is for %s hardware (%s); this host is %s" % (
-            board.get("name"), want, board.get("description", ""), host_arch(machine))
-    words = _MODEL_WORDS.get(str(board.get("name")))
+            board.name, want, board.description, host_arch(machine))
+    words = _MODEL_WORDS.get(board.name)
     try:
         model = dt_model.read_bytes().rstrip(b"\0").decode("utf-8", "replace")
     except OSError:
         return ""  # no device tree published (a PC, a container, qemu-user): arch decides
     if words and words not in model:
-        return "board profile %s is for a %s; this host is a %s" % (board.get("name"), words,
+        return "board profile %s is for a %s; this host is a %s" % (board.name, words,
                                                                     model)
     return ""
 
 
-def require_matching_host(board: dict[str, Any]) -> None:
+def require_matching_host(board: Board) -> None:
     """ConfigError before anything touches the host when the profile is for other hardware."""
     why = mismatch(board)
     if why:

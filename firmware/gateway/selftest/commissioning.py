@@ -21,6 +21,7 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
+from firmware.common.boardprofile import Board
 from firmware.common.fsutil import atomic_write
 from firmware.core import selftest as model
 from firmware.core.errors import ConfigError, MamoriError, StateError
@@ -57,7 +58,7 @@ def _write(path: Path, data: bytes, mode: int = 0o644) -> None:
     atomic_write(path, data, mode, dir_mode=0o755)
 
 
-def signing_key(state_dir: Path, board: dict[str, Any] | None = None
+def signing_key(state_dir: Path, board: Board | None = None
                 ) -> ed25519.Ed25519PrivateKey:
     """The gateway's report-signing key from the key store (generated there on first use)."""
     ks = KeyStore(state_dir, board)
@@ -89,7 +90,7 @@ def selftest_report(state_dir: Path, level: int, board_name: str | None,
 
 
 def signed_selftest(state_dir: Path, level: int, board_name: str | None,
-                    board: dict[str, Any] | None = None, only: str | None = None,
+                    board: Board | None = None, only: str | None = None,
                     bind: dict[str, Any] | None = None) -> dict[str, Any]:
     """Run the self-test on scratch copies and return the signed envelope.
 

@@ -7,6 +7,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from firmware.common.boardprofile import Board
 from firmware.common.boards import load_board
 from firmware.gateway.selftest.livecopy import copy_state
 
@@ -28,7 +29,7 @@ class CheckContext:
         self._scratch: Path | None = None
         self.scratch_skipped: list[str] = []
 
-    def board(self) -> dict[str, Any]:
+    def board(self) -> Board:
         """The validated board profile (raises ConfigError when missing or invalid)."""
         from firmware.core.errors import ConfigError
 

@@ -51,7 +51,7 @@ def handle_request(gw: Any, request: Any) -> dict[str, Any]:
                       action="selftest", result="refused", reason=exc.message))
         raise
     level = installation_level(gw.state_dir, req["level"])
-    envelope = signed_selftest(gw.state_dir, level, gw.board.get("name"), gw.board, req["only"],
+    envelope = signed_selftest(gw.state_dir, level, gw.board.name, gw.board, req["only"],
                                bind={"purpose": "platform-request", "request_id": req["id"]})
     summary = envelope["report"]["summary"]
     gw.emit(Event("selftest.completed", "notice" if summary["verdict"] != "fail" else "warning",

@@ -9,18 +9,31 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
 
+from firmware.common.boardprofile import Board
 from firmware.core.events import Event
 from firmware.gateway.runtime.config import GatewayConfig
 from firmware.gateway.runtime.gateway import Gateway
 
 
+def stand_in_board(name: str) -> Board:
+    """A minimal profile named NAME (loopback WAN, no LAN, radios or USB) for a scratch gateway
+    when the real profile cannot be loaded; the check reports that separately."""
+    return Board.from_dict({
+        "name": name or "unknown", "description": "stand-in for an unreadable profile",
+        "runtime": "cpython", "cpu": {"class": "host", "arch": "any", "cores": 1},
+        "memory": {"ram_kib": 1}, "storage": {"state_dir": ".", "slots": [], "boot": "none"},
+        "network": [{"name": "lo", "role": "wan", "kind": "loopback"}],
+        "console": {"serial": "none", "login_in_production": False},
+        "security": {"secure_element": "none", "crypto_accel": [], "rtc": False},
+        "radios": {"ble": False}}, "<stand-in>")
+
+
 class ScratchGateway(Gateway):
     """A Gateway on a scratch state dir whose emit() does not log."""
 
-    def __init__(self, state_dir: Path, board: dict[str, Any]) -> None:
-        super().__init__(GatewayConfig(board_name=str(board.get("name", "unknown")),
+    def __init__(self, state_dir: Path, board: Board) -> None:
+        super().__init__(GatewayConfig(board_name=board.name,
                                        state_dir=state_dir), board)
         self.events: list[Event] = []
         self.bus.subscribe(self.events.append)

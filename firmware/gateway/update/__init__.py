@@ -5,8 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from firmware.common.boardprofile import Board
 
-def status(state_dir: Path | str, board: dict[str, Any] | None = None) -> dict[str, Any]:
+
+def status(state_dir: Path | str, board: Board | None = None) -> dict[str, Any]:
     """Firmware status for `mamori-gateway status --json`: version, slot, state, history."""
     from firmware.common.boards import load_board
     from firmware.common.version import software_version

@@ -21,6 +21,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from firmware.common.boardprofile import Board
 from firmware.core import strictjson
 from firmware.core.errors import (
     ConfigError,
@@ -88,7 +89,7 @@ def source_urls(source: str, paths: Paths) -> tuple[str, str]:
 class UpdateAgent:
     """Runs one update pass for a gateway state dir (sim: slot directories + selector file)."""
 
-    def __init__(self, state_dir: Path, board: dict[str, Any], source: str = "", *,
+    def __init__(self, state_dir: Path, board: Board, source: str = "", *,
                  ca_file: str | None = None, clock: Callable[[], float] = time.time,
                  health: Health | None = None, emit: Callable[[Event], None] | None = None,
                  boot: Any = None, max_bundle: int = MAX_BUNDLE,
@@ -274,7 +275,7 @@ class UpdateAgent:
                            fetcher=self.fetcher, clock=self.clock)
         client.refresh()
         signed_at, ts_expires = client.timestamp_times()
-        name = self.board["name"]
+        name = self.board.name
         path = name + "/firmware.bundle"
         info = client.target(path)
         if info is None:
@@ -470,7 +471,7 @@ class UpdateAgent:
         outbox.append_once(self.paths.reports, Event(
             kind, "alert", source="ota", action="update", target=str(t.get("version", "")),
             result=result, reason=reason, ts=self.clock(), event_id=event_id,
-            params={"board": self.board["name"], "from_version": record.get("from_version", ""),
+            params={"board": self.board.name, "from_version": record.get("from_version", ""),
                     "slot": record.get("from_slot", "")}))
         trace("alerted")
 

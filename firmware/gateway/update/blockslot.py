@@ -22,6 +22,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from firmware.common.boardprofile import Board
 from firmware.core.errors import ConfigError, IntegrityError, StateError
 from firmware.gateway.update.slots import write_slot
 from firmware.gateway.update.store import Paths, fsync_dir, read_json, write_json
@@ -126,7 +127,7 @@ def _run(cmd: list[str]) -> None:
 class BlockSlots:
     """Slots that are partitions (or files standing in for partitions)."""
 
-    def __init__(self, paths: Paths, board: dict[str, Any],
+    def __init__(self, paths: Paths, board: Board,
                  mounts_file: str = "/proc/self/mounts") -> None:
         self.paths = paths
         self.board = board
@@ -154,7 +155,7 @@ class BlockSlots:
             doc = json.loads(proc.stdout)
         except (OSError, ValueError, subprocess.TimeoutExpired):
             return None
-        if not isinstance(doc, dict) or doc.get("board") != self.board["name"]:
+        if not isinstance(doc, dict) or doc.get("board") != self.board.name:
             return None
         return {"version": str(doc.get("version", "")), "board": doc["board"], "flashed": True}
 
@@ -174,10 +175,10 @@ class BlockSlots:
             shutil.rmtree(work)
         work.mkdir(parents=True)
         try:
-            write_slot(bundle, work / "extracted", target, self.board["name"])
+            write_slot(bundle, work / "extracted", target, self.board.name)
             tree = work / "tree"
             tree.mkdir()
-            _rootfs_tree(work / "extracted", tree, self.board["name"], name,
+            _rootfs_tree(work / "extracted", tree, self.board.name, name,
                          target["version"], target["sha256"])
             size = device_size(dev)
             image = work / "slot.img"
@@ -197,7 +198,7 @@ class BlockSlots:
                 hp = self.paths.root / ("slot-%s.health.py" % name)
                 shutil.copyfile(work / "extracted" / "payload" / manifest["health"], hp)
                 health = hp.name
-            record = {"version": target["version"], "board": self.board["name"],
+            record = {"version": target["version"], "board": self.board.name,
                       "target": target, "image_sha256": digest, "image_bytes": size,
                       "device": str(dev), "health": health}
             write_json(rec_path, record)
@@ -261,7 +262,7 @@ class BlockSlots:
 class DirSlots:
     """The `sim` board's slots: directories under the state dir (see slots.py)."""
 
-    def __init__(self, paths: Paths, board: dict[str, Any]) -> None:
+    def __init__(self, paths: Paths, board: Board) -> None:
         self.paths = paths
         self.board = board
 
@@ -273,7 +274,7 @@ class DirSlots:
 
     def write(self, name: str, bundle: Path, target: dict[str, Any]) -> dict[str, Any]:
         """Extract the verified bundle into the slot directory (temp dir + rename)."""
-        return write_slot(bundle, self.paths.slot(name), target, self.board["name"])
+        return write_slot(bundle, self.paths.slot(name), target, self.board.name)
 
     def discard(self, name: str) -> None:
         """Drop a half-extracted slot (its temp directory; the slot itself is untouched)."""
@@ -282,12 +283,12 @@ class DirSlots:
         shutil.rmtree(slot_work(self.paths.slot(name)), ignore_errors=True)
 
 
-def slot_store(paths: Paths, board: dict[str, Any]) -> BlockSlots | DirSlots:
+def slot_store(paths: Paths, board: Board) -> BlockSlots | DirSlots:
     """The slot backend of a board: block devices for tryboot boards, directories on sim."""
-    boot = board.get("storage", {}).get("boot")
+    boot = board.storage.boot
     if boot == "tryboot":
         return BlockSlots(paths, board)
     if boot == "slot-dir":
         return DirSlots(paths, board)
-    raise ConfigError("board %s has no A/B update mechanism (%s)" % (board.get("name"), boot),
+    raise ConfigError("board %s has no A/B update mechanism (%s)" % (board.name, boot),
                       "storage.boot")

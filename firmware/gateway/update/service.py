@@ -40,7 +40,7 @@ class OtaService(Service):
         self.last_result: dict[str, Any] = {}
 
     def _enabled(self) -> bool:
-        return len(self.gw.board.get("storage", {}).get("slots", [])) == 2
+        return self.gw.board.has_ab_slots
 
     async def start(self) -> None:
         """Forward reports, finish an update in progress, listen for platform requests."""
@@ -71,7 +71,7 @@ class OtaService(Service):
         if event.kind != REQUESTED:
             return
         p = event.params or {}
-        if p.get("board") != self.gw.board.get("name"):
+        if p.get("board") != self.gw.board.name:
             return
         self._submit_work(str(p.get("url", "")), str(p.get("request_id", "")))
 

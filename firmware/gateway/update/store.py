@@ -8,6 +8,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from firmware.common.boardprofile import Board
 from firmware.core.errors import ConfigError
 
 
@@ -46,7 +47,7 @@ def read_json(path: Path, default: Any) -> Any:
 class Paths:
     """Where the agent keeps its state under STATE_DIR."""
 
-    def __init__(self, state_dir: Path, board: dict[str, Any]) -> None:
+    def __init__(self, state_dir: Path, board: Board) -> None:
         self.state_dir = state_dir
         self.root = state_dir / "update"
         self.record = self.root / "state.json"
@@ -58,9 +59,9 @@ class Paths:
         self.staging = self.root / "staging" / "bundle.part"
         self.offline = self.root / "offline"
         self.lock = self.root / "lock"
-        slots = board.get("storage", {}).get("slots", [])
+        slots = board.storage.slots
         if len(slots) != 2:
-            raise ConfigError("board %s does not define two A/B slots" % board.get("name"),
+            raise ConfigError("board %s does not define two A/B slots" % board.name,
                               "storage.slots")
         self.slot_paths = {"a": slots[0], "b": slots[1]}
 

@@ -56,7 +56,7 @@ class UsbGuardService(Service):
                  backend: SysfsBackend | None = None, tick: float = 1.0) -> None:
         super().__init__(gw)
         self.sysfs = Sysfs(sysfs_root)
-        self.board = BoardUsb(gw.board)
+        self.board = BoardUsb(gw.board.to_dict())
         self.store = PolicyStore(gw.state_dir / RULES_FILE, self.board)
         self.windows = MaintenanceWindows(clock, self.board.locked)
         self.source = source

@@ -10,7 +10,7 @@ def usb_services(gw: Gateway) -> list[Service]:
     """The USB guard on real CPython boards (/sys); on the sim board only when a sysfs-shaped
     tree is configured (``config.usb.sysfs``): the host's own USB is never touched."""
     root: str | None = str(gw.config.usb.sysfs) if gw.config.usb.sysfs else None
-    if root is None and gw.board["name"] != "sim" and gw.board["runtime"] == "cpython":
+    if root is None and not gw.board.is_sim and gw.board.runtime == "cpython":
         root = "/sys"
     if root is None:
         return []

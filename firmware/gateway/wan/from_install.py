@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 
+from firmware.common.boardprofile import Board
 from firmware.core.acl import DeviceAcl
 from firmware.gateway.identity.install import IDENTITY, installed_identity, tls_key_passphrase
 from firmware.gateway.wan.identity import WanIdentity, parse_broker_url, verify_key_from_pem
 
 
-def wan_identity(state_dir: Path, board: dict[str, Any] | None, broker_url: str) -> WanIdentity:
+def wan_identity(state_dir: Path, board: Board | None, broker_url: str) -> WanIdentity:
     """The gateway's WAN identity: its certificate, its key (in memory), the pinned platform."""
     ident = Path(state_dir) / IDENTITY
     meta = installed_identity(state_dir)

@@ -36,6 +36,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
+from firmware.common.boardprofile import Board
 from firmware.common.fsutil import atomic_write
 from firmware.common.update_requests import UpdateRequestHandler
 from firmware.core import strictjson
@@ -83,7 +84,7 @@ def envelope(gateway_id: str, stream: str, body: dict[str, Any], prio: int,
             json.dumps(doc, default=str, separators=(",", ":")).encode())
 
 
-def outbox_key(state_dir: Path, board: dict[str, Any] | None) -> StoreKey:
+def outbox_key(state_dir: Path, board: Board | None) -> StoreKey:
     """The key the outbox seals its payloads under (events carry principals and reasons)."""
     return StoreKey(state_dir, board, QUEUE_KEY, "at-rest key of the WAN outbox's messages")
 
@@ -156,7 +157,7 @@ class WanService(Service):
         self.processor = CommandProcessor(auth, self._sync_execute, self.submit,
                                           self._emit_threadsafe)
         self.update_requests = UpdateRequestHandler(
-            UpdateRequestChecker(self.identity.gateway_id, str(self.gw.board.get("name", "")),
+            UpdateRequestChecker(self.identity.gateway_id, self.gw.board.name,
                                  ed25519_verifier(self.identity.command_verify_key),
                                  time.time, replay),
             self.submit, self._emit_threadsafe)
@@ -355,7 +356,7 @@ class WanService(Service):
 
     def _status_extra(self) -> dict[str, Any]:
         return {"boot_id": getattr(self.gw, "boot_id", ""),
-                "board": self.gw.board.get("name", "")}
+                "board": self.gw.board.name}
 
 
 def build_wan_service(gw: Gateway, broker_url: str, identity: WanIdentity,

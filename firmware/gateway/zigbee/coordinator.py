@@ -24,6 +24,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
+from firmware.common.boardprofile import Board, ZigbeeRadio
 from firmware.common.installcode import DEFAULT_TC_LINK_KEY
 from firmware.core.errors import ConfigError, IntegrityError, StateError
 from firmware.core.events import Event
@@ -65,15 +66,14 @@ def app_class(radio_type: str) -> Any:
                          "install the %s package to use this coordinator" % dist)
 
 
-def app_config(radio_type: str, zb: dict[str, Any]) -> dict[str, Any]:
+def app_config(radio_type: str, zb: ZigbeeRadio) -> dict[str, Any]:
     """zigpy configuration: the port, random keys, no zigpy database, no open-ended features."""
     import zigpy.config as zc
     import zigpy.types as t
 
     return {
-        zc.CONF_DEVICE: {zc.CONF_DEVICE_PATH: str(zb["serial_port"]),
-                         zc.CONF_DEVICE_BAUDRATE: int(zb.get("baudrate",
-                                                             DEFAULT_BAUDRATE[radio_type])),
+        zc.CONF_DEVICE: {zc.CONF_DEVICE_PATH: zb.serial_port,
+                         zc.CONF_DEVICE_BAUDRATE: zb.baudrate or DEFAULT_BAUDRATE[radio_type],
                          zc.CONF_DEVICE_FLOW_CONTROL: None},
         zc.CONF_NWK: {zc.CONF_NWK_CHANNEL: DEFAULT_CHANNEL,
                       zc.CONF_NWK_KEY: t.KeyData(secrets.token_bytes(16)),
@@ -89,15 +89,15 @@ def app_config(radio_type: str, zb: dict[str, Any]) -> dict[str, Any]:
 class Coordinator:
     """The library's application on the board's dongle, with Mamori's join policy attached."""
 
-    def __init__(self, radio_type: str, zb: dict[str, Any], state_dir: Path,
-                 emit: Callable[[Event], Any], board: dict[str, Any] | None = None,
+    def __init__(self, zb: ZigbeeRadio, state_dir: Path,
+                 emit: Callable[[Event], Any], board: Board | None = None,
                  policy: JoinPolicy | None = None) -> None:
-        self.radio_type = radio_type
+        self.radio_type = zb.radio_type
         self.zb = zb
         self.keystore = KeyStore(state_dir, board)
         self.emit = emit
         self.policy = policy or JoinPolicy(emit)
-        self.kind = radio_type
+        self.kind = zb.radio_type
         self.state = "down"
         self.app: Any = None
         self.listener: Any = None
@@ -124,13 +124,13 @@ class Coordinator:
         except zigpy.exceptions.NetworkSettingsInconsistent:
             self.state = "refused"
             raise StateError("the coordinator on %s carries another network than the one "
-                             "in the key store" % self.zb["serial_port"],
+                             "in the key store" % self.zb.serial_port,
                              "plug the gateway's own coordinator back in, or reset the "
                              "network deliberately")
         except (TimeoutError, OSError, zigpy.exceptions.ZigbeeException) as exc:
             self.state = "error"
             raise StateError("the Zigbee coordinator on %s did not start: %s"
-                             % (self.zb["serial_port"], exc.__class__.__name__),
+                             % (self.zb.serial_port, exc.__class__.__name__),
                              "check the dongle, its port and radio_type in the board profile")
         key = bytes(self.app.state.network_info.network_key.key)
         if key in WELL_KNOWN_NWK_KEYS:
@@ -251,7 +251,7 @@ class Coordinator:
         """Backend, library and version, controller state and network (no key material)."""
         doc: dict[str, Any] = {"backend": self.radio_type, "library": LIBRARIES[
             self.radio_type][1], "version": library_version(self.radio_type),
-            "controller": {"state": self.state, "port": str(self.zb["serial_port"])}}
+            "controller": {"state": self.state, "port": self.zb.serial_port}}
         if self.app is not None and self.state == "up":
             node, nwk = self.app.state.node_info, self.app.state.network_info
             doc["controller"].update(model=str(node.model or ""),

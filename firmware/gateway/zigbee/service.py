@@ -23,6 +23,7 @@ from typing import Any
 
 from cryptography import x509
 
+from firmware.common.boardprofile import Board
 from firmware.common.signeddoc import verify_doc
 from firmware.core import schema
 from firmware.core.errors import AuthError, ConfigError, IntegrityError, MamoriError, StateError
@@ -61,12 +62,12 @@ def _eui64(ieee: str) -> Any:
     return t.EUI64.convert(ieee)
 
 
-def radio_for_board(board: dict[str, Any]) -> SimZigbeeRadio | None:
+def radio_for_board(board: Board) -> SimZigbeeRadio | None:
     """The sim board's coordinator, None for a real one, or StateError when there is none."""
-    zb = (board.get("radios") or {}).get("zigbee")
+    zb = board.radios.zigbee
     if not zb:
         raise StateError("this board has no Zigbee radio")
-    if str(zb.get("serial_port", "")).startswith("sim://"):
+    if zb.serial_port.startswith("sim://"):
         return SimZigbeeRadio()
     return None
 
@@ -97,14 +98,16 @@ class ZigbeeService(Service):
         """Bring the radio and the zigpy application up (or report why not)."""
         try:
             radio = self.radio or radio_for_board(self.gw.board)
-            zb = (self.gw.board.get("radios") or {}).get("zigbee") or {}
+            zb = self.gw.board.radios.zigbee
             if radio is not None:
                 self.app = MamoriZigbeeApp(
-                    {"device": {"path": str(zb.get("serial_port", "sim://zigbee"))},
+                    {"device": {"path": zb.serial_port if zb else "sim://zigbee"},
                      "database_path": None}, radio, self.gw.emit)
                 self.radio = radio
             else:
-                self.coordinator = Coordinator(str(zb["radio_type"]), zb, self.gw.state_dir,
+                if zb is None:  # radio_for_board refuses such a board; for the type checker
+                    raise StateError("this board has no Zigbee radio")
+                self.coordinator = Coordinator(zb, self.gw.state_dir,
                                                self.gw.emit, self.gw.board)
                 await self.coordinator.start()
                 self.app = self.coordinator

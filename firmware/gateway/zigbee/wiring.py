@@ -9,6 +9,6 @@ from firmware.gateway.zigbee.service import ZigbeeService
 
 def zigbee_service(gw: Gateway, control: ControlService | None) -> ZigbeeService | None:
     """The Zigbee service when the board profile declares a coordinator, else None."""
-    if not (gw.board.get("radios") or {}).get("zigbee"):
+    if not gw.board.radios.zigbee:
         return None
     return ZigbeeService(gw, control)

@@ -42,7 +42,7 @@ def seeds(workdir: Path) -> list[bytes]:
 
 def setup(workdir: Path) -> Callable[[bytes], None]:
     """The sim board's USB constraints and a learned policy to decide against."""
-    board = BoardUsb(load_board("sim"))
+    board = BoardUsb(load_board("sim").to_dict())
     storage = build_descriptors(0x0781, 0x5567, 0, [(8, 6, 0x50)])
     policy = Policy.parse(learn([_device("2-1", storage)], board), "learned.rules", board)
 

@@ -36,6 +36,7 @@ from firmware.gateway.selftest.registry import (
     not_applicable,
     passed,
 )
+from firmware.gateway.selftest.scratchgw import stand_in_board
 
 LOG_DIR = "accesslog"
 STATUS_FILE = "run/status.json"
@@ -123,8 +124,8 @@ def chain_verifies(ctx: CheckContext) -> Outcome:
 
 def _scratch_service(ctx: CheckContext) -> tuple[Gateway, AccessLogService]:
     scratch = ctx.scratch()
-    board: dict[str, Any] = {"name": ctx.board_name or "unknown"}
-    gw = Gateway(GatewayConfig(board_name=board["name"], state_dir=scratch), board)
+    board = stand_in_board(ctx.board_name or "unknown")
+    gw = Gateway(GatewayConfig(board_name=board.name, state_dir=scratch), board)
     svc = AccessLogService(gw)
     svc.open()
     return gw, svc

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import firmware
+from firmware.common.boardprofile import BaseOs
 from firmware.core.errors import ConfigError
 from firmware.gateway.selftest.checks._common import verdict
 from firmware.gateway.selftest.context import CheckContext
@@ -35,26 +36,26 @@ def _version(text: str) -> tuple[int, ...]:
     return tuple(int(p) for p in text.split(".") if p.isdigit())
 
 
-def base_os_problems(base: dict[str, Any]) -> tuple[list[str], list[str]]:
+def base_os_problems(base: BaseOs) -> tuple[list[str], list[str]]:
     """(problems, evidence) for the running system against a profile's base_os_requires."""
     problems, evidence = [], []
     running = "%d.%d" % sys.version_info[:2]
-    if running != base["python"]:
-        problems.append(f"Python {running} runs, the profile requires {base['python']}")
+    if running != base.python:
+        problems.append(f"Python {running} runs, the profile requires {base.python}")
     else:
         evidence.append(f"Python {running} as the profile requires")
     libc = os.confstr("CS_GNU_LIBC_VERSION") or ""
     have = libc.split()[-1] if libc.startswith("glibc ") else ""
-    if not have or _version(have) < _version(base["glibc"]):
-        problems.append(f"glibc {have or 'unknown'}; the slot's wheels need {base['glibc']}")
+    if not have or _version(have) < _version(base.glibc):
+        problems.append(f"glibc {have or 'unknown'}; the slot's wheels need {base.glibc}")
     else:
-        evidence.append(f"glibc {have} (>= {base['glibc']})")
-    missing = [c for c in base["commands"] if not os.access(c, os.X_OK)]
+        evidence.append(f"glibc {have} (>= {base.glibc})")
+    missing = [c for c in base.commands if not os.access(c, os.X_OK)]
     if missing:
         problems.append("base OS lacks " + ", ".join(missing) + " (packages: "
-                        + ", ".join(base["packages"]) + ")")
+                        + ", ".join(base.packages) + ")")
     else:
-        evidence.append("commands present: " + ", ".join(base["commands"]))
+        evidence.append("commands present: " + ", ".join(base.commands))
     return problems, evidence
 
 
@@ -87,13 +88,13 @@ def base_os(ctx: CheckContext) -> Outcome:
         board = ctx.board()
     except ConfigError as exc:
         return inconclusive(f"board profile unreadable: {exc}")
-    base = board.get("base_os_requires")
+    base = board.base_os_requires
     if base is None:
-        return not_applicable(f"board {board['name']} declares no base OS (no image, no slot)")
+        return not_applicable(f"board {board.name} declares no base OS (no image, no slot)")
     machine = platform.machine()
-    if machine != board["cpu"]["arch"]:
-        return not_applicable(f"not on the board: this CPU is {machine}, board {board['name']} "
-                              f"is {board['cpu']['arch']}")
+    if machine != board.cpu.arch:
+        return not_applicable(f"not on the board: this CPU is {machine}, board {board.name} "
+                              f"is {board.cpu.arch}")
     problems, evidence = base_os_problems(base)
     app = app_dir()
     try:

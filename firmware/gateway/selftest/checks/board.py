@@ -35,29 +35,29 @@ def board_profile(ctx: CheckContext) -> Outcome:
     except ConfigError as exc:
         return failed(f"board profile invalid: {exc}")
     problems, evidence = [], []
-    for port in board.get("usb_ports", []):
-        if port["needed"]:
-            allow = port.get("allow", "")
+    for port in board.usb_ports:
+        if port.needed:
+            allow = port.allow or ""
             if not _USB_ID.match(allow):
-                problems.append(f"USB port {port['path']}: needed but allow={allow!r} is not "
+                problems.append(f"USB port {port.path}: needed but allow={allow!r} is not "
                                 "a single vendor:product")
             else:
-                evidence.append(f"USB port {port['path']}: needed for "
-                                f"{port.get('purpose', '?')}, only {allow} allowed")
-        elif port.get("allow"):
-            problems.append(f"USB port {port['path']}: not needed but allows {port['allow']}")
+                evidence.append(f"USB port {port.path}: needed for "
+                                f"{port.purpose or '?'}, only {allow} allowed")
+        elif port.allow:
+            problems.append(f"USB port {port.path}: not needed but allows {port.allow}")
         else:
-            evidence.append(f"USB port {port['path']}: not needed, disabled")
-    if board["console"]["login_in_production"]:
-        problems.append(f"serial console {board['console']['serial']} offers a login in "
+            evidence.append(f"USB port {port.path}: not needed, disabled")
+    if board.console.login_in_production:
+        problems.append(f"serial console {board.console.serial} offers a login in "
                         "production")
     else:
-        evidence.append(f"console {board['console']['serial']}: no login in production")
-    if board["security"].get("usb_repl_in_production"):
+        evidence.append(f"console {board.console.serial}: no login in production")
+    if board.security.usb_repl_in_production:
         problems.append("USB REPL stays enabled in production")
     if problems:
         return failed(*problems)
-    return passed(f"board {board['name']} profile valid", *evidence)
+    return passed(f"board {board.name} profile valid", *evidence)
 
 
 @check("board.wifi-security", "Wi-Fi uses WPA3 (or WPA2) authentication",
@@ -73,8 +73,8 @@ def wifi_security(ctx: CheckContext) -> Outcome:
     except ConfigError as exc:
         return inconclusive(f"board profile unreadable: {exc}",
                             decide="fix the profile (`mamori boards show NAME` names the field)")
-    wifi_ifaces = [i["name"] for i in board["network"] if i["kind"] == "wifi"]
-    mode = board.get("wifi", {}).get("security")
+    wifi_ifaces = [i.name for i in board.network if i.kind == "wifi"]
+    mode = board.wifi.security if board.wifi else None
     if not wifi_ifaces and mode is None:
         return not_applicable("the board has no Wi-Fi interface")
     where = ", ".join(wifi_ifaces) or "Wi-Fi"

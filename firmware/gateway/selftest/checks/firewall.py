@@ -53,7 +53,7 @@ def _setup(ctx: CheckContext) -> tuple[Ruleset, str | None, bool]:
     device_port, admin_port = _ports(fw)
     ruleset = build(policy_for_board(board, device_port=device_port, admin_port=admin_port))
     netns = ctx.options.get("firewall_netns") or fw.get("netns") or None
-    return ruleset, netns, board["name"] == "sim"
+    return ruleset, netns, board.is_sim
 
 
 def baseline_problems(ruleset: Ruleset) -> list[str]:

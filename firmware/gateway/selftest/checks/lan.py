@@ -30,6 +30,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from firmware.common import certs
+from firmware.common.boardprofile import Board
 from firmware.core.errors import AuthError, MamoriError
 from firmware.gateway.identity.admission import Revocation
 from firmware.gateway.identity.install import IDENTITY
@@ -133,7 +134,7 @@ def _device_client(cert: tuple[Path, Path] | None = None) -> ssl.SSLContext:
     return c
 
 
-def _board(ctx: CheckContext) -> dict[str, Any] | None:
+def _board(ctx: CheckContext) -> Board | None:
     try:
         return ctx.board()
     except MamoriError:

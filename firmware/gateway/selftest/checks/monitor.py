@@ -17,6 +17,7 @@ from typing import Any
 
 from firmware.common.accesslog.reader import records
 from firmware.common.accesslog.source import open_source
+from firmware.common.boardprofile import Board
 from firmware.core.errors import MamoriError
 from firmware.core.events import Event
 from firmware.gateway.accesslog.service import AccessLogService
@@ -24,7 +25,7 @@ from firmware.gateway.monitor.service import MonitorService
 from firmware.gateway.monitor.wiring import monitor_services
 from firmware.gateway.selftest.context import CheckContext
 from firmware.gateway.selftest.registry import Outcome, check, failed, inconclusive, passed
-from firmware.gateway.selftest.scratchgw import ScratchGateway
+from firmware.gateway.selftest.scratchgw import ScratchGateway, stand_in_board
 from firmware.gateway.wan.service import event_route
 
 STATUS_FILE = "run/status.json"
@@ -41,11 +42,11 @@ def _live_status(ctx: CheckContext) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def _board(ctx: CheckContext) -> dict[str, Any]:
+def _board(ctx: CheckContext) -> Board:
     try:
         return ctx.board()
     except MamoriError:
-        return {"name": ctx.board_name or "unknown", "network": []}
+        return stand_in_board(ctx.board_name or "unknown")
 
 
 def factor_problems(factors: dict[Any, Any], level: int) -> list[str]:

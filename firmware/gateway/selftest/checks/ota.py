@@ -198,7 +198,7 @@ def image_integrity(ctx: CheckContext) -> Outcome:
     evidence = [f"running {inst.version} from slot {inst.slot}"]
     target = inst.target
     try:
-        signed = verify_metadata(inst.paths.tuf, inst.board["name"])
+        signed = verify_metadata(inst.paths.tuf, inst.board.name)
     except IntegrityError as exc:
         return failed(str(exc), *evidence)
     if signed is None:
@@ -211,7 +211,7 @@ def image_integrity(ctx: CheckContext) -> Outcome:
                 problems.append("the slot's release record differs from the signed target")
             else:
                 evidence.append("slot record equals the signed target (root → targets → "
-                                f"{family_of(inst.board['name'])} signatures verified)")
+                                f"{family_of(inst.board.name)} signatures verified)")
         else:
             evidence.append(f"trusted metadata now lists {rel.get('version')}; the slot record "
                             "of its signed target is used")
@@ -240,7 +240,7 @@ def image_integrity(ctx: CheckContext) -> Outcome:
                         problems.append(why)
     else:
         evidence.append("block slots: the slot record was written after a read-back compare")
-    why = _tamper_metadata(inst.paths.tuf, inst.board["name"])
+    why = _tamper_metadata(inst.paths.tuf, inst.board.name)
     if why:
         problems.append(why)
     return verdict(problems, evidence,

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from firmware.common import kek as devicekey
+from firmware.common.boardprofile import Board
 from firmware.core.errors import MamoriError
 from firmware.gateway.admin.personal import DATA_FILE, PersonalStore
 from firmware.gateway.identity.keystore import STORE_DIR
@@ -42,16 +43,16 @@ def tree_digest(path: Path) -> str:
     return h.hexdigest()
 
 
-def _slot_dirs(root: Path, board: dict[str, Any]) -> list[Path]:
+def _slot_dirs(root: Path, board: Board) -> list[Path]:
     out = []
-    for s in board.get("storage", {}).get("slots", []):
+    for s in board.storage.slots:
         p = Path(s)
         if not p.is_absolute():
             out.append(root / p)
     return out
 
 
-def _no_handoff(_state: Path, _board: dict[str, Any]) -> dict[str, Any]:
+def _no_handoff(_state: Path, _board: Board) -> dict[str, Any]:
     return {"handoff": "discard", "delivered": False,
             "reason": "self-test scratch copy: its log is never handed off"}
 

@@ -39,7 +39,7 @@ def attestation(ctx: CheckContext) -> Outcome:
     evidence = [f"running release {inst.version}"]
     rel: dict = {}
     try:
-        rel = release_record(verify_metadata(inst.paths.tuf, inst.board["name"]))
+        rel = release_record(verify_metadata(inst.paths.tuf, inst.board.name))
     except IntegrityError as exc:
         problems.append(str(exc))
     if rel and rel.get("version") != inst.version:

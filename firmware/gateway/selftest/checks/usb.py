@@ -42,7 +42,7 @@ class Scene:
 
     def __init__(self, ctx: CheckContext, extra_rule: str = "") -> None:
         self.board = ctx.board()
-        ports = [p["path"] for p in self.board.get("usb_ports", [])]
+        ports = [p.path for p in self.board.usb_ports]
         self.ports = ports
         buses = max([int(p.split("-")[0]) for p in ports] or [1])
         self.tree = FixtureTree(ctx.tempdir() / "sys", buses)
@@ -116,11 +116,11 @@ class Scene:
 def _linux_ports(ctx: CheckContext) -> str | None:
     """Why the board has no sysfs USB to judge (None when it has)."""
     board = ctx.board()
-    paths = [p["path"] for p in board.get("usb_ports", [])]
-    if board.get("runtime") != "cpython":
-        return f"board {board['name']} runs {board.get('runtime')}: no Linux USB stack"
+    paths = [p.path for p in board.usb_ports]
+    if board.runtime != "cpython":
+        return f"board {board.name} runs {board.runtime}: no Linux USB stack"
     if any(not DEVICE.match(p) for p in paths):
-        return f"board {board['name']} USB ports are not Linux sysfs ports"
+        return f"board {board.name} USB ports are not Linux sysfs ports"
     return None
 
 
@@ -150,18 +150,18 @@ def fixture_insertion(ctx: CheckContext) -> Outcome:
         for attr in ("authorized_default", "interface_authorized_default"):
             if scene.tree.read(bus, attr) != "0":
                 problems.append(f"{bus}/{attr} is not 0 after the guard's lockdown")
-    for port in scene.board.get("usb_ports", []):
-        if not port["needed"] or not port.get("allow"):
+    for need in scene.board.usb_ports:
+        if not need.needed or not need.allow:
             continue
-        purpose = port.get("purpose", "needed device")
-        res = scene.plug(port["path"], vendor_device(port["allow"], purpose))
-        ok = scene.tree.read(port["path"]) == "1" and all(
-            scene.tree.read(i) == "1" for i in scene.tree.interfaces(port["path"]))
+        purpose = need.purpose or "needed device"
+        res = scene.plug(need.path, vendor_device(need.allow, purpose))
+        ok = scene.tree.read(need.path) == "1" and all(
+            scene.tree.read(i) == "1" for i in scene.tree.interfaces(need.path))
         if not ok:
-            problems.append(f"the board's {purpose} ({port['allow']}) on needed port "
-                            f"{port['path']} was refused: {res['rule'] if res else 'error'}")
+            problems.append(f"the board's {purpose} ({need.allow}) on needed port "
+                            f"{need.path} was refused: {res['rule'] if res else 'error'}")
         else:
-            evidence.append(f"{purpose} {port['allow']} on {port['path']}: allowed "
+            evidence.append(f"{purpose} {need.allow} on {need.path}: allowed "
                             f"({res['rule'] if res else ''})")
     for (label, spec), port in zip(FIXTURES, scene.free_ports(len(FIXTURES)), strict=True):
         res = scene.plug(port, spec)
@@ -205,17 +205,16 @@ def unneeded_ports(ctx: CheckContext) -> Outcome:
         if why:
             return not_applicable(why)
         board = ctx.board()
-        locked = [p["path"] for p in board.get("usb_ports", []) if not p["needed"]]
+        locked = [p.path for p in board.usb_ports if not p.needed]
         if not locked:
-            return not_applicable(f"board {board['name']} marks every USB port as needed")
+            return not_applicable(f"board {board.name} marks every USB port as needed")
         scene = Scene(ctx, extra_rule=PROBE_RULE)
     except ConfigError as exc:
         return inconclusive(f"cannot build the scratch USB scene: {exc}")
     problems: list[str] = []
     evidence = [f"locked ports: {', '.join(locked)}", scene.policy_line() +
                 f" plus the probe rule `{PROBE_RULE}`"]
-    needed_ids = [p["allow"] for p in board.get("usb_ports", []) if p["needed"] and
-                  p.get("allow")]
+    needed_ids = [p.allow for p in board.usb_ports if p.needed and p.allow]
     for path in locked:
         specs: list[tuple[str, tuple[Any, ...]]] = [("mass-storage stick", STICK)]
         if needed_ids:

@@ -159,10 +159,9 @@ def links_encrypted(ctx: CheckContext) -> Outcome:
         board = ctx.board()
     except MamoriError as exc:
         return inconclusive(str(exc))
-    radios = board.get("radios") or {}
     problems, evidence = link_problems(_status(ctx))
     evidence = [f"running links: {', '.join(evidence) or 'no wireless device connected'}"]
-    if radios.get("ble"):
+    if board.radios.ble:
         gw = ScratchGateway(ctx.scratch(), board)
         try:
             gw_ble = GatewayBle(ctx.scratch(), gw.emit)
@@ -177,7 +176,7 @@ def links_encrypted(ctx: CheckContext) -> Outcome:
                 problems.append("a replayed handshake message was not refused as a replay")
             evidence.append("BLE refusals: " + "; ".join(reasons[:4]))
             evidence.append("BLE: a replayed data frame on an established session is refused")
-    if radios.get("zigbee"):
+    if board.radios.zigbee:
         zb_problems, zb_evidence = asyncio.run(_zigbee_exercise(secrets.token_hex(2)[:2]
                                                                 + ":01"))
         problems += zb_problems
