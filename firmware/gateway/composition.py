@@ -88,7 +88,8 @@ def build_services(gw: Gateway) -> list[Service]:
     # The access log first (it opens no port) so it records every other service's events;
     # then the firewall, so the posture is in place before any server listens.
     accesslog = AccessLogService(gw)
-    services: list[Service] = [accesslog, FirewallService(gw), OtaService(gw)]
+    ota = OtaService(gw)
+    services: list[Service] = [accesslog, FirewallService(gw), ota]
     services += usb_services(gw)  # default-deny USB before anything else listens
     control = ControlService(gw)  # local control socket (root / gateway uid only)
     services.append(control)
@@ -140,6 +141,7 @@ def build_services(gw: Gateway) -> list[Service]:
                                 router.execute, installed_acl(gw.state_dir),
                                 crl_handler=revocation.install, high_risk=router.high_risk)
         services += [wan, LogUplinkService(gw, wan, accesslog), RemoteSelftestService(gw, wan)]
+        ota.uplink = wan.submit  # update results go to the platform on the `update` stream
     if demo is not None and demo.by_transport("ip"):
         ip = demo.by_transport("ip")
         creds = {dev_id: load_credentials(d["credentials"]) for dev_id, d in ip.items()}

@@ -177,13 +177,6 @@ class Gateway:
         cancelling the returned task ends it."""
         return self.supervisor.spawn(name, factory)
 
-    def service(self, name: str) -> Service | None:
-        """The running service with that name, if any."""
-        for s in self.services:
-            if s.name == name:
-                return s
-        return None
-
     # -- lifecycle -----------------------------------------------------------------------
     def request_stop(self) -> None:
         """Ask the gateway to shut down cleanly."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+from collections.abc import Callable
 from typing import Any
 
 from firmware.common.update_requests import PRIORITY, REQUESTED, STREAM, result_body
@@ -26,6 +27,8 @@ from firmware.gateway.update.store import Paths, read_json, write_json
 
 PENDING = "request.json"  # the platform request whose final result is still owed
 SERVER_CA = "server-ca.pem"  # optional pinned CA of the update server
+# Queues one up-link message (stream, body, priority): the WAN service's ``submit``.
+Uplink = Callable[[str, dict[str, Any], int], Any]
 
 
 class OtaService(Service):
@@ -38,6 +41,8 @@ class OtaService(Service):
         self._pool: concurrent.futures.ThreadPoolExecutor | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self.last_result: dict[str, Any] = {}
+        # Bound by the composition root once the WAN exists (the OTA service starts before it).
+        self.uplink: Uplink | None = None
 
     def _enabled(self) -> bool:
         return self.gw.board.has_ab_slots
@@ -113,11 +118,9 @@ class OtaService(Service):
             "installed", "already-current") else "warning", source="ota", action="update",
             target=str(body.get("version", "")), result=body["result"],
             reason=str(body.get("reason", "")), params={"request_id": request_id}))
-        wan = self.gw.service("wan") if hasattr(self.gw, "service") else None
-        submit = getattr(wan, "submit", None)
-        if submit is not None:
+        if self.uplink is not None:
             try:
-                submit(STREAM, body, PRIORITY)
+                self.uplink(STREAM, body, PRIORITY)
             except MamoriError:
                 pass  # the queue is full or the WAN is down: the Event above is kept locally
 
