@@ -47,6 +47,20 @@ def test_without_the_root_in_the_bundle_the_first_update_is_refused(env: Env,
     assert status(env.state)["source"] == "factory image"
     r = gateway_cli("update", "--state-dir", str(env.state), "--from", env.url)
     assert r.returncode == 0, r.stderr
+    # Given again: nothing to do, and said so. Another root (another vendor's repository):
+    # refused, and the trusted one stays (it once answered "installed" and changed nothing).
+    trusted = env.state / "update" / "tuf" / "root.json"
+    before = trusted.read_bytes()
+    r = gateway_cli("update", "--state-dir", str(env.state), "--trust-root",
+                    str(env.repo.meta_dir / "1.root.json"), "--json")
+    assert r.returncode == 0 and json.loads(r.stdout)["trust"] == "already-trusted", r.stderr
+    other = json.loads((env.repo.meta_dir / "1.root.json").read_text())
+    other["signed"]["keys"] = {}  # not this repository's root
+    (tmp_path / "other-root.json").write_text(json.dumps(other))
+    r = gateway_cli("update", "--state-dir", str(env.state), "--trust-root",
+                    str(tmp_path / "other-root.json"))
+    assert r.returncode == 1 and "a different trusted root is already installed" in r.stderr
+    assert "Traceback" not in r.stderr and trusted.read_bytes() == before
 
 
 def test_a_bundle_refuses_a_release_root_that_is_not_tuf_root(tmp_path: Path) -> None:

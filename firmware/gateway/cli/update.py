@@ -83,10 +83,12 @@ def _update(args: argparse.Namespace) -> int:
     agent = UpdateAgent(args.state_dir, load_board(args.board), args.source,
                         ca_file=args.ca_file, boot_dir=args.boot_dir)
     if args.trust_root:
-        agent.trust_root(args.trust_root.read_bytes())
+        done = agent.trust_root(args.trust_root.read_bytes())
         if not args.source:
-            emit({"result": "trusted-root", "root": str(args.trust_root)}, args.json,
-                 "trusted root installed: %s (no update checked)" % args.trust_root)
+            emit({"result": "trusted-root", "root": str(args.trust_root), "trust": done},
+                 args.json, ("trusted root installed: %s (no update checked)" if done ==
+                             "installed" else "this root is already the trusted one: %s "
+                             "(nothing changed, no update checked)") % args.trust_root)
             return 0
     try:
         result = agent.run()

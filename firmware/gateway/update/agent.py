@@ -86,6 +86,9 @@ def source_urls(source: str, paths: Paths) -> tuple[str, str]:
     return p.joinpath("metadata").as_uri() + "/", p.joinpath("targets").as_uri() + "/"
 
 
+PROVISIONED_ROOT = "provisioned-root.json"  # the root given at manufacture, kept as given
+
+
 class UpdateAgent:
     """Runs one update pass for a gateway state dir (sim: slot directories + selector file)."""
 
@@ -175,26 +178,35 @@ class UpdateAgent:
 
     # ---- provisioning ---------------------------------------------------------------------
 
-    def trust_root(self, root: bytes) -> None:
-        """Install the first trusted root metadata (refused if a different one is trusted)."""
+    def trust_root(self, root: bytes) -> str:
+        """Install the first trusted root metadata: ``installed``, or ``already-trusted`` when
+        exactly this root was provisioned before; a different root is refused."""
         dest = self.paths.tuf / "root.json"
-        if dest.exists():
-            try:
-                have = json.loads(dest.read_bytes())["signed"]["version"]
-                new = strictjson.loads_object(root, "root metadata")["signed"]["version"]
-            except (ValueError, KeyError, TypeError, ProtocolError):
-                raise ConfigError("trusted root is not TUF root metadata", str(dest))
-            if have >= new:
-                return
-            raise ConfigError("a trusted root is already installed; newer roots arrive signed "
-                              "through the repository", str(dest))
+        first = self.paths.tuf / PROVISIONED_ROOT
         try:
-            if strictjson.loads_object(root, "root metadata")["signed"]["_type"] != "root":
+            signed = strictjson.loads_object(root, "root metadata")["signed"]
+            if not isinstance(signed, dict) or signed.get("_type") != "root":
                 raise ValueError
         except (ValueError, KeyError, TypeError, ProtocolError):
             raise ConfigError("is not TUF root metadata", "--trust-root")
+        if dest.exists():
+            # root.json moves on as the repository rotates its root: compare with what was
+            # provisioned (older state dirs: with the current root).
+            have = first if first.is_file() else dest
+            try:
+                same = strictjson.loads_object(have.read_bytes(), "root metadata")["signed"] \
+                    == signed
+            except (OSError, ValueError, KeyError, TypeError, ProtocolError):
+                raise ConfigError("trusted root is not TUF root metadata", str(have))
+            if same:
+                return "already-trusted"
+            raise ConfigError("a different trusted root is already installed; newer roots arrive "
+                              "signed through the repository (a board changes release roots "
+                              "only when reflashed)", str(dest))
         self.paths.tuf.mkdir(parents=True, exist_ok=True)
+        write_json_bytes(first, root)
         write_json_bytes(dest, root)
+        return "installed"
 
     def _installed_root(self) -> None:
         """First update: trust the release root the installation bundle carried."""
