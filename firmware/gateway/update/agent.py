@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import binascii
 import fcntl
-import json
 import os
 import shutil
 import sys
