@@ -140,3 +140,16 @@ def test_key_bundle_never_uploaded(tmp_path: Path) -> None:
     assert (state / "accesslog" / "outbox" / "keys.bin").exists()
     assert_fail(run(state, "accesslog.upload", now=time.time() + 7200), "accesslog.upload",
                 "verification-key bundle has not reached the platform")
+
+
+def test_synthetic_events_never_reach_the_process_log(tmp_path: Path,
+                                                      caplog: pytest.LogCaptureFixture) -> None:
+    """A remote self-test runs inside the live gateway: its synthetic unlock and the canary
+    personal data must not appear in the gateway's own log (seen from a newcomer's terminal)."""
+    state = provisioned(tmp_path)
+    caplog.set_level("DEBUG")
+    res = run(state, "accesslog")
+    assert res["accesslog.synthetic-record"].verdict == "pass"
+    logged = "\n".join(str(getattr(r, "event", "")) + r.getMessage() for r in caplog.records)
+    assert "selftest-door" not in logged and "selftest-owner" not in logged
+    assert "Canary" not in logged
