@@ -50,6 +50,10 @@ class AdminTarget:
         self._csrf = ""
 
     # -- plumbing ------------------------------------------------------------------------
+    def local_state_dir(self) -> Path | None:
+        """The gateway's state directory when it is on this machine, else None."""
+        return None  # the board is remote: commands run on it name its own state directory
+
     def describe(self) -> str:
         """What the summary calls it."""
         return "admin API %s" % self.url

@@ -43,6 +43,7 @@ class Target(Protocol):
     """The board being commissioned (target.py: a state directory; admin.py: the admin API)."""
 
     def describe(self) -> str: ...  # noqa: D102
+    def local_state_dir(self) -> Path | None: ...  # noqa: D102
     def start_hint(self) -> str: ...  # noqa: D102
     def status(self) -> dict[str, Any] | None: ...  # noqa: D102
     def attach(self, bundle: Path) -> None: ...  # noqa: D102
@@ -254,6 +255,17 @@ class Commissioning:
         return ("initial admin credential changed; the new one is in %s" if did == "changed"
                 else "admin credential already changed (%s)") % path
 
+    def _zigbee_steps(self, dev_id: str, cred: str) -> str:
+        """How a Zigbee device gets in: its install-code window, then its join."""
+        where = self.o.target.local_state_dir()
+        state = str(where) if where is not None else "STATE_DIR (on the board)"
+        steps = ("pair %s (zigbee): open its join window with `mamori-gateway zigbee permit "
+                 "--state-dir %s --credentials %s`, then power it on" % (dev_id, state, cred))
+        if self.o.board == "sim":
+            steps += (" (the sim board's device: `mamori-gateway zigbee sim-join --state-dir %s "
+                      "--credentials %s`)" % (state, cred))
+        return steps
+
     def _online(self) -> str:
         lan = (self.o.target.status() or {}).get("lan") or {}
         if lan.get("port"):
@@ -269,6 +281,8 @@ class Commissioning:
             if d.transport == "ip":
                 self.display.note("power on %s: mamori-device --credentials %s --gateway %s%s"
                                   % (d.id, creds.get(d.id, d.id + ".json"), endpoint, ticket))
+            elif d.transport == "zigbee":
+                self.display.note(self._zigbee_steps(d.id, creds.get(d.id, d.id + ".json")))
             else:
                 self.display.note("pair %s (%s) with its credential file %s"
                                   % (d.id, d.transport, creds.get(d.id, "")))

@@ -24,6 +24,10 @@ class StateDirTarget:
         self.state_dir = resolve(Path(state_dir)).resolve()
         self.board = board
 
+    def local_state_dir(self) -> Path | None:
+        """The gateway's state directory when it is on this machine, else None."""
+        return self.state_dir
+
     def describe(self) -> str:
         """What the summary calls it."""
         return "state directory %s" % self.state_dir

@@ -69,6 +69,7 @@ def test_ble_and_zigbee_demo_devices_join_window_and_rogue_alert(tmp_path: Path)
         rogue = gateway("zigbee", "sim-join", "--state-dir", str(state), "--ieee",
                         "02:de:ad:be:ef:00:00:01", "--key", DEFAULT_TC_LINK_KEY.hex(), "--json")
         assert rogue.returncode == 2 and json.loads(rogue.stdout)["joined"] is False
+        assert "default trust-centre key" in json.loads(rogue.stdout)["reason"]  # says why
         doc = wait_for(state, lambda d: any(e["kind"] == "rogue.zigbee"
                                             for e in d.get("events", [])))
         ev = [e for e in doc["events"] if e["kind"] == "rogue.zigbee"][0]
@@ -87,9 +88,8 @@ def test_ble_and_zigbee_demo_devices_join_window_and_rogue_alert(tmp_path: Path)
                          str(creds_path), "--seconds", "30", "--interval", "5")
         assert permit.returncode == 0, permit.stderr
         assert "new-motion" in permit.stdout and creds["install_code"] not in permit.stdout
-        joined = gateway("zigbee", "sim-join", "--state-dir", str(state), "--ieee",
-                         creds["ieee"], "--key",
-                         link_key(bytes.fromhex(creds["install_code"])).hex())
+        joined = gateway("zigbee", "sim-join", "--state-dir", str(state), "--credentials",
+                         str(creds_path))  # the device joins with its own install code
         assert joined.returncode == 0, joined.stderr
         doc = wait_for(state, lambda d: by_id(d).get("new-motion", {}).get("transport")
                        == "zigbee")
@@ -98,6 +98,7 @@ def test_ble_and_zigbee_demo_devices_join_window_and_rogue_alert(tmp_path: Path)
                         creds["ieee"], "--key",
                         link_key(bytes.fromhex(creds["install_code"])).hex())
         assert again.returncode == 2
+        assert "no join window open" in again.stdout and "zigbee permit" in again.stdout
         # an IP credential file is not a Zigbee one
         bad = gateway("zigbee", "permit", "--state-dir", str(state), "--credentials",
                       str(site_dir_for(state) / "devices" / "hall-sensor.json"))

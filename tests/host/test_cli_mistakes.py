@@ -221,6 +221,7 @@ CASES: dict[tuple[str, ...], list[tuple[str, list[str]]]] = {
                                              (PIPE, ["--help"])],
     ("mamori-gateway", "zigbee", "sim-join"): [(MISSING, ["--state-dir", M, "--ieee", "00"]),
                                                (BAD, ["--state-dir", D, "--ieee", "zz"]),
+                                               (WRONG, ["--state-dir", D, "--credentials", F]),
                                                (PIPE, ["--help"])],
     ("mamori-device",): [(MISSING, ["--credentials", M, "--gateway", "127.0.0.1:9"]),
                          (WRONG, ["--credentials", D, "--gateway", "127.0.0.1:9"]),

@@ -154,3 +154,55 @@ def test_a_bundle_landing_beside_a_blank_gateway_that_is_starting_is_picked_up(
     finally:
         code, err = stop_gateway(gw)
     assert code == 0, err
+
+
+def test_the_readme_devices_file_with_a_zigbee_device_by_the_printed_commands(
+        tmp_path: Path) -> None:
+    """The README's devices file (two IP devices and a Zigbee one): every device gets in by the
+    commands `mamori commission` prints (it once said only "pair porch (zigbee) with its
+    credential file", and the Zigbee device had no way in)."""
+    import re
+    import shlex
+
+    require("netns")
+    readme = (ROOT / "README.md").read_text()
+    block = readme[readme.index('{"devices": [\n  {"id": "front-door"'):]
+    devices = json.loads(block[:block.index("\n```")])
+    site, state, devfile = tmp_path / "site", tmp_path / "state", tmp_path / "devices.json"
+    devfile.write_text(json.dumps(devices))
+    args = host_cmd("commission", str(site), "--board", "sim", "--target", str(state),
+                    "--devices", str(devfile), "--level", "3", "--json")
+    gw = subprocess.Popen(gateway_cmd("run", "--board", "sim", "--state-dir", str(state)),
+                          cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                          text=True)
+    agents: list[subprocess.Popen[str]] = []
+    try:
+        wait_for(state, lambda d: d.get("gateway", {}).get("running") is True)
+        first = subprocess.run(args + ["--timeout", "2"], cwd=ROOT, capture_output=True,
+                               text=True, timeout=240)
+        assert first.returncode == 1, first.stderr[-2000:]
+        printed = re.findall(r"`(mamori-gateway zigbee [^`]+)`", first.stderr)
+        assert [c.split()[2] for c in printed] == ["permit", "sim-join"], first.stderr[-2000:]
+        for line in printed:  # as the installer types them
+            argv = shlex.split(line)
+            done = subprocess.run(gateway_cmd(*argv[1:]), cwd=ROOT, capture_output=True,
+                                  text=True, timeout=60)
+            assert done.returncode == 0, (line, done.stdout, done.stderr)
+        endpoint = _progress(site)["facts"]["endpoint"]
+        for d in devices["devices"]:
+            if d["transport"] == "ip":
+                agents.append(subprocess.Popen(
+                    [sys.executable, "-m", "firmware.device.cli", "--credentials",
+                     str(site / "devices" / (d["id"] + ".json")), "--gateway", endpoint,
+                     "--interval", "2"], cwd=ROOT, stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL, text=True))
+        again = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=280)
+        assert again.returncode == 0, again.stderr[-3000:]
+        assert [d["id"] for d in json.loads(again.stdout)["devices"]] == \
+            [d["id"] for d in devices["devices"]]
+    finally:
+        for a in agents:
+            a.terminate()
+            a.wait(timeout=20)
+        code, err = stop_gateway(gw)
+    assert code == 0, err

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from firmware.common.cli import emit
+from firmware.common.installcode import link_key
 from firmware.core.errors import ConfigError
 from firmware.device.credentials import load as load_credentials
 from firmware.gateway.runtime import control
@@ -34,8 +35,11 @@ def register(sub: Any) -> None:
     sj = zsub.add_parser("sim-join", help="sim board: a device tries to join (demo of a rogue "
                                           "join)")
     add_state_dir_arg(sj)
-    sj.add_argument("--ieee", required=True, help="EUI-64 of the joining device")
-    sj.add_argument("--key", default="", help="link key it uses, hex (default none)")
+    who = sj.add_mutually_exclusive_group(required=True)
+    who.add_argument("--credentials", type=Path, metavar="FILE",
+                     help="the device of these Zigbee credentials joins with its install code")
+    who.add_argument("--ieee", help="EUI-64 of a (rogue) joining device")
+    sj.add_argument("--key", default="", help="with --ieee: link key it uses, hex (default none)")
     sj.add_argument("--json", action="store_true")
     sj.set_defaults(func=_sim_join)
 
@@ -56,8 +60,22 @@ def _permit(args: argparse.Namespace) -> int:
 
 
 def _sim_join(args: argparse.Namespace) -> int:
-    res = control.request(resolve(args.state_dir), "zigbee.sim-join",
-                          {"ieee": args.ieee, "key": args.key})
-    emit(res, args.json, "%s %s" % (res["ieee"], "joined" if res["joined"] else
-                                    "was refused (reported as rogue.zigbee)"))
-    return 0 if res["joined"] else 2
+    ieee, key = args.ieee, args.key
+    if args.credentials is not None:
+        if key:
+            raise ConfigError("--key goes with --ieee; --credentials brings the device's key")
+        creds = load_credentials(args.credentials)
+        if creds.get("transport") != "zigbee":
+            raise ConfigError("credentials are for %s, not zigbee" % creds.get("transport"),
+                              str(args.credentials))
+        ieee = creds["ieee"]
+        key = link_key(bytes.fromhex(creds["install_code"])).hex()
+    res = control.request(resolve(args.state_dir), "zigbee.sim-join", {"ieee": ieee, "key": key})
+    if res["joined"]:
+        emit(res, args.json, "%s joined" % res["ieee"])
+        return 0
+    emit(res, args.json, "%s was refused: %s (reported as rogue.zigbee)%s" % (
+        res["ieee"], res.get("reason") or "not admitted",
+        "; open its window first: mamori-gateway zigbee permit --state-dir DIR --credentials "
+        "FILE" if "window" in str(res.get("reason", "")) else ""))
+    return 2

@@ -32,6 +32,7 @@ class JoinPolicy:
         self.clock = clock
         self.window: dict[str, Any] | None = None
         self.rogues = 0
+        self.last_refusal = ""
 
     def open_window(self, device_id: str, ieee: str, install_code: bytes,
                     seconds: int = 120) -> bytes:
@@ -51,6 +52,7 @@ class JoinPolicy:
 
     def _rogue(self, ieee: str, reason: str) -> bool:
         self.rogues += 1
+        self.last_refusal = reason
         self.emit(Event("rogue.zigbee", "alert", "zigbee", principal=ieee, action="join",
                         target=ieee, result="rejected", reason=reason))
         return False

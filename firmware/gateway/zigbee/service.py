@@ -222,7 +222,9 @@ class ZigbeeService(Service):
         except (ValueError, KeyError):
             raise ConfigError("ieee must be an EUI-64 and key hex")
         joined = self.radio.device_joins(ieee, 0x1000 + secrets.randbelow(0xE000), key)
-        return {"ieee": norm_ieee(ieee), "joined": joined}
+        policy = getattr(self.app, "policy", None)
+        why = "" if joined else str(getattr(policy, "last_refusal", ""))
+        return {"ieee": norm_ieee(ieee), "joined": joined, "reason": why}
 
     # -- zigpy listener ------------------------------------------------------------------
     def device_joined(self, device: Any) -> None:
