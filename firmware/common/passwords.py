@@ -77,6 +77,6 @@ class AdminCredential:
             raise PolicyError("the new credential must have at least %d characters"
                               % MIN_NEW_LENGTH)
         if hmac.compare_digest(old.encode(), new.encode()):
-            raise PolicyError("the new credential must differ from the initial one")
+            raise PolicyError("the new credential must differ from the current one")
         self.record = {"hash": hash_credential(new), "must_change": False}
         return dict(self.record)

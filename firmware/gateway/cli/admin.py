@@ -9,6 +9,7 @@ from typing import Any
 
 from firmware.common.cli import emit
 from firmware.core.errors import ConfigError
+from firmware.gateway.cli.credinput import credential_lines
 from firmware.gateway.runtime.statedir import add_state_dir_arg, existing_state_dir
 
 
@@ -37,7 +38,7 @@ def _read_secrets() -> tuple[str, str]:
         if getpass.getpass("new credential again: ") != new:
             raise ConfigError("the two new credentials differ")
         return old, new
-    lines = sys.stdin.read().splitlines()
+    lines = credential_lines()
     if len(lines) < 2:
         raise ConfigError("expected two lines on stdin: current credential, new credential")
     return lines[0], lines[1]

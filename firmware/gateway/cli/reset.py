@@ -57,7 +57,7 @@ def _reset(args: argparse.Namespace) -> int:
         "discard" if args.discard_log is not None else "wan")
     before = marker(state) if state.is_dir() else None
     if handoff != "wan" and args.yes and before is None:
-        require_operator(args)  # the log leaves the platform's path: operators only
+        require_operator(args, "a resale reset that hands the log off locally")  # operators only
     step0 = loghandoff.handoff(handoff, args.broker, args.escrow_to, args.discard_log or "",
                                args.upload_timeout)
     doc = resale_reset(state, board, step0, yes=args.yes,

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -59,20 +58,21 @@ def _stdin_tty() -> str | None:
         return None
 
 
-def require_operator(args: argparse.Namespace) -> str:
-    """Offline updates are for the operator: root on the console, or the admin credential."""
+def require_operator(args: argparse.Namespace, what: str = "an offline update") -> str:
+    """`what` is for the operator only: root on the console, or the admin credential."""
     if args.console:
         if not local_console(os.geteuid(), _stdin_tty()):
             raise AuthError("--console is only for root on the board's local console",
                             "otherwise give the admin credential on stdin")
         return "console"
+    from firmware.gateway.cli.credinput import read_credential
     from firmware.gateway.identity.install import authenticate_admin
 
-    secret = sys.stdin.readline().strip()
+    secret = read_credential().strip()
     if not secret:
-        raise AuthError("an offline update needs the admin credential on stdin",
-                        "echo the credential into the command, or use --console as root "
-                        "on the board's console")
+        raise AuthError("%s needs the admin credential on stdin" % what,
+                        "pipe it in (the provisioned `.admin-credential` file works as it is), "
+                        "or use --console as root on the board's console")
     authenticate_admin(args.state_dir, secret)
     return "admin"
 

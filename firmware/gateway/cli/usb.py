@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from firmware.core import strictjson
 from firmware.core.errors import AuthError, ConfigError, ProtocolError, StateError
 from firmware.core.usbmaint import DEFAULT_SECONDS, MaintenanceWindows
 from firmware.core.usbpolicy import BoardUsb, Policy, evaluate, learn, refused
+from firmware.gateway.cli.credinput import read_credential
 from firmware.gateway.runtime.statedir import add_state_dir_arg, resolve
 from firmware.gateway.usbguard.store import (
     RULES_FILE,
@@ -184,7 +184,7 @@ def _authenticate(args: argparse.Namespace, state: Path) -> None:
                         "provision the gateway first")
     except (OSError, ProtocolError):
         raise ConfigError("unreadable admin credential record", str(path))
-    secret = sys.stdin.readline().rstrip("\n")
+    secret = read_credential()
     if not secret:
         raise AuthError("the admin credential must be given on stdin")
     AdminCredential(record).authenticate(secret)
