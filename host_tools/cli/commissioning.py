@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,7 @@ from firmware.core import strictjson
 from firmware.core.errors import IntegrityError, ProtocolError
 from firmware.gateway.selftest.report import render_table
 from firmware.gateway.selftest.signing import key_id, verify_report
-from host_tools.commission.verify import load_public
+from host_tools.commission.verify import RECORD_FORMAT, load_public, report_of_record
 
 
 def register(sub: Any) -> None:
@@ -29,17 +30,32 @@ def register(sub: Any) -> None:
     vp.set_defaults(func=_verify)
 
 
-def _verify(args: argparse.Namespace) -> int:
-    pub = load_public(args.key)
+def _load(path: Path) -> dict[str, Any]:
     try:
-        envelope = strictjson.loads(args.report.read_bytes(), "signed report")
+        doc = strictjson.loads(path.read_bytes(), "signed report")
     except OSError as exc:
-        raise IntegrityError(f"cannot read signed report: {exc.strerror or exc}")
+        raise IntegrityError(f"cannot read signed report {path}: {exc.strerror or exc}")
     except ProtocolError as exc:
-        raise IntegrityError(exc.message)
-    if not isinstance(envelope, dict):
-        raise IntegrityError("signed report is malformed")
+        raise IntegrityError(f"{path}: {exc.message}")
+    if not isinstance(doc, dict):
+        raise IntegrityError(f"{path}: signed report is malformed",
+                             "give a selftest-*.json report or the record.json naming it")
+    return doc
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from firmware.gateway.selftest.report import canonical
+
+    pub = load_public(args.key)
+    envelope = _load(args.report)
+    digest = None
+    if envelope.get("format") == RECORD_FORMAT:  # the record: check the report it names
+        path, digest = report_of_record(envelope, args.report)
+        envelope = _load(path)
     report = verify_report(envelope, pub)
+    if digest is not None and hashlib.sha256(canonical(report)).hexdigest() != digest:
+        raise IntegrityError("the signed report is not the one the commissioning record %s "
+                             "names" % args.report)
     if args.request_id is not None and report.get("request_id") != args.request_id:
         raise IntegrityError("report answers another request (replayed report)")
     verdict = report["summary"]["verdict"]

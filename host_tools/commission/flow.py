@@ -33,6 +33,7 @@ from host_tools.commission import devicelist, issue
 from host_tools.commission.credential import credential_file
 from host_tools.commission.display import Display
 from host_tools.commission.progress import Progress
+from host_tools.commission.verify import RECORD_FORMAT
 
 POLL_S = 0.5
 NUDGE_S = 5.0  # no gateway after this long: tell the installer how to start it
@@ -349,7 +350,7 @@ class Commissioning:
         if report["summary"]["exit_code"] != 0 or report.get("accepted_findings"):
             raise IntegrityError("the signed report is not all-pass")
         site = self._open_site()
-        doc = {"format": "mamori-commissioning-record/1", "gateway_id": self.o.gateway_id,
+        doc = {"format": RECORD_FORMAT, "gateway_id": self.o.gateway_id,
                "site_id": site.site_id, "site_name": site.name, "board": self.o.board,
                "service_level": report["service_level"], "target": self.o.target.describe(),
                "devices": self.progress.fact("devices_online") or [],

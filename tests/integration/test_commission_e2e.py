@@ -200,6 +200,18 @@ def test_the_readme_devices_file_with_a_zigbee_device_by_the_printed_commands(
         assert again.returncode == 0, again.stderr[-3000:]
         assert [d["id"] for d in json.loads(again.stdout)["devices"]] == \
             [d["id"] for d in devices["devices"]]
+        # The record itself verifies (it names its report; "malformed" before), and a wrong
+        # key file says what file is wanted, not a Python exception name.
+        record = Path(json.loads(again.stdout)["record"])
+        key = record.parent / "report-signing.pub.pem"
+        ok = subprocess.run(host_cmd("commissioning", "verify", str(record), "--key", str(key)),
+                            cwd=ROOT, capture_output=True, text=True, timeout=60)
+        assert ok.returncode == 0 and "signature valid" in ok.stdout, ok.stderr
+        bad = subprocess.run(host_cmd("commissioning", "verify", str(record), "--key",
+                                      str(record)), cwd=ROOT, capture_output=True, text=True,
+                             timeout=60)
+        assert bad.returncode == 1 and "is not a PEM public key" in bad.stderr
+        assert "report-signing.pub.pem" in bad.stderr and "ValueError" not in bad.stderr
     finally:
         for a in agents:
             a.terminate()
