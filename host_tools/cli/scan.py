@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +51,12 @@ def _scan(args: argparse.Namespace) -> int:
     _check_output("--out", args.out)
     _check_output("--html", args.html)
     extra = tuple(ExtraService.parse(s) for s in args.stage_extra)
-    report = run_scan(args.board, args.advisories, args.sbom, extra)
+    start = time.monotonic()
+
+    def progress(step: str) -> None:
+        print("scan: %s (%.0f s)" % (step, time.monotonic() - start), file=sys.stderr, flush=True)
+
+    report = run_scan(args.board, args.advisories, args.sbom, extra, progress)
     if args.out is not None:
         write_output(args.out, json.dumps(report, indent=2, ensure_ascii=False) + "\n")
     if args.html is not None:

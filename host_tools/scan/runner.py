@@ -11,6 +11,7 @@ import json
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -175,8 +176,13 @@ def _service_detection(lab: Lab, res: dict[Sweep, list[dict[str, Any]]]
     return procs
 
 
-def scan_lab(lab: Lab) -> list[dict[str, Any]]:
+def _silent(_step: str) -> None:
+    """No progress report."""
+
+
+def scan_lab(lab: Lab, progress: Callable[[str], None] = _silent) -> list[dict[str, Any]]:
     """Scan a running staging gateway from both sides and from inside; every finding."""
+    progress("sweeping every TCP and UDP port (IPv4, IPv6) from the WAN, the LAN and inside")
     res, desc = _sweeps(lab)
     local = {proto: F.listening(res[("local", proto)]) for proto in ("tcp", "udp")}
     # UDP listeners that stayed silent are probed further with protocol payloads: from inside
@@ -195,6 +201,7 @@ def scan_lab(lab: Lab) -> list[dict[str, Any]]:
                   closed]
     wan_probes = [a for a in probes if a["ns"] == lab.wan and (a["address"], a["port"]) not in
                   closed]
+    progress("service detection, TLS and admin API probes")
     services = _service_detection(lab, res)
     try:
         tls = _tls(lab, res)
@@ -240,14 +247,19 @@ def sbom_findings(board: str, sbom_path: Path | None,
 
 
 def run_scan(board: str, advisories: Path | None = None, sbom: Path | None = None,
-             extra: tuple[ExtraService, ...] = ()) -> dict[str, Any]:
-    """The whole release scan; StateError/ConfigError when it cannot run (exit 1)."""
+             extra: tuple[ExtraService, ...] = (),
+             progress: Callable[[str], None] = _silent) -> dict[str, Any]:
+    """The whole release scan; StateError/ConfigError when it cannot run (exit 1).
+
+    ``progress`` hears each step as it starts (the scan takes about a minute)."""
     profile = load_board(board)
     versions = {"nmap": tools.version("nmap"), "sslscan": tools.version("sslscan")}
     sbom_out, sbom_src = sbom_findings(board, sbom, advisories)  # fail fast on bad inputs
     wan_if, lan_if = lab_interfaces(profile)
+    progress("network namespaces for the WAN, the LAN and the gateway")
     with tempfile.TemporaryDirectory(prefix="mamori-scan-") as tmp, Lab(wan_if, lan_if) as lab:
+        progress("staging gateway on the %s board starting" % board)
         staging = Staging(lab, board, Path(tmp), extra).up()
-        found = scan_lab(lab)
+        found = scan_lab(lab, progress)
     staging["sbom"] = sbom_src
     return build_report(board, found + sbom_out, staging, versions)

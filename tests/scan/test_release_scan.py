@@ -29,7 +29,10 @@ def _need() -> None:
 def _scan(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, dict]:
     capsys.readouterr()
     rc = main(["scan", "--board", "rpi4", "--json", *args])
-    return rc, json.loads(capsys.readouterr().out)
+    out = capsys.readouterr()
+    # A minute-long scan says what it is doing as it goes (it was silent for ~46 s).
+    assert "scan: sweeping every TCP and UDP port" in out.err, out.err
+    return rc, json.loads(out.out)
 
 
 def _by_id(report: dict) -> dict[str, dict]:
