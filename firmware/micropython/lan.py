@@ -23,6 +23,7 @@ from firmware.core import devicelist, frames, strictjson
 from firmware.core import refusals as rc
 from firmware.core.errors import IntegrityError, MamoriError, ProtocolError
 from firmware.core.hello import parse_hello
+from firmware.core.sessionmsg import parse_message
 
 LAN_PORT = 8883  # as the Linux gateway (firmware/common/ports.py)
 SUITES = ["TLS-ECDHE-ECDSA-WITH-AES-128-GCM-SHA256", "TLS-ECDHE-ECDSA-WITH-AES-256-GCM-SHA384"]
@@ -285,20 +286,18 @@ class Lan:
         return True
 
     def _message(self, c, msg):
-        kind = msg["type"]
-        if kind == "hb" or kind == "result":
-            if self.handler is not None:
-                self.handler.seen(c.device["id"])
-        elif kind == "local":
-            if self.handler is not None:
-                self.handler.seen(c.device["id"])
-            self._event("device.local_operation", "notice", str(msg.get("action"))[:32],
-                        {"device": c.device["id"]})
-        else:
+        try:
+            msg = parse_message(msg)
+        except ProtocolError as exc:
             self._drop(c)
-            self._event("lan.protocol", "warning", "unknown message type %r" % str(kind)[:40],
+            self._event("lan.protocol", "warning", "device %s: %s" % (c.device["id"], exc.message),
                         {"device": c.device["id"]})
             return False
+        if self.handler is not None:
+            self.handler.seen(c.device["id"])
+        if msg["type"] == "local":
+            self._event("device.local_operation", "notice", msg["action"],
+                        {"device": c.device["id"]})
         return True
 
     def _expire(self):

@@ -12,12 +12,13 @@ from typing import Any
 
 from firmware.common.accesslog.reader import LogTampered, iso, matches, parse_time, records, verify
 from firmware.common.accesslog.source import open_source
-from firmware.common.cli import emit
+from firmware.common.cli import emit, plain
 from firmware.common.fsutil import write_output
 from firmware.core.errors import ConfigError, MamoriError
 
 CSV_FIELDS = ["seq", "time", "ts", "mono", "boot", "severity", "kind", "source", "principal",
               "action", "target", "result", "reason", "id", "params"]
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 def register(sub: Any) -> None:
@@ -51,6 +52,13 @@ def register(sub: Any) -> None:
     ep.add_argument("--format", choices=("jsonl", "csv"), required=True)
     ep.add_argument("--output", "-o", type=Path, help="file to write (default: stdout)")
     ep.set_defaults(func=_export)
+
+
+def csv_cell(value: Any) -> Any:
+    """A CSV cell a spreadsheet shows as text: formula-like strings get a leading quote (OWASP)."""
+    if isinstance(value, str) and value[:1] in FORMULA_STARTS:
+        return "'" + value
+    return value
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -157,14 +165,15 @@ def _show(args: argparse.Namespace) -> int:
     rows = _selected(args)
     lines = []
     for r in rows:
-        who = r.get("source", "")
+        who = plain(r.get("source"), "")
         if r.get("principal"):
-            who += ":" + str(r["principal"])
+            who += ":" + plain(r["principal"])
         line = "%s #%s %-8s %-10s %s %s %s -> %s" % (
-            iso(r.get("ts")), r.get("seq"), r.get("severity", ""), who, r.get("action") or "-",
-            r.get("target") or "-", r.get("kind", ""), r.get("result") or "-")
+            iso(r.get("ts")), plain(r.get("seq")), plain(r.get("severity"), ""), who,
+            plain(r.get("action")), plain(r.get("target")), plain(r.get("kind"), ""),
+            plain(r.get("result")))
         if r.get("reason"):
-            line += " (" + str(r["reason"]) + ")"
+            line += " (" + plain(r["reason"]) + ")"
         lines.append(line)
     lines.append("%d record(s)" % len(rows))
     emit(rows, args.json, "\n".join(lines))
@@ -181,8 +190,9 @@ def _export(args: argparse.Namespace) -> int:
         w = csv.DictWriter(buf, fieldnames=CSV_FIELDS, extrasaction="ignore")
         w.writeheader()
         for r in rows:
-            w.writerow(dict(r, time=iso(r.get("ts")), params=json.dumps(r.get("params", {}),
-                                                                         sort_keys=True)))
+            row = dict(r, time=iso(r.get("ts")), params=json.dumps(r.get("params", {}),
+                                                                   sort_keys=True))
+            w.writerow({k: csv_cell(row.get(k)) for k in CSV_FIELDS})
     if args.output:
         write_output(args.output, buf.getvalue())
         print("%d record(s) written to %s" % (len(rows), args.output), file=sys.stderr)

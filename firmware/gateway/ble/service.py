@@ -153,6 +153,7 @@ class BleService(DeviceSessionService[BleLink]):
         """Stop the radio and close every session."""
         await self.radio.stop()
         await self._cancel_tasks()
+        self.limiter.flush(force=True)
 
     def status(self) -> dict[str, Any]:
         """Radio, sessions, refusals and the link protection every session has."""

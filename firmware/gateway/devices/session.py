@@ -5,6 +5,10 @@ messages once a device is authenticated and has sent its ``hello``: ``hb`` {seq,
 ``result`` {cid, ok, commanded, actual, reason} for a gateway ``cmd`` {cid, action, params}, and
 ``local`` {action, state} (a manual operation at the device, which has priority over remote
 commands). ``DeviceSessionService`` keeps that part once; each service keeps only its transport.
+Each message is checked first (``firmware.core.sessionmsg``: a token ``action``, a small
+``state``); one that does not fit goes to the transport's ``_unknown_message`` with the device
+named. Manual operations and results nobody waits for are recorded through a per-device rate
+limit (``limiter.py``): a flooding device costs one alert and one count per window.
 
 ★★★ actions: ``execute`` forwards the platform's signed envelope unchanged in the ``cmd`` frame
 (``env``) so the device checks the signature itself; for a device that declared in its hello
@@ -23,7 +27,9 @@ from typing import Any, Generic, TypeVar
 
 from firmware.core.errors import ProtocolError, StateError
 from firmware.core.events import Event
+from firmware.core.sessionmsg import parse_message
 from firmware.core.threestar import actions_for, can_verify
+from firmware.gateway.devices.limiter import DeviceEventLimiter
 from firmware.gateway.runtime.gateway import Gateway, Service
 
 
@@ -63,6 +69,7 @@ class DeviceSessionService(Service, Generic[S]):
         self.local_ops: dict[str, tuple[float, dict[str, Any]]] = {}
         self._cids = itertools.count(1)
         self._tasks: set[asyncio.Task[None]] = set()
+        self.limiter = DeviceEventLimiter(gw.emit, self.name)
 
     # -- connection tasks ----------------------------------------------------------------
     def _track(self) -> asyncio.Task[Any] | None:
@@ -130,28 +137,40 @@ class DeviceSessionService(Service, Generic[S]):
         for fut in session.pending.values():
             if not fut.done():
                 fut.set_exception(StateError("device disconnected"))
+        self.limiter.flush()
 
     # -- messages ------------------------------------------------------------------------
     def _dispatch(self, session: S, msg: dict[str, Any]) -> None:
-        kind = msg.get("type")
         self.gw.device_seen(session.device_id)
+        try:
+            msg = parse_message(msg)
+        except ProtocolError as exc:
+            self._unknown_message(session, "device %s: %s" % (session.device_id, exc.message))
+            return
+        kind = msg["type"]
         if kind == "hb":
             state = msg.get("state")
             if isinstance(state, dict):
                 session.last_state = state
                 self.gw.device_info[session.device_id]["reported"] = state
         elif kind == "result":
-            fut = session.pending.pop(str(msg.get("cid")), None)
+            cid = str(msg.get("cid"))[:32]
+            fut = session.pending.pop(cid, None)
             if fut is not None and not fut.done():
                 fut.set_result(msg)
-        elif kind == "local":
+            elif self.limiter.allow(session.device_id, "result"):
+                self.gw.emit(Event("device.unsolicited_result", "warning", self.name,
+                                   principal=session.device_id, action="result",
+                                   target=session.device_id, result="ignored",
+                                   reason="result for command id %r, which is not waiting "
+                                          "for an answer" % cid))
+        else:  # local
             self.local_ops[session.device_id] = (time.monotonic(), msg)
-            self.gw.emit(Event("device.local_operation", "notice", "device",
-                               principal=session.device_id, action=str(msg.get("action")),
-                               target=session.device_id, result="done",
-                               params={"state": msg.get("state")}))
-        else:
-            self._unknown_message(session, "unknown message type %r" % str(kind)[:40])
+            if self.limiter.allow(session.device_id, "local"):
+                self.gw.emit(Event("device.local_operation", "notice", "device",
+                                   principal=session.device_id, action=msg["action"],
+                                   target=session.device_id, result="done",
+                                   params={"state": msg.get("state")}))
 
     def _unknown_message(self, session: S, reason: str) -> None:
         """What the transport does with a message type it does not know."""

@@ -141,6 +141,7 @@ class LanService(DeviceSessionService[Session]):
             s.close()
         await self._cancel_tasks()
         self.refusals.flush(force=True)
+        self.limiter.flush(force=True)
         if self._server:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._server.wait_closed(), 2)
@@ -150,6 +151,7 @@ class LanService(DeviceSessionService[Session]):
         while True:
             await asyncio.sleep(1.0)
             self.refusals.flush()
+            self.limiter.flush()
             self.trimmer.maybe_trim(quiet=len(self.preauth._pending) == 0)
 
     def status(self) -> dict[str, Any]:
@@ -313,9 +315,12 @@ class LanService(DeviceSessionService[Session]):
         if ticket is not None:
             self.preauth.release(ticket, authenticated=True)  # no longer pre-authentication
         session = Session(identity, writer)
-        await self._admit(session, hello, peer)
         try:
+            await self._admit(session, hello, peer)
             await self._session_loop(reader, dec, session)
+        except (MamoriError, OSError, ValueError) as exc:  # named: the device is known by now
+            self.gw.emit(Event("lan.error", "warning", "lan", principal=session.device_id,
+                               target=peer, result="closed", reason=repr(exc)))
         finally:
             self._end(session)
 
@@ -354,17 +359,16 @@ class LanService(DeviceSessionService[Session]):
             if not data:
                 return
             try:
-                msgs = dec.feed(data)
+                for msg in dec.feed(data):
+                    self._dispatch(session, msg)
             except ProtocolError as exc:
                 self.gw.emit(Event("lan.protocol", "warning", "lan",
                                    principal=session.device_id, target=session.device_id,
                                    result="closed", reason=str(exc)))
                 return
-            for msg in msgs:
-                self._dispatch(session, msg)
 
     def _unknown_message(self, session: Session, reason: str) -> None:
-        raise ProtocolError(reason)  # ends the LAN session (a lan.error event)
+        raise ProtocolError(reason)  # ends the LAN session (a lan.protocol event)
 
 
 def registry_authorizer(gw: Gateway, expected: dict[str, dict[str, Any]]) -> Authorizer:
