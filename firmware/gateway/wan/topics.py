@@ -18,9 +18,12 @@ topic                      direction  payload
 ``selftest_req``           down       ``{"id": ...}`` ask for a self-test
 ``log_req``                down       ``{"id": ..., "since": ...}`` ask for a log upload
 ``update_req``             down       signed update request (``firmware.core.update.request``)
-``crl``                    down       ``{"id": ..., "crl": PEM}``: the site's signed CRL
+``crl_push``               down       ``{"id": ..., "crl": PEM}``: the site's signed CRL
                                       (signed and numbered itself; older or equal refused)
 =========================  =========  =====================================================
+
+Up-link and down-link kinds never share a name: a gateway reads no up-link topic (its own
+retained ``status`` aside), so it can never take its own answer for a request and answer it.
 
 Up-link messages are JSON objects with a unique ``id`` (also the MQTT 5 user property
 ``msg-id``); delivery is at-least-once, so the platform de-duplicates by ``id``.
@@ -32,7 +35,7 @@ from firmware.core.command_auth import valid_token
 
 PREFIX = "mamori/v1"
 UP = ("alerts", "events", "cmd_result", "logs", "selftest", "status", "update", "crl")
-DOWN = ("cmd", "selftest_req", "log_req", "update_req", "crl")
+DOWN = ("cmd", "selftest_req", "log_req", "update_req", "crl_push")
 REQUESTS = tuple(k for k in DOWN if k != "cmd")  # down-link kinds without a device part
 
 
