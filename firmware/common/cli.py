@@ -76,19 +76,24 @@ def build_parser(prog: str, description: str, package: ModuleType,
     return parser
 
 
+# C0 and C1 control characters and DEL, shown as \xNN: text from a device, a log or the
+# platform must never move the cursor, retitle or clear the terminal, or start a new line.
+_CONTROLS = {c: "\\x%02x" % c for c in [*range(0x20), *range(0x7f, 0xa0)]}
+
+
 def plain(value: Any, missing: str = "-") -> str:
-    """A value as an operator reads it in a table: no None, no True, no Python reprs."""
+    """A value as an operator reads it in a table: no None, no True, no reprs, no controls."""
     if value is None or value == "" or value == [] or value == {}:
         return missing
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, dict):
-        return ", ".join("%s %s" % (k, plain(v)) for k, v in sorted(value.items()))
+        return ", ".join("%s %s" % (plain(k), plain(v)) for k, v in sorted(value.items()))
     if isinstance(value, (list, tuple, set)):
         return ", ".join(plain(v) for v in value)
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
-    return str(value)
+    return str(value).translate(_CONTROLS)
 
 
 def emit(data: Any, as_json: bool, text: str | None = None) -> None:

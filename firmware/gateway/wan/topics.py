@@ -32,6 +32,7 @@ Up-link messages are JSON objects with a unique ``id`` (also the MQTT 5 user pro
 from __future__ import annotations
 
 from firmware.core.command_auth import valid_token
+from firmware.core.idsyntax import valid_id
 
 PREFIX = "mamori/v1"
 UP = ("alerts", "events", "cmd_result", "logs", "selftest", "status", "update", "crl")
@@ -83,8 +84,9 @@ def parse_down(gateway_id: str, topic: str) -> tuple[str, str | None] | None:
 
 
 def parse_up(topic: str) -> tuple[str, str] | None:
-    """(gateway, kind) for an up-link topic (platform side), else None."""
+    """(gateway, kind) for an up-link topic with a well-formed gateway id, else None."""
     parts = topic.split("/")
-    if len(parts) == 4 and "/".join(parts[:2]) == PREFIX and parts[3] in UP:
+    if (len(parts) == 4 and "/".join(parts[:2]) == PREFIX and valid_id(parts[2])
+            and parts[3] in UP):
         return parts[2], parts[3]
     return None
