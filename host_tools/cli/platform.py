@@ -13,6 +13,7 @@ from typing import Any
 from firmware.common.cli import emit, plain
 from firmware.core.command_auth import valid_token
 from firmware.core.errors import ConfigError, StateError
+from firmware.core.ids import ID_HINT, valid_id
 from firmware.gateway.wan import topics
 from host_tools.logs.inbox import LOG_ITEMS, Inboxes
 from host_tools.platform.client import PlatformClient
@@ -95,14 +96,23 @@ def register(sub: Any) -> None:
 
 
 def _check_ids(*values: str) -> None:
+    """Gateway and device ids: the provisioning syntax (they become topic levels and folders)."""
+    for v in values:
+        if not valid_id(v):
+            raise ConfigError(f"invalid id {v!r}", hint=ID_HINT)
+
+
+def _check_tokens(*values: str) -> None:
     for v in values:
         if not valid_token(v) or "@" in v:
-            raise ConfigError(f"invalid id {v!r}", hint="use letters, digits, '.', '_', ':', '-'")
+            raise ConfigError(f"invalid name {v!r}",
+                              hint="use letters, digits, '.', '_', ':', '-'")
 
 
 def _line(m: dict[str, Any]) -> str:
+    """One watched message as a text line (every field through plain(): no terminal controls)."""
     body = m.get("body", {})
-    kind = m.get("type", "?")
+    kind = plain(m.get("type"), "?")
     gw = plain(m.get("gateway"))
     if kind == "status":
         return "%-10s %-8s online %s, queue %s" % (gw, kind, plain(body.get("online")),  # noqa: UP031
@@ -112,7 +122,7 @@ def _line(m: dict[str, Any]) -> str:
         return "%-10s %-8s %s %s on %s: %s, actual %s%s" % (  # noqa: UP031
             gw, "result", plain(body.get("command_id")), plain(body.get("action")),
             plain(body.get("device")), "done" if body.get("ok") else "NOT done",
-            plain(body.get("actual")), " (%s)" % why if why else "")
+            plain(body.get("actual")), " (%s)" % plain(why) if why else "")
     words = [plain(body.get(k), "") for k in ("severity", "kind", "target", "result",
                                                "reason")]
     if not body.get("kind"):
@@ -134,11 +144,11 @@ def _watch(args: argparse.Namespace) -> int:
         gw_id, body = str(m.get("gateway")), m.get("body") or {}
         if inboxes is None or body.get("type") not in LOG_ITEMS:
             return
-        _check_ids(gw_id)
         if inboxes.file(gw_id, body) is False:
             # e.g. a second, different key escrow or a rewritten segment: possible tampering
             print("ALERT: %s log upload refused by the platform inbox (%s %s)"
-                  % (gw_id, body.get("type"), body.get("name", body.get("log_id", ""))),
+                  % (plain(gw_id), plain(body.get("type")),
+                     plain(body.get("name", body.get("log_id")), "")),
                   file=sys.stderr, flush=True)
 
     def show(m: dict[str, Any]) -> None:
@@ -154,7 +164,7 @@ def _watch(args: argparse.Namespace) -> int:
 
     session = None if args.clean_session else args.session
     if session:
-        _check_ids(session)
+        _check_tokens(session)
     client = PlatformClient(load_site(args.site, watch=True), args.broker, show,
                             session_id=session)
     client.connect()
@@ -173,11 +183,12 @@ def _watch(args: argparse.Namespace) -> int:
 
 
 def _command(args: argparse.Namespace) -> int:
-    _check_ids(args.gateway, args.device, args.action)
+    _check_ids(args.gateway, args.device)
+    _check_tokens(args.action)
     if args.requested_by:
-        _check_ids(args.requested_by)
+        _check_tokens(args.requested_by)
     if args.approved_by:
-        _check_ids(args.approved_by)
+        _check_tokens(args.approved_by)
     if not 1 <= args.ttl <= 300:
         raise ConfigError("--ttl must be between 1 and 300 seconds (the gateway refuses more)")
     site = load_site(args.site, need_signing_key=True)
@@ -193,7 +204,7 @@ def _command(args: argparse.Namespace) -> int:
     if result is None:
         raise StateError(f"no result from gateway {args.gateway} within {args.timeout:.0f} s",
                          "is the gateway connected? (`mamori platform watch`)")
-    why = ", ".join(str(result[k]) for k in ("refused", "reason") if result.get(k))
+    why = ", ".join(plain(result[k]) for k in ("refused", "reason") if result.get(k))
     text = "%s %s on %s: %s (commanded %s; actual state: %s)%s" % (  # noqa: UP031
         plain(result.get("command_id")), args.action, args.device,
         "done" if result.get("ok") else "NOT done", plain(result.get("commanded")),
@@ -225,7 +236,7 @@ def _request(args: argparse.Namespace) -> int:
         raise StateError(f"gateway {args.gateway} did not acknowledge within "
                          f"{args.timeout:.0f} s", "is it connected?")
     body = found[0]["body"]
-    emit(body, args.json, f"{args.kind} {req_id}: {body.get('status')}")
+    emit(body, args.json, f"{args.kind} {req_id}: {plain(body.get('status'))}")
     return 0
 
 
@@ -255,9 +266,9 @@ def _push_once(args: argparse.Namespace) -> dict[str, Any]:
 def _show_push(res: dict[str, Any], as_json: bool) -> None:
     lines = ["CRL %d:" % res["crl_number"]]
     for gw, a in sorted(res["gateways"].items()):
-        lines.append("  %-20s %-10s %s%s" % (gw, a.get("status"), (
-            "number %s" % a["number"]) if "number" in a else "",
-            (" - " + a["reason"]) if a.get("reason") else ""))
+        lines.append("  %-20s %-10s %s%s" % (gw, plain(a.get("status")), (
+            "number %s" % plain(a["number"])) if "number" in a else "",
+            (" - " + plain(a["reason"])) if a.get("reason") else ""))
     emit(res, as_json, "\n".join(lines))
 
 

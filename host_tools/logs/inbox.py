@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from firmware.common.accesslog.files import SEG_RE
+from firmware.core.ids import valid_id
 from firmware.gateway.wan.logupload import decode_item
 
 
@@ -87,5 +88,9 @@ class Inboxes:
         """File one `logs` message body (None: not a log item); False when refused."""
         if body.get("type") not in LOG_ITEMS:
             return None
-        inbox = self.by_gateway.setdefault(gateway_id, PlatformInbox(self.root / gateway_id))
+        folder = self.root / gateway_id
+        # the id comes from the network: a provisioning id, one folder right under the root
+        if not valid_id(gateway_id) or folder.resolve().parent != self.root.resolve():
+            return False
+        inbox = self.by_gateway.setdefault(gateway_id, PlatformInbox(folder))
         return inbox(decode_item(body, self.escrow_key, gateway_id))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import hashlib
 import json
 import secrets
 import ssl
@@ -136,7 +137,12 @@ class PlatformClient:
                 return
             gateway, kind = parsed
             if kind == "status":
-                doc = {"id": "", "gateway": gateway, "type": "status", "body": doc}
+                # no id of its own: named by its content, so the retained copy of a status
+                # the session already delivered live counts as a duplicate
+                sid = "status-" + hashlib.sha256(bytes(msg.payload)).hexdigest()[:32]
+                if not self.dedupe.fresh(sid):
+                    return
+                doc = {"id": sid, "gateway": gateway, "type": "status", "body": doc}
             elif doc.get("gateway") != gateway or not self.dedupe.fresh(str(doc.get("id"))):
                 return  # duplicate (at-least-once delivery) or spoofed gateway field
             doc["topic"] = msg.topic

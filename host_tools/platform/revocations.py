@@ -1,6 +1,6 @@
 """Deliver the site's signed CRL to its gateways over the WAN, and keep it fresh.
 
-The platform publishes ``{"id", "crl"}`` on each gateway's ``crl`` down-link; the CRL is signed
+The platform publishes ``{"id", "crl"}`` on each gateway's ``crl_push`` down-link; the CRL is signed
 by the site CA and numbered, so the message needs no other protection (a gateway refuses a list
 that is not its site's, or not newer than the one it holds). Each gateway answers on its ``crl``
 up-link: ``installed`` or ``current`` (it already holds exactly this list) count as confirmed,
@@ -47,7 +47,7 @@ def push(client: PlatformClient, pem: str, gateways: list[str],
     for gw in gateways:
         req_id = "crl-" + secrets.token_hex(8)
         sent[gw] = req_id
-        client.publish(topics.down(gw, "crl"), {"id": req_id, "crl": pem})
+        client.publish(topics.down(gw, "crl_push"), {"id": req_id, "crl": pem})
 
     def answer(m: dict[str, Any]) -> bool:
         gw = m.get("gateway")

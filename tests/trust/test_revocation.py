@@ -172,13 +172,13 @@ def test_platform_pushes_over_the_wan(house: House, tmp_path: Path) -> None:
             for name, pem in (("replay", old), ("foreign", other.crl_pem()),
                               ("garbage", "-----BEGIN X509 CRL-----\nAAAA\n")):
                 start = client.mark()
-                client.publish("mamori/v1/gw-1/crl", {"id": "t-" + name, "crl": pem})
+                client.publish("mamori/v1/gw-1/crl_push", {"id": "t-" + name, "crl": pem})
                 found = client.wait_for(lambda m, n=name: m.get("type") == "crl" and
                                         m["body"].get("request_id") == "t-" + n, 30,
                                         start=start)
                 assert found, name
                 answers[name] = found[0]["body"]
-            client.publish_raw("mamori/v1/gw-1/crl", b'{"id": "x", "crl": NaN}')
+            client.publish_raw("mamori/v1/gw-1/crl_push", b'{"id": "x", "crl": NaN}')
         finally:
             client.close()
         assert answers["replay"]["status"] == "refused"

@@ -405,7 +405,7 @@ class WanClient:
             self.counters["inbound_unknown_topic"] += 1
             log.warning("message on unknown topic rejected", extra={"topic": msg.topic[:200]})
             return
-        limit = MAX_PACKET if parsed[0] == "crl" else self.max_inbound  # a CRL grows per site
+        limit = MAX_PACKET if parsed[0] == "crl_push" else self.max_inbound  # a CRL grows per site
         if len(msg.payload) > limit:
             self.counters["inbound_oversized"] += 1
             log.warning("oversized message rejected", extra={"bytes": len(msg.payload)})

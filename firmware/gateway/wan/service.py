@@ -15,8 +15,8 @@ Local manual operations reach the command check as bus events: any Event with ki
 ``device.local_operation`` (``target`` = device, ``action``, ``principal``) gives that device's
 local operation priority over conflicting remote commands for ``local_window`` seconds.
 
-A ``crl`` down-link message (``{"id", "crl"}``, strict JSON) is handed to ``crl_handler`` on the
-gateway's event loop (the revocation service installs it) and answered on the ``crl`` up-link
+A ``crl_push`` down-link message (``{"id", "crl"}``, strict JSON) is handed to ``crl_handler``
+on the gateway's event loop (the revocation service installs it) and answered on the ``crl`` up-link
 with the outcome. ``high_risk(device, action)`` says which actions are ★★★ for a device (its
 model's set); a session taken over by another holder of this gateway's id is a
 ``wan.session_taken_over`` alert once the gateway is connected again.
@@ -282,7 +282,7 @@ class WanService(Service):
             if self.update_requests is not None:
                 self.update_requests.handle(payload)
             return
-        if kind == "crl":
+        if kind == "crl_push":
             self._crl_request(payload)
             return
         try:

@@ -18,9 +18,12 @@ topic                      direction  payload
 ``selftest_req``           down       ``{"id": ...}`` ask for a self-test
 ``log_req``                down       ``{"id": ..., "since": ...}`` ask for a log upload
 ``update_req``             down       signed update request (``firmware.core.update.request``)
-``crl``                    down       ``{"id": ..., "crl": PEM}``: the site's signed CRL
+``crl_push``               down       ``{"id": ..., "crl": PEM}``: the site's signed CRL
                                       (signed and numbered itself; older or equal refused)
 =========================  =========  =====================================================
+
+Up-link and down-link kinds never share a name: a gateway reads no up-link topic (its own
+retained ``status`` aside), so it can never take its own answer for a request and answer it.
 
 Up-link messages are JSON objects with a unique ``id`` (also the MQTT 5 user property
 ``msg-id``); delivery is at-least-once, so the platform de-duplicates by ``id``.
@@ -29,10 +32,11 @@ Up-link messages are JSON objects with a unique ``id`` (also the MQTT 5 user pro
 from __future__ import annotations
 
 from firmware.core.command_auth import valid_token
+from firmware.core.idsyntax import valid_id
 
 PREFIX = "mamori/v1"
 UP = ("alerts", "events", "cmd_result", "logs", "selftest", "status", "update", "crl")
-DOWN = ("cmd", "selftest_req", "log_req", "update_req", "crl")
+DOWN = ("cmd", "selftest_req", "log_req", "update_req", "crl_push")
 REQUESTS = tuple(k for k in DOWN if k != "cmd")  # down-link kinds without a device part
 
 
@@ -80,8 +84,9 @@ def parse_down(gateway_id: str, topic: str) -> tuple[str, str | None] | None:
 
 
 def parse_up(topic: str) -> tuple[str, str] | None:
-    """(gateway, kind) for an up-link topic (platform side), else None."""
+    """(gateway, kind) for an up-link topic with a well-formed gateway id, else None."""
     parts = topic.split("/")
-    if len(parts) == 4 and "/".join(parts[:2]) == PREFIX and parts[3] in UP:
+    if (len(parts) == 4 and "/".join(parts[:2]) == PREFIX and valid_id(parts[2])
+            and parts[3] in UP):
         return parts[2], parts[3]
     return None
