@@ -31,7 +31,7 @@ ENVELOPE_VERSION = 1
 REASONS = (
     "malformed", "wrong-gateway", "wrong-device", "unsigned", "bad-signature", "expired",
     "expiry-too-far", "replayed", "replay-cache-full", "acl", "local-priority",
-    "wrong-action", "cannot-verify",
+    "wrong-action", "cannot-verify", "unknown-device",
 )
 
 _ID_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._:@-"
@@ -198,9 +198,10 @@ class CommandAuthorizer:
                  local_ops: "LocalOperations | None" = None,
                  replay: "ReplayCache | None" = None, max_ttl: float = 300.0,
                  skew: float = 30.0, principal: str = "platform",
-                 high_risk: "object | None" = None) -> None:
+                 high_risk: "object | None" = None, known: "object | None" = None) -> None:
         """``high_risk(device, action) -> bool`` says which actions need the signature
-        (default: ``HIGH_RISK_ACTIONS``, whatever the device)."""
+        (default: ``HIGH_RISK_ACTIONS``, whatever the device); ``known(device) -> bool``, when
+        given, says which devices this gateway has (others are refused by name, not by ACL)."""
         self.gateway_id = gateway_id
         self._verify = verify
         self._wall = wall_clock
@@ -211,6 +212,7 @@ class CommandAuthorizer:
         self.skew = skew
         self.principal = principal
         self.high_risk = high_risk
+        self.known = known
 
     def check(self, raw: object, topic_device: "str | None" = None) -> dict:
         """Return the validated command, or raise CommandRefused with the reason."""
@@ -232,6 +234,10 @@ class CommandAuthorizer:
             raise CommandRefused("expiry-too-far", "expiry further ahead than %ds"
                                  % int(self.max_ttl))
         self.replay.check_and_record(env["nonce"], env["expires"] + self.skew, now)
+        if self.known is not None and not self.known(env["device"]):  # type: ignore[operator]
+            raise CommandRefused("unknown-device", "no device '%s' on this gateway"
+                                 % env["device"], "check the device id (`mamori platform "
+                                 "watch` shows the gateway's devices)")
         try:
             self.acl.check(self.principal, env["device"], action)  # type: ignore[attr-defined]
         except AclRefused as exc:

@@ -139,7 +139,8 @@ def build_services(gw: Gateway) -> list[Service]:
     if broker_url is not None:
         wan = build_wan_service(gw, broker_url, wan_identity(gw.state_dir, gw.board, broker_url),
                                 router.execute, installed_acl(gw.state_dir),
-                                crl_handler=revocation.install, high_risk=router.high_risk)
+                                crl_handler=revocation.install, high_risk=router.high_risk,
+                                known=router.knows)
         services += [wan, LogUplinkService(gw, wan, accesslog), RemoteSelftestService(gw, wan)]
         ota.uplink = wan.submit  # update results go to the platform on the `update` stream
     if demo is not None and demo.by_transport("ip"):

@@ -204,7 +204,9 @@ def _command(args: argparse.Namespace) -> int:
     if result is None:
         raise StateError(f"no result from gateway {args.gateway} within {args.timeout:.0f} s",
                          "is the gateway connected? (`mamori platform watch`)")
-    why = ", ".join(plain(result[k]) for k in ("refused", "reason") if result.get(k))
+    code, reason = plain(result.get("refused"), ""), plain(result.get("reason"), "")
+    why = reason if code and reason.startswith(code) else ", ".join(w for w in (code, reason)
+                                                                    if w)
     text = "%s %s on %s: %s (commanded %s; actual state: %s)%s" % (  # noqa: UP031
         plain(result.get("command_id")), args.action, args.device,
         "done" if result.get("ok") else "NOT done", plain(result.get("commanded")),

@@ -65,6 +65,15 @@ def test_ble_and_zigbee_demo_devices_join_window_and_rogue_alert(tmp_path: Path)
         assert res["ok"] is True and res["actual"]["armed"] is False
         doc = wait_for(state, lambda d: by_id(d)["bedroom-window"].get("reported", {}).get(
             "armed") is False)
+        # a mistyped device id is refused as what it is (it read as an ACL refusal: "acl, acl:")
+        typo = subprocess.run(
+            [sys.executable, "-m", "host_tools.cli.main", "platform", "command", "--broker", broker,
+             "--site", str(site_dir_for(state)), "--gateway", "sim-gateway",
+             "--device", "bedroom-windw", "--action", "disarm"],
+            cwd=ROOT, capture_output=True, text=True, timeout=60)
+        assert typo.returncode == 3, typo.stderr
+        assert "unknown-device: no device 'bedroom-windw' on this gateway" in typo.stdout
+        assert "acl" not in typo.stdout and "unknown-device, unknown-device" not in typo.stdout
         # a rogue join while the gateway runs: refused and reported as an alert
         rogue = gateway("zigbee", "sim-join", "--state-dir", str(state), "--ieee",
                         "02:de:ad:be:ef:00:00:01", "--key", DEFAULT_TC_LINK_KEY.hex(), "--json")

@@ -51,6 +51,10 @@ class DeviceRouter:
         """Whether `action` is ★★★ for this device (its model's set; the defaults if unknown)."""
         return is_three_star(action, self.gw.device_info.get(device_id, {}).get("three_star"))
 
+    def knows(self, device_id: str) -> bool:
+        """Whether this gateway has the device (connected now or known from before)."""
+        return device_id in self.gw.device_info
+
     def close_device(self, device_id: str, reason: str) -> list[str]:
         """Close the device's sessions on every transport; the transports that had one."""
         closed = []

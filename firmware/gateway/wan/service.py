@@ -118,10 +118,12 @@ class WanService(Service):
                  queue_path: Path | None = None, local_window: float = 120.0,
                  max_ttl: float = 300.0, client_options: dict[str, Any] | None = None,
                  crl_handler: CrlHandler | None = None,
-                 high_risk: Callable[[str, str], bool] | None = None) -> None:
+                 high_risk: Callable[[str, str], bool] | None = None,
+                 known: Callable[[str], bool] | None = None) -> None:
         super().__init__(gw)
         self.crl_handler = crl_handler
         self.high_risk = high_risk
+        self.known = known
         self.identity = identity
         self.execute = execute
         self.acl = acl
@@ -153,7 +155,8 @@ class WanService(Service):
         auth = CommandAuthorizer(self.identity.gateway_id,
                                  ed25519_verifier(self.identity.command_verify_key),
                                  time.time, self.acl, self.local_ops, replay,
-                                 max_ttl=self.max_ttl, high_risk=self.high_risk)
+                                 max_ttl=self.max_ttl, high_risk=self.high_risk,
+                                 known=self.known)
         self.processor = CommandProcessor(auth, self._sync_execute, self.submit,
                                           self._emit_threadsafe)
         self.update_requests = UpdateRequestHandler(
