@@ -197,6 +197,9 @@ def _command(args: argparse.Namespace) -> int:
                site.signing_key())
     client = PlatformClient(site, args.broker)
     client.connect()
+    print("sent %s to %s on %s; waiting up to %.0f s for its result"
+          % (plain(args.action), plain(args.device), plain(args.gateway), args.timeout),
+          file=sys.stderr, flush=True)
     try:
         result = client.command(env, args.timeout)
     finally:

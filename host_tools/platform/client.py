@@ -96,6 +96,11 @@ class PlatformClient:
                 props.SessionExpiryInterval = 24 * 3600
             self._client.connect(self.host, self.port, keepalive=30,
                                  clean_start=not self.session_id, properties=props)
+        except ConnectionRefusedError:
+            raise StateError(f"nothing listens at {self.host}:{self.port}: the broker is not "
+                             "running there",
+                             "start it (the demo's broker runs only while `make run` does; "
+                             "`mamori-gateway status` shows its URL), or check --broker")
         except (OSError, ssl.SSLError) as exc:
             raise StateError(f"cannot reach the broker at {self.host}:{self.port}: "
                              f"{exc.__class__.__name__}: {exc}",

@@ -74,6 +74,7 @@ def test_ble_and_zigbee_demo_devices_join_window_and_rogue_alert(tmp_path: Path)
         assert typo.returncode == 3, typo.stderr
         assert "unknown-device: no device 'bedroom-windw' on this gateway" in typo.stdout
         assert "acl" not in typo.stdout and "unknown-device, unknown-device" not in typo.stdout
+        assert "waiting up to 15 s for its result" in typo.stderr  # not silent meanwhile
         # a rogue join while the gateway runs: refused and reported as an alert
         rogue = gateway("zigbee", "sim-join", "--state-dir", str(state), "--ieee",
                         "02:de:ad:be:ef:00:00:01", "--key", DEFAULT_TC_LINK_KEY.hex(), "--json")

@@ -147,3 +147,16 @@ def test_cli_command_watch_and_requests(world: World, broker, tmp_path: Path,
     assert "refused: acl" in out.out or "acl" in out.err
     assert "selftest_req" in out.out or "accepted" in out.out
     assert out.out.strip().splitlines()[-1].startswith("{")  # the watched message (JSON line)
+
+
+def test_no_broker_listening_says_so(world: World, capsys) -> None:
+    import socket
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    code = mamori(["platform", "watch", "--broker", "mqtts://127.0.0.1:%d" % port, "--site",
+                   str(platform_site(world).root), "--count", "1"])
+    err = capsys.readouterr().err
+    assert code == 1 and "nothing listens at 127.0.0.1:%d" % port in err, err
+    assert "mamori-gateway status" in err and "ConnectionRefusedError" not in err
