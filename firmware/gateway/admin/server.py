@@ -6,6 +6,7 @@ import logging
 import socket
 import ssl
 import threading
+from collections.abc import Iterable
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -59,14 +60,13 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             self._write(error(411, "length-required", "chunked bodies are not accepted"))
             return
-        try:
-            length = int(self.headers.get("Content-Length") or 0)
-        except ValueError:
-            length = -1
-        if length < 0:
+        lengths = self.headers.get_all("Content-Length") or ["0"]
+        if len(lengths) != 1 or not lengths[0].strip().isdigit() or not lengths[0].isascii():
+            # Two framings of one body (request smuggling shape): refuse, never pick one.
             self.close_connection = True
-            self._write(error(400, "bad-length", "invalid Content-Length"))
+            self._write(error(400, "bad-length", "one Content-Length of decimal digits only"))
             return
+        length = int(lengths[0])
         if length > MAX_BODY:
             self.close_connection = True
             self._write(error(413, "too-large", "request body is too large"))
@@ -79,18 +79,33 @@ class _Handler(BaseHTTPRequestHandler):
     do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = do_PATCH = do_OPTIONS = _serve
 
 
+def host_values(names: Iterable[str], port: int) -> frozenset[str]:
+    """Host header values (lower case) naming one of NAMES on PORT (bare on 443)."""
+    out: set[str] = set()
+    for name in names:
+        host = ("[%s]" % name if ":" in name else name).lower()
+        out.add("%s:%d" % (host, port))
+        if port == 443:
+            out.add(host)
+    return frozenset(out)
+
+
 class AdminServer(ThreadingHTTPServer):
     """Threaded HTTPS server; the TLS handshake runs in each connection's thread."""
 
     daemon_threads = True
     request_queue_size = 16
 
-    def __init__(self, address: tuple[str, int], app: AdminApp, ctx: ssl.SSLContext) -> None:
+    def __init__(self, address: tuple[str, int], app: AdminApp, ctx: ssl.SSLContext,
+                 names: Iterable[str] = ()) -> None:
+        """Bind ADDRESS; the app then answers only to Host values naming this address and
+        port or one of NAMES (the certificate's names) with this port."""
         self.app = app
         self.ctx = ctx
         if ":" in address[0]:
             self.address_family = socket.AF_INET6
         super().__init__(address, _Handler)
+        app.hosts = host_values([address[0], *names], self.port)
 
     def get_request(self) -> tuple[Any, Any]:
         """Accept and wrap without handshaking (the handler thread does it)."""
