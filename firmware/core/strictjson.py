@@ -3,7 +3,8 @@
 Every byte that comes from outside (LAN frames, WAN payloads, bundles, signed documents, log
 checkpoints, files an operator hands in) goes through :func:`loads`: a size limit and a nesting
 limit *before* parsing (so no parser recursion limit is ever reached), then no NaN or Infinity,
-integers within 64 bits, finite floats. Every failure is a ProtocolError naming what was read.
+integers within 64 bits, finite floats, no key twice in one object (two parsers would
+read two different documents). Every failure is a ProtocolError naming what was read.
 """
 
 import json
@@ -106,10 +107,54 @@ def _reject_constant(name: str) -> None:
     raise ValueError("%s is not allowed" % name)
 
 
+def _twice(key: str) -> ValueError:
+    return ValueError("key %r appears twice" % key[:40])
+
+
+def _unique_pairs(pairs: list) -> dict:
+    out = {}
+    for k, v in pairs:
+        if k in out:
+            raise _twice(k)
+        out[k] = v
+    return out
+
+
 try:
-    _DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+    _DECODER = json.JSONDecoder(parse_constant=_reject_constant,
+                                object_pairs_hook=_unique_pairs)
 except AttributeError:  # MicroPython's json has loads() only
     _DECODER = None  # type: ignore[assignment]  # (_check_values catches NaN there)
+
+
+def _duplicate_key(text: str) -> "str | None":
+    """The first key that appears twice in one object of a valid JSON text, else None (the
+    portable check where the decoder has no pairs hook)."""
+    stack: "list[set | None]" = []  # the keys of each open object; None for an array
+    i = 0
+    n = len(text)
+    while i < n:
+        ch = text[i]
+        if ch == '"':
+            j = _string_end(text, i)
+            k = j
+            while k < n and text[k] in " \t\r\n":
+                k += 1
+            if k < n and text[k] == ":" and stack and stack[-1] is not None:
+                key = json.loads(text[i:j])
+                if key in stack[-1]:
+                    return key
+                stack[-1].add(key)
+            i = j
+            continue
+        if ch == "{":
+            stack.append(set())
+        elif ch == "[":
+            stack.append(None)
+        elif (ch == "]" or ch == "}") and stack:
+            stack.pop()
+        i += 1
+    return None
 
 
 def _check_values(value: object, what: str) -> None:
@@ -155,6 +200,10 @@ def loads(data: "bytes | str", what: str = "", max_depth: int = MAX_DEPTH,
         value = _DECODER.decode(text) if _DECODER is not None else json.loads(text)
     except _PARSE_ERRORS as exc:
         raise _refuse(what, str(exc)[:120] or "malformed")
+    if _DECODER is None:
+        dup = _duplicate_key(text)
+        if dup is not None:
+            raise _refuse(what, str(_twice(dup)))
     _check_values(value, what)
     return value
 

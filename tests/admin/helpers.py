@@ -83,6 +83,7 @@ class World:
         self.clock = FakeClock(1_700_000_000.0)
         self.events: list[Event] = []
         self.app = AdminApp(self.state, None, emit=self.events.append, clock=self.clock)
+        self.app.hosts = frozenset({"gw.local:8443"})  # the Host the Client sends
 
     def kinds(self) -> list[str]:
         """Kinds of the events so far."""

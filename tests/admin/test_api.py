@@ -198,14 +198,41 @@ def test_lockout_after_repeated_failures(w: World) -> None:
     r = c.login("installer", NEW_INSTALLER)
     assert r.status == 429 and body(r)["error"] == "throttled"
     assert "admin.lockout" in w.kinds()
-    # another address cannot use the right credential either (per-account lockout)
-    assert Client(w.app, addr="198.51.100.8").login("installer", NEW_INSTALLER).status == 429
     # a restart does not lift it
     app2 = AdminApp(w.state, None, clock=w.clock)
-    assert Client(app2, addr="198.51.100.9").login("installer", NEW_INSTALLER).status == 429
+    assert Client(app2, addr="198.51.100.7").login("installer", NEW_INSTALLER).status == 429
     app2.close()
     w.clock.advance(16 * 60)
     assert c.login("installer", NEW_INSTALLER).status == 200
+
+
+def test_failures_from_many_sources_do_not_lock_out_the_right_credential(w: World) -> None:
+    w.installer()
+    codes = []
+    for i in range(25):  # a new address every guess, no waiting: the probe's attack
+        codes.append(Client(w.app, addr="198.51.100.%d" % (i + 1))
+                     .login("installer", "guess-%d" % i).status)
+    assert set(codes) == {401}  # each guess was evaluated, counted and failed
+    assert [e.result for e in w.events if e.kind == "admin.login"][-25:] == ["fail"] * 25
+    alerts = [e for e in w.events if e.kind == "admin.lockout"]
+    assert [(e.severity, e.result) for e in alerts] == [("alert", "under-attack")], alerts
+    # the right credential from an address that never failed still logs in
+    assert Client(w.app, addr="198.51.100.200").login("installer", NEW_INSTALLER).status == 200
+    # while under attack, a source that failed once waits before its next guess
+    r = Client(w.app, addr="198.51.100.25").login("installer", "guess-again")
+    assert r.status == 429 and body(r)["retry_after"] > 0
+
+
+def test_one_source_brute_forcing_is_still_locked(w: World) -> None:
+    w.installer()
+    c = Client(w.app, addr="198.51.100.7")
+    for i in range(5):
+        assert c.login("installer", "wrong-guess-%d" % i).status == 401
+        w.clock.advance(61)
+    assert c.login("installer", NEW_INSTALLER).status == 429
+    locks = [e for e in w.events if e.kind == "admin.lockout"]
+    assert locks and all(e.severity == "warning" for e in locks), locks
+    assert Client(w.app, addr="198.51.100.8").login("installer", NEW_INSTALLER).status == 200
 
 
 def test_back_off_grows_exponentially(w: World) -> None:

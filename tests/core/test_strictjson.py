@@ -42,3 +42,18 @@ def test_unterminated_string_of_escaped_quotes_is_linear() -> None:
     exc = raises(ProtocolError, strictjson.loads, '"' + '\\"' * 100000, "frame")
     assert "frame" in str(exc)
     assert strictjson.loads('"' + '\\"' * 1000 + '"') == '"' * 1000
+
+
+def test_duplicate_keys_are_refused_by_name() -> None:
+    # Two parsers taking different copies of one key read two documents (parser differential).
+    for text in ('{"role": "owner", "role": "installer"}', '{"a": {"k": 1, "k": 1}}',
+                 '[{"x": 1}, {"y": 2, "\\u0079": 3}]', '{"s": "{\\"a\\":1}", "s" : 2}'):
+        exc = raises(ProtocolError, strictjson.loads, text, "body")
+        assert "body" in str(exc) and "appears twice" in str(exc), (text, str(exc))
+    # the same key in sibling objects, or as a string value, is no duplicate
+    doc = '[{"k": 1}, {"k": 2}, {"v": "k", "k": ":"}]'
+    assert strictjson.loads(doc) == [{"k": 1}, {"k": 2}, {"v": "k", "k": ":"}]
+    # the portable key scan (MicroPython's json has no pairs hook) agrees
+    assert strictjson._duplicate_key('{"s": "{\\"a\\":1}", "s" : 2}') == "s"
+    assert strictjson._duplicate_key('[{"y": 2, "\\u0079": 3}]') == "y"
+    assert strictjson._duplicate_key(doc) is None

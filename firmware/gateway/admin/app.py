@@ -81,6 +81,10 @@ class AdminApp(SessionRoutes, StatusRoutes, SettingsRoutes, AccountRoutes, Maint
                 return error(500, "internal", "internal error")
 
     def _handle(self, req: Request) -> Response:
+        if self.hosts is not None and req.header("host").lower() not in self.hosts:
+            # DNS rebinding: a foreign name resolving to this address is not this site.
+            self.refused("admin.host", "Host header names another site", req.addr)
+            return error(421, "host", "this gateway does not serve that host name")
         parts = split_path(req.target)
         if parts is None:
             return error(400, "bad-path", "malformed or disallowed request path")
@@ -95,6 +99,7 @@ class AdminApp(SessionRoutes, StatusRoutes, SettingsRoutes, AccountRoutes, Maint
                 return error(401, "unauthenticated", "log in first")
             return error(404, "not-found", "no such route")
         if route.state_changing and not self._origin_ok(req):
+            self.refused("admin.cross-origin", "foreign Origin or cross-site fetch", req.addr)
             return error(403, "csrf", "cross-origin request refused")
         if route.permission is None:
             return getattr(self, "h_" + route.handler)(req, None, params, self._body(req, route))

@@ -2,8 +2,9 @@
 
 Session and CSRF tokens are 256-bit random values; only their HMAC under a key-store pepper is
 stored, so a copy of the database yields no usable token and rotating the pepper revokes all.
-Throttling: exponential back-off per account and per source address, lockout past a limit;
-the state is in the database, so a restart does not lift a lockout.
+Throttling (``Throttle``): back-off and lockout per (account, source) and per source, an
+account-wide count that alerts and slows failing sources but never refuses a source that has
+not failed; the state is in the database, so a restart does not lift a lockout.
 """
 
 from __future__ import annotations
@@ -23,8 +24,10 @@ from firmware.gateway.identity.keystore import KeyStore
 
 PEPPER = "admin-session-pepper"
 INSTALLER_ACCOUNT = "installer"
-ACCOUNT_LOCK_AFTER = 5
+PAIR_LOCK_AFTER = 5
 ADDRESS_LOCK_AFTER = 20
+ACCOUNT_ALERT_AFTER = 5
+MANY_SOURCES = 3
 LOCKOUT_S = 15 * 60
 BACKOFF_CAP_S = 60.0
 _DUMMY: list[str] = []
@@ -115,16 +118,23 @@ class Credentials:
 
 
 class Throttle:
-    """Exponential back-off and lockout per account and per source address."""
+    """Login throttling that an unauthenticated third party cannot turn against the right
+    credential.
+
+    Refusals are per (account, source address) and per source address: exponential back-off,
+    then a lockout. Failures are also counted per account across every source; past a limit
+    the account is under attack: an alert is raised (``alert`` severity when the failures come
+    from many sources) and each failing source waits longer before its next guess, but a
+    source that has not failed is still evaluated, so the right credential still logs in.
+    """
 
     def __init__(self, db: AdminDB) -> None:
         self.db = db
 
     @staticmethod
     def keys(account: str, addr: str) -> list[tuple[str, int]]:
-        """Throttle keys of an attempt with their lockout limits."""
-        return [("account:" + account, ACCOUNT_LOCK_AFTER), ("address:" + addr,
-                                                               ADDRESS_LOCK_AFTER)]
+        """Throttle keys that refuse an attempt, with their lockout limits."""
+        return [(_pair(account, addr), PAIR_LOCK_AFTER), ("address:" + addr, ADDRESS_LOCK_AFTER)]
 
     def blocked(self, account: str, addr: str, now: float) -> tuple[str, float] | None:
         """(reason, seconds to wait) when an attempt must be refused unevaluated."""
@@ -132,26 +142,56 @@ class Throttle:
             failures, until = self.db.throttle(key)
             if until > now:
                 why = "locked" if failures >= limit else "back-off"
-                return "%s (%s)" % (why, key.split(":", 1)[0]), until - now
+                return "%s (%s)" % (why, _SCOPE[key.split(":", 1)[0]]), until - now
         return None
 
-    def failure(self, account: str, addr: str, now: float) -> list[str]:
-        """Record a failed attempt; returns the keys that became locked by it."""
-        locked = []
+    def failure(self, account: str, addr: str, now: float) -> list[tuple[str, str, str]]:
+        """Record a failed attempt; returns the alerts it raises as (severity, result, reason)."""
+        alerts = []
+        attack = self._account_failure(account, now)
         for key, limit in self.keys(account, addr):
             failures, _ = self.db.throttle(key)
             failures += 1
             if failures >= limit:
                 until = now + LOCKOUT_S
                 if failures == limit:
-                    locked.append(key.split(":", 1)[0])
+                    alerts.append(("warning", "locked", "repeated failures (per %s)"
+                                   % _SCOPE[key.split(":", 1)[0]]))
             else:
-                until = now + (min(2.0 ** (failures - 2), BACKOFF_CAP_S) if failures > 1 else 0)
+                wait = min(2.0 ** (failures - 2), BACKOFF_CAP_S) if failures > 1 else 0.0
+                if attack >= ACCOUNT_ALERT_AFTER:
+                    wait = max(wait, min(2.0 ** (attack - ACCOUNT_ALERT_AFTER), BACKOFF_CAP_S))
+                until = now + wait
             self.db.set_throttle(key, failures, until)
-        return locked
+        alert = self._attack_alert(account, attack)
+        if alert is not None:
+            alerts.append(alert)
+        return alerts
+
+    def _account_failure(self, account: str, now: float) -> int:
+        """Count a failure against the account (forgotten after a quiet lockout period)."""
+        failures, quiet_from = self.db.throttle("account:" + account)
+        failures = (failures if quiet_from > now else 0) + 1
+        self.db.set_throttle("account:" + account, failures, now + LOCKOUT_S)
+        return failures
+
+    def _attack_alert(self, account: str, failures: int) -> tuple[str, str, str] | None:
+        # Raised once when the count reaches the limit, and again when the failures newly
+        # come from many sources (the count of sources only grows by one per failure).
+        prefix = _pair(account, "")
+        sources = sum(1 for t in self.db.throttles() if t["key"].startswith(prefix))
+        if failures < ACCOUNT_ALERT_AFTER or (
+                failures > ACCOUNT_ALERT_AFTER and sources != MANY_SOURCES):
+            return None
+        many = sources >= MANY_SOURCES
+        return ("alert" if many else "warning", "under-attack",
+                "%d failures from %s (per account; the right credential is still accepted "
+                "from a source that has not failed)"
+                % (failures, "%d sources" % sources if many else "few sources"))
 
     def success(self, account: str, addr: str) -> None:
-        """A right credential clears the account's and the address's record."""
+        """A right credential clears its source's records (not the account-wide count, which an
+        attacker would otherwise reset by logging in to an account of their own)."""
         for key, _ in self.keys(account, addr):
             self.db.clear_throttle(key)
 
@@ -159,3 +199,9 @@ class Throttle:
         """Current throttle records (for status)."""
         return self.db.throttles()
 
+
+_SCOPE = {"pair": "account and address", "address": "address"}
+
+
+def _pair(account: str, addr: str) -> str:
+    return "pair:%s %s" % (account, addr)

@@ -30,6 +30,7 @@ log = logging.getLogger("mamori.admin")
 
 IDLE_S = 15 * 60
 ABSOLUTE_S = 8 * 3600
+REFUSAL_LOG_S = 60.0
 WEAK = {"password1234", "administrator", "changemechangeme", "mamorimamori"}
 
 Emit = Callable[[Event], Any]
@@ -66,6 +67,10 @@ class AdminCore:
         self.lock = threading.RLock()
         self.pepper = auth.pepper(self.state_dir, board)
         self.manifest = settings.LockManifest(self.state_dir, board)
+        # Host header values served; None only while no transport serves the app (in-process).
+        self.hosts: frozenset[str] | None = None
+        self._refusals: dict[str, tuple[float, int]] = {}
+        self._refusals_lock = threading.Lock()
         self._init_settings()
 
     def close(self) -> None:
@@ -84,6 +89,19 @@ class AdminCore:
                                params=params))
         except Exception:
             log.exception("admin event could not be emitted")
+
+    def refused(self, kind: str, reason: str, addr: str, severity: str = "warning") -> None:
+        """Log a refused unauthenticated request: the first of a kind per minute, then how many
+        were left out (a flood of them cannot fill the log)."""
+        now = self.clock()
+        with self._refusals_lock:  # also called from the server's accept thread
+            last, left_out = self._refusals.get(kind, (float("-inf"), 0))
+            if now - last < REFUSAL_LOG_S:
+                self._refusals[kind] = (last, left_out + 1)
+                return
+            self._refusals[kind] = (now, 0)
+        self.event(kind, severity, "", "request", "admin", "refused", reason, addr=addr,
+                   suppressed=left_out)
 
     # -- installer-locked settings ----------------------------------------------------------
     def _init_settings(self) -> None:

@@ -10,7 +10,7 @@ from firmware.core.events import Event
 from firmware.gateway.admin.app import AdminApp
 from firmware.gateway.admin.bind import check_bind
 from firmware.gateway.admin.server import AdminServer
-from firmware.gateway.admin.tlsctx import server_context
+from firmware.gateway.admin.tlsctx import certificate_names, server_context
 from firmware.gateway.runtime.endpoint import planned_port, remember
 from firmware.gateway.runtime.gateway import Gateway, Service
 from firmware.gateway.runtime.interfaces import Commission, FirmwareStatus
@@ -51,7 +51,8 @@ class AdminService(Service):
         self.app = AdminApp(gw.state_dir, gw.board, emit=emit, firmware=self.firmware,
                             commission=self.commission)
         ctx, self.cert = server_context(gw.state_dir, gw.board)
-        self.server = AdminServer((host, admin_port(gw)), self.app, ctx)
+        self.server = AdminServer((host, admin_port(gw)), self.app, ctx,
+                                  certificate_names(gw.state_dir))
         self.server.start()
         remember(gw.state_dir, host, self.server.port, "admin")
         self._reaper = self.gw.spawn("admin.reaper", self._reap)

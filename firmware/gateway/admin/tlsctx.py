@@ -60,12 +60,32 @@ def _self_signed(state_dir: Path, board: Board | None) -> tuple[Path, Path, byte
     return cert_path, key_path, passphrase
 
 
+def _installed(state_dir: Path) -> Path | None:
+    ident = state_dir / install.IDENTITY
+    if (ident / "gateway.pem").is_file() and (ident / "gateway-key.pem").is_file():
+        return ident
+    return None
+
+
+def certificate_names(state_dir: Path) -> list[str]:
+    """DNS names and IP addresses the admin certificate is for (after ``server_context``)."""
+    ident = _installed(Path(state_dir))
+    path = ident / "gateway.pem" if ident else Path(state_dir) / SELF_CERT
+    cert = x509.load_pem_x509_certificate(path.read_bytes())
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return []
+    return ([str(n) for n in san.get_values_for_type(x509.DNSName)]
+            + [str(a) for a in san.get_values_for_type(x509.IPAddress)])
+
+
 def server_context(state_dir: Path, board: Board | None = None) -> tuple[ssl.SSLContext, str]:
     """(context, which certificate): the installed gateway certificate when there is one."""
     state_dir = Path(state_dir)
     ctx = admin_server_context()
-    ident = state_dir / install.IDENTITY
-    if (ident / "gateway.pem").is_file() and (ident / "gateway-key.pem").is_file():
+    ident = _installed(state_dir)
+    if ident is not None:
         ctx.load_cert_chain(ident / "gateway.pem", ident / "gateway-key.pem",
                             password=install.tls_key_passphrase(state_dir, board))
         return ctx, "gateway certificate"

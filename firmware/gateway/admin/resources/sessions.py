@@ -25,9 +25,9 @@ class SessionRoutes(AdminCore):
                      retry_after=int(wait) + 1)
 
     def _failed(self, account: str, req: Request, action: str) -> Response:
-        for what in self.throttle.failure(account, req.addr, self.clock()):
-            self.event("admin.lockout", "warning", account, action, "admin", "locked",
-                       "repeated failures (per %s)" % what, addr=req.addr)
+        for severity, result, why in self.throttle.failure(account, req.addr, self.clock()):
+            self.event("admin.lockout", severity, account, action, "admin", result, why,
+                       addr=req.addr)
         self.event("admin.login", "notice", account, action, "admin", "fail",
                    "wrong account or credential", addr=req.addr)
         return error(401, "auth", "wrong account or credential")

@@ -121,13 +121,13 @@ def _probe(tmp: Path) -> tuple[list[str], list[str]]:
                                    "Origin": "https://attacker.invalid"})
         (ok if st == 403 else bad).append("cross-origin state change: %d" % st)
         # 5. lockout
-        for i in range(auth.ACCOUNT_LOCK_AFTER + 1):
+        for i in range(auth.PAIR_LOCK_AFTER + 1):
             p.call("POST", "/api/login", {"account": "installer", "password": "wrong-%d" % i})
             clock.now += 120
         st, _, _ = p.call("POST", "/api/login", {"account": "installer", "password": NEW})
         (ok if st == 429 else bad).append(
             "right credential after %d failures: %d (lockout %s)"
-            % (auth.ACCOUNT_LOCK_AFTER + 1, st, "held" if st == 429 else "missing"))
+            % (auth.PAIR_LOCK_AFTER + 1, st, "held" if st == 429 else "missing"))
         # 6. header set on every response seen, errors included
         missing = sorted({"%s on %s (%d)" % (h, what, code) for what, code, hdrs in p.responses
                           for h in REQUIRED_HEADERS if h not in hdrs})
