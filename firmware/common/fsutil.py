@@ -74,6 +74,19 @@ def complete_or_absent(path: Path, enabled: bool = True) -> Iterator[Path]:
         fsync_dir(path.parent if str(path.parent) else Path("."))
 
 
+def check_output(flag: str, path: Path | None) -> None:
+    """Refuse an output path that cannot be written, before a long piece of work."""
+    from firmware.core.errors import ConfigError
+
+    if path is None:
+        return
+    if path.is_dir():
+        raise ConfigError("%s is a folder" % path, source=flag, hint="name a file to write")
+    if not path.parent.is_dir():
+        raise ConfigError("folder %s does not exist" % path.parent, source=flag,
+                          hint="create it first, or name a file in an existing folder")
+
+
 def write_output(path: Path, data: bytes | str, mode: int = 0o644) -> None:
     """Write a report or export the user asked for: complete under its name, or not at all."""
     raw = data.encode("utf-8") if isinstance(data, str) else data

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from firmware.common.cli import emit, plain
+from firmware.common.fsutil import check_output, write_output
 from firmware.core.command_auth import valid_token
 from firmware.core.errors import ConfigError, StateError
 from firmware.core.ids import ID_HINT, valid_id
@@ -90,6 +91,12 @@ def register(sub: Any) -> None:
         common(r)
         if kind == "log_req":
             r.add_argument("--since", type=float, default=0.0, metavar="UNIX_TIME")
+        else:
+            r.add_argument("--report-timeout", type=float, default=300.0, metavar="SECONDS",
+                           help="how long to wait for the signed report (default 300)")
+            r.add_argument("--out", type=Path, default=None, metavar="FILE",
+                           help="save the signed report (`mamori commissioning verify` checks "
+                                "it)")
         r.add_argument("--timeout", type=float, default=15.0, metavar="SECONDS",
                        help="how long to wait for the gateway's acknowledgement")
         r.set_defaults(func=_request, kind=kind)
@@ -229,20 +236,54 @@ def _request(args: argparse.Namespace) -> int:
     doc: dict[str, Any] = {"id": req_id, "ts": time.time()}
     if args.kind == "log_req":
         doc["since"] = args.since
+    if args.kind == "selftest_req":
+        check_output("--out", args.out)  # before the gateway spends a minute on the checks
     client = PlatformClient(site, args.broker)
     client.connect()
     try:
         client.publish(topics.down(args.gateway, args.kind), doc)
         found = client.wait_for(lambda m: m.get("body", {}).get("request_id") == req_id,
                                 args.timeout)
+        if not found:
+            raise StateError(f"gateway {args.gateway} did not acknowledge within "
+                             f"{args.timeout:.0f} s", "is it connected?")
+        body = found[0]["body"]
+        if args.kind != "selftest_req" or body.get("status") != "accepted":
+            emit(body, args.json, f"{args.kind} {req_id}: {plain(body.get('status'))}")
+            return 0 if body.get("status") != "refused" else 3
+        print(f"{args.kind} {req_id}: accepted; waiting up to {args.report_timeout:.0f} s for "
+              "the signed report", file=sys.stderr, flush=True)
+        found = client.wait_for(lambda m: m.get("body", {}).get("request_id") == req_id
+                                and m["body"].get("status") in ("done", "refused"),
+                                args.report_timeout)
     finally:
         client.close()
     if not found:
-        raise StateError(f"gateway {args.gateway} did not acknowledge within "
-                         f"{args.timeout:.0f} s", "is it connected?")
-    body = found[0]["body"]
-    emit(body, args.json, f"{args.kind} {req_id}: {plain(body.get('status'))}")
-    return 0
+        raise StateError(f"no report from gateway {args.gateway} within "
+                         f"{args.report_timeout:.0f} s", "`mamori platform watch` shows it when "
+                                                         "it comes; or raise --report-timeout")
+    return _show_report(found[0]["body"], req_id, args)
+
+
+def _show_report(body: dict[str, Any], req_id: str, args: argparse.Namespace) -> int:
+    """The gateway's signed self-test report: saved, shown, its verdict as the exit code."""
+    from firmware.gateway.selftest.report import render_table
+
+    if body.get("status") == "refused":
+        raise StateError("the gateway refused the self-test request: %s"
+                         % plain(body.get("reason")))
+    report = body.get("report")
+    if not isinstance(report, dict) or not isinstance(report.get("summary"), dict):
+        raise StateError("the gateway's answer carries no report")
+    if args.out is not None:
+        write_output(args.out, json.dumps({"report": report, "signature":
+                                           body.get("signature")}, indent=2) + "\n")
+    saved = ("\nsaved to %s: `mamori commissioning verify %s --key PUB.pem --request-id %s` "
+             "checks its signature" % (args.out, args.out, req_id)) if args.out else \
+        "\n(unverified here: save it with --out and check it with `mamori commissioning verify`)"
+    emit(body, args.json, render_table(report) + saved)
+    code = report["summary"].get("exit_code")
+    return code if isinstance(code, int) and not isinstance(code, bool) else 1
 
 
 class NotConfirmed(StateError):

@@ -10,8 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from firmware.common.cli import emit
-from firmware.common.fsutil import write_output
-from firmware.core.errors import ConfigError
+from firmware.common.fsutil import check_output, write_output
 from host_tools.scan.report import render_html, render_table, report_hash
 from host_tools.scan.runner import run_scan
 from host_tools.scan.staging import ExtraService
@@ -36,20 +35,9 @@ def register(sub: Any) -> None:
     p.set_defaults(func=_scan)
 
 
-def _check_output(flag: str, path: Path | None) -> None:
-    """Refuse an output path that cannot be written before the scan's minute of work."""
-    if path is None:
-        return
-    if path.is_dir():
-        raise ConfigError("%s is a folder" % path, source=flag, hint="name a file to write")
-    if not path.parent.is_dir():
-        raise ConfigError("folder %s does not exist" % path.parent, source=flag,
-                          hint="create it first, or name a file in an existing folder")
-
-
 def _scan(args: argparse.Namespace) -> int:
-    _check_output("--out", args.out)
-    _check_output("--html", args.html)
+    check_output("--out", args.out)
+    check_output("--html", args.html)
     extra = tuple(ExtraService.parse(s) for s in args.stage_extra)
     start = time.monotonic()
 

@@ -101,8 +101,27 @@ def test_installation_end_to_end(house: dict[str, Path | str]) -> None:
         assert denied.returncode != 0 and json.loads(denied.stdout.split("\n}\n")[0] + "\n}")[
             "refused"] == "acl"
 
-        assert mamori("platform", "selftest-request", "--broker", url, "--site", site,
-                      "--gateway", "gw-e2e").returncode == 0
+        # The signed report comes back to the requester (it printed only "accepted" before).
+        saved = state.parent / "remote-selftest.json"
+        asked = mamori("platform", "selftest-request", "--broker", url, "--site", site,
+                       "--gateway", "gw-e2e", "--out", str(saved), "--json", timeout=400)
+        assert asked.returncode in (0, 2), asked.stderr  # a valid report: pass, or findings
+        body = json.loads(asked.stdout)
+        assert body["status"] == "done" and body["report"]["summary"]["verdict"] in (
+            "pass", "fail") and "waiting up to" in asked.stderr
+        from cryptography.hazmat.primitives import serialization
+
+        from firmware.gateway.selftest.commissioning import signing_key
+
+        pub = state.parent / "report-signing.pub.pem"
+        pub.write_bytes(signing_key(state).public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+        checked = mamori("commissioning", "verify", str(saved), "--key", str(pub),
+                         "--request-id", body["request_id"])
+        assert checked.returncode == asked.returncode, checked.stderr
+        replayed = mamori("commissioning", "verify", str(saved), "--key", str(pub),
+                          "--request-id", "r-0000000000000000")
+        assert replayed.returncode == 1 and "another request" in replayed.stderr
         wait_for(state, lambda d: "selftest.completed" in json.dumps(d["events"]), 60)
         # The platform asks for the log until its copy covers every head it holds (heads
         # arrive at once, segments on request).

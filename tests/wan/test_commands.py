@@ -132,7 +132,7 @@ def test_cli_command_watch_and_requests(world: World, broker, tmp_path: Path,
                          "--action", "unlock", "--json"])]
         codes.append(mamori(["platform", "command", *base, "--device", "garage",
                              "--action", "unlock"]))
-        codes.append(mamori(["platform", "selftest-request", *base, "--json"]))
+        codes.append(mamori(["platform", "log-request", *base, "--json"]))
         codes.append(mamori(["platform", "log-request", *base]))
         gw.emit(Event("intrusion.detected", "alert", "device", target="door-1"))
         codes.append(mamori(["platform", "watch", "--broker", url, "--site", site,
@@ -145,7 +145,7 @@ def test_cli_command_watch_and_requests(world: World, broker, tmp_path: Path,
     first = json.loads(out.out[:out.out.index("\n}\n") + 2])
     assert first["ok"] and first["actual"] == "unlocked"
     assert "refused: acl" in out.out or "acl" in out.err
-    assert "selftest_req" in out.out or "accepted" in out.out
+    assert "log_req" in out.out or "accepted" in out.out
     assert out.out.strip().splitlines()[-1].startswith("{")  # the watched message (JSON line)
 
 
