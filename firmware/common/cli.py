@@ -8,13 +8,14 @@ stacks and `--help` imports no verb at all; a verb module imports what its handl
 from __future__ import annotations
 
 import argparse
+import difflib
 import importlib
 import json
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from types import ModuleType
-from typing import Any
+from typing import Any, NoReturn
 
 from firmware.core.errors import MamoriError
 
@@ -59,10 +60,30 @@ def verb_module(package: ModuleType, verb: str) -> ModuleType:
     return importlib.import_module(package.__name__ + "." + _verbs(package)[verb][0])
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse, naming a mistyped option (argparse reports only what is then missing)."""
+
+    argv: list[str] = []  # this process's command line, set by run()
+
+    def error(self, message: str) -> NoReturn:
+        """Exit 2 with the message, led by any option of this command that looks mistyped."""
+        known = [o for o in self._option_string_actions if o.startswith("--")]
+        typos = []
+        for word in self.argv:
+            name = word.split("=", 1)[0]
+            if name.startswith("--") and name not in self._option_string_actions:
+                close = difflib.get_close_matches(name, known, n=1)
+                if close:
+                    typos.append("%s (did you mean %s?)" % (name, close[0]))
+        if typos:
+            message = "unknown option %s; %s" % (", ".join(typos), message)
+        super().error(message)
+
+
 def build_parser(prog: str, description: str, package: ModuleType,
                  argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     """A parser whose sub-commands come from the package's VERBS (only the one used, if any)."""
-    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser = Parser(prog=prog, description=description)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     verbs = _verbs(package)
@@ -113,6 +134,7 @@ def _quiet_stdout() -> None:
 
 def run(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> int:
     """Parse, dispatch to the handler set with set_defaults(func=...), map errors to exit codes."""
+    Parser.argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
     func: Handler | None = getattr(args, "func", None)
     if func is None:

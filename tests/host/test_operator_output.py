@@ -91,3 +91,25 @@ def test_text_log_lines_on_a_terminal_json_lines_elsewhere(tmp_path: Path) -> No
     forced = subprocess.run(gw + ["--state-dir", str(tmp_path / "c"), "--log-format", "text"],
                             cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert "gateway.started" in forced.stderr and not forced.stderr.lstrip().startswith("{")
+
+
+def test_a_mistyped_option_is_named_with_its_likely_meaning() -> None:
+    """`--acton unlock` was answered "the following arguments are required: --action" only."""
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    for cli, args, typo, meant in (
+            ("host_tools.cli.main", ["platform", "command", "--broker", "mqtts://127.0.0.1:1",
+                                     "--site", "s", "--gateway", "g", "--device", "d",
+                                     "--acton", "unlock"], "--acton", "--action"),
+            ("firmware.gateway.cli.main", ["selftest", "--state-dr", "x"], "--state-dr",
+             "--state-dir")):
+        out = subprocess.run([sys.executable, "-m", cli, *args], cwd=ROOT, capture_output=True,
+                             text=True, timeout=60)
+        assert out.returncode == 2
+        assert "unknown option %s (did you mean %s?)" % (typo, meant) in out.stderr, out.stderr
+    ok = subprocess.run([sys.executable, "-m", "firmware.gateway.cli.main", "selftest"],
+                        cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert ok.returncode == 2 and "unknown option" not in ok.stderr  # nothing mistyped
