@@ -61,7 +61,14 @@ def load(path: Path) -> dict[str, Any]:
     try:
         doc = strictjson.loads_object(raw, "credential file", MAX_DEPTH, MAX_FILE)
     except ProtocolError as exc:
-        raise ConfigError("credential file is not acceptable JSON: " + exc.message, source)
+        if b'"mamori-install-bundle"' in raw[:4096]:
+            raise ConfigError("is a gateway's installation bundle, not a device credential file",
+                              source, hint="give the device's file from `mamori provision "
+                                           "device … --out FILE`")
+        raise ConfigError(exc.message, source)
+    if doc.get("kind") == "mamori-install-bundle":
+        raise ConfigError("is a gateway's installation bundle, not a device credential file",
+                          source, hint="give the device's file from `mamori provision device`")
     if doc.get("format") != CRED_FORMAT:
         raise ConfigError("is not a Mamori device credential file (format %s expected)"
                           % CRED_FORMAT, source)

@@ -113,3 +113,24 @@ def test_a_mistyped_option_is_named_with_its_likely_meaning() -> None:
     ok = subprocess.run([sys.executable, "-m", "firmware.gateway.cli.main", "selftest"],
                         cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert ok.returncode == 2 and "unknown option" not in ok.stderr  # nothing mistyped
+
+
+def test_newcomer_mistakes_get_plain_answers(tmp_path: Path) -> None:
+    """A gateway bundle given as device credentials; a report path in a missing folder."""
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+    from tests.provisioning.sitekit import Kit
+
+    kit = Kit(tmp_path / "kit")
+    dev = subprocess.run([sys.executable, "-m", "firmware.device.cli", "--credentials",
+                          str(kit.bundle), "--gateway", "127.0.0.1:9", "--once"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=60)
+    assert dev.returncode != 0 and "installation bundle, not a device credential" in dev.stderr
+    assert "JSON: credential file is not acceptable JSON" not in dev.stderr
+    st = subprocess.run([sys.executable, "-m", "firmware.gateway.cli.main", "selftest",
+                         "--state-dir", str(kit.state), "--html",
+                         str(tmp_path / "nowhere" / "r.html")], cwd=ROOT, capture_output=True,
+                        text=True, timeout=120)
+    assert st.returncode == 1 and "does not exist" in st.stderr and ".partial" not in st.stderr

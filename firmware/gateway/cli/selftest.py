@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from firmware.common.cli import emit
-from firmware.common.fsutil import write_output
+from firmware.common.fsutil import check_output, write_output
 from firmware.core.errors import ConfigError
 from firmware.gateway.identity import deviceinfo
 from firmware.gateway.selftest.report import build_report, render_html, render_table
@@ -39,6 +39,8 @@ def _selftest(args: argparse.Namespace) -> int:
     if not state_dir.is_dir():
         raise ConfigError(f"state directory {state_dir} does not exist",
                           hint="pass the gateway's --state-dir")
+    check_output("--out", args.out)  # before the checks, not after a minute of them
+    check_output("--html", args.html)
     level = resolve_level(state_dir, args.level)
     board = resolve_board(state_dir, args.board)
     results = run_checks(state_dir, level, board, args.only)
