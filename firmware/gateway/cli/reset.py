@@ -68,12 +68,12 @@ def _reset(args: argparse.Namespace) -> int:
            "discard": "discarded by the operator: %s" % logs.get("reason", ""),
            "none": "nothing to hand off (%s)" % logs.get("reason", "")}.get(
         str(logs.get("handoff")), str(logs))
-    text = ("resale reset %s: %d files destroyed, device key %s; firmware %s kept (%s)\n"
+    text = ("resale reset %s: %d files destroyed, device key %s; firmware %s kept, %s\n"
             "access log: %s\nthe gateway stays unprovisioned with its service disabled until "
             "an update to the latest firmware has succeeded"
             % ("finished (it had been interrupted)" if doc.get("resumed") else "done",
                doc["files_destroyed"], "destroyed" if doc["kek_destroyed"] else "was absent",
                doc["firmware_after"].get("version") or "(unknown version)",
-               ", ".join(doc["kept"]) or "nothing", how))
+               ("with " + ", ".join(doc["kept"])) if doc["kept"] else "nothing else", how))
     emit(doc, args.json, text)
     return 0
