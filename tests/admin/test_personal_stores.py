@@ -17,6 +17,7 @@ NOT_STATE_PATHS = {
     # relative to another folder than the state directory
     "firmware/gateway/update/slots.py:SLOT_RECORD",  # inside a slot
     "firmware/gateway/update/service.py:PENDING",  # inside update/
+    "firmware/gateway/update/agent.py:PROVISIONED_ROOT",  # inside update/tuf/
     "firmware/gateway/selftest/commissioning.py:RECORD",  # inside installation/commissioning/
     "firmware/gateway/wan/topics.py:PREFIX",  # an MQTT topic
     "firmware/gateway/selftest/scratchtuf.py:TARGET",  # a TUF target path
