@@ -45,16 +45,31 @@ def _until(cond: Any, timeout: float = 120) -> Any:
     raise AssertionError("condition not met within %.0f s" % timeout)
 
 
-def test_commission_a_blank_sim_board_with_three_devices_and_a_resume(tmp_path: Path) -> None:
-    require("netns")  # the firewall check loads the ruleset into a scratch namespace (root)
-    started = time.monotonic()
+def _blank_board(tmp_path: Path, devices: dict[str, Any]
+                 ) -> tuple[Path, Path, list[str], subprocess.Popen[str]]:
+    """The site folder, a blank sim gateway running on its state dir, and the commission line."""
     site, state, devfile = tmp_path / "site", tmp_path / "state", tmp_path / "devices.json"
-    devfile.write_text(json.dumps({"devices": DEVICES}))
+    devfile.write_text(json.dumps(devices))
     args = host_cmd("commission", str(site), "--board", "sim", "--target", str(state),
                     "--devices", str(devfile), "--level", "3", "--json")
     gw = subprocess.Popen(gateway_cmd("run", "--board", "sim", "--state-dir", str(state)),
                           cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                           text=True)
+    return site, state, args, gw
+
+
+def _stop(agents: list[subprocess.Popen[str]], gw: subprocess.Popen[str]) -> None:
+    for a in agents:
+        a.terminate()
+        a.wait(timeout=20)
+    code, err = stop_gateway(gw)
+    assert code == 0, err
+
+
+def test_commission_a_blank_sim_board_with_three_devices_and_a_resume(tmp_path: Path) -> None:
+    require("netns")  # the firewall check loads the ruleset into a scratch namespace (root)
+    started = time.monotonic()
+    site, state, args, gw = _blank_board(tmp_path, {"devices": DEVICES})
     agents: list[subprocess.Popen[str]] = []
     try:
         wait_for(state, lambda d: d.get("gateway", {}).get("running") is True)  # blank
@@ -117,11 +132,7 @@ def test_commission_a_blank_sim_board_with_three_devices_and_a_resume(tmp_path: 
         print("\ncommissioned: 3 devices, %d commission runs, %.1f s in all (incl. a 4 s "
               "time-out and a killed run)" % (doc["runs"], elapsed))
     finally:
-        for a in agents:
-            a.terminate()
-            a.wait(timeout=20)
-        code, err = stop_gateway(gw)
-    assert code == 0, err
+        _stop(agents, gw)
 
 
 def test_a_bundle_landing_beside_a_blank_gateway_that_is_starting_is_picked_up(
@@ -168,13 +179,7 @@ def test_the_readme_devices_file_with_a_zigbee_device_by_the_printed_commands(
     readme = (ROOT / "README.md").read_text()
     block = readme[readme.index('{"devices": [\n  {"id": "front-door"'):]
     devices = json.loads(block[:block.index("\n```")])
-    site, state, devfile = tmp_path / "site", tmp_path / "state", tmp_path / "devices.json"
-    devfile.write_text(json.dumps(devices))
-    args = host_cmd("commission", str(site), "--board", "sim", "--target", str(state),
-                    "--devices", str(devfile), "--level", "3", "--json")
-    gw = subprocess.Popen(gateway_cmd("run", "--board", "sim", "--state-dir", str(state)),
-                          cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                          text=True)
+    site, state, args, gw = _blank_board(tmp_path, devices)
     agents: list[subprocess.Popen[str]] = []
     try:
         wait_for(state, lambda d: d.get("gateway", {}).get("running") is True)
@@ -213,8 +218,4 @@ def test_the_readme_devices_file_with_a_zigbee_device_by_the_printed_commands(
         assert bad.returncode == 1 and "is not a PEM public key" in bad.stderr
         assert "report-signing.pub.pem" in bad.stderr and "ValueError" not in bad.stderr
     finally:
-        for a in agents:
-            a.terminate()
-            a.wait(timeout=20)
-        code, err = stop_gateway(gw)
-    assert code == 0, err
+        _stop(agents, gw)
