@@ -58,6 +58,15 @@ def _blank_board(tmp_path: Path, devices: dict[str, Any]
     return site, state, args, gw
 
 
+def _power_on(site: Path, ids: list[str]) -> list[subprocess.Popen[str]]:
+    """The IP devices' agents, as the installer starts them (endpoint as commission found it)."""
+    endpoint = _progress(site)["facts"]["endpoint"]
+    return [subprocess.Popen([sys.executable, "-m", "firmware.device.cli", "--credentials",
+                              str(site / "devices" / (i + ".json")), "--gateway", endpoint,
+                              "--interval", "2"], cwd=ROOT, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL, text=True) for i in ids]
+
+
 def _stop(agents: list[subprocess.Popen[str]], gw: subprocess.Popen[str]) -> None:
     for a in agents:
         a.terminate()
@@ -95,13 +104,7 @@ def test_commission_a_blank_sim_board_with_three_devices_and_a_resume(tmp_path: 
         assert _progress(site)["steps"]["online"]["state"] == "running"
 
         # 3. The installer powers on the devices and runs the same command again.
-        endpoint = _progress(site)["facts"]["endpoint"]
-        for d in DEVICES:
-            agents.append(subprocess.Popen(
-                [sys.executable, "-m", "firmware.device.cli", "--credentials",
-                 str(site / "devices" / (d["id"] + ".json")), "--gateway", endpoint,
-                 "--interval", "2"], cwd=ROOT, stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL, text=True))
+        agents += _power_on(site, [d["id"] for d in DEVICES])
         third = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=280)
         assert third.returncode == 0, third.stderr[-3000:]
         doc = json.loads(third.stdout)
@@ -193,14 +196,8 @@ def test_the_readme_devices_file_with_a_zigbee_device_by_the_printed_commands(
             done = subprocess.run(gateway_cmd(*argv[1:]), cwd=ROOT, capture_output=True,
                                   text=True, timeout=60)
             assert done.returncode == 0, (line, done.stdout, done.stderr)
-        endpoint = _progress(site)["facts"]["endpoint"]
-        for d in devices["devices"]:
-            if d["transport"] == "ip":
-                agents.append(subprocess.Popen(
-                    [sys.executable, "-m", "firmware.device.cli", "--credentials",
-                     str(site / "devices" / (d["id"] + ".json")), "--gateway", endpoint,
-                     "--interval", "2"], cwd=ROOT, stdout=subprocess.DEVNULL,
-                    stderr=subprocess.DEVNULL, text=True))
+        agents += _power_on(site, [d["id"] for d in devices["devices"]
+                                   if d["transport"] == "ip"])
         again = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=280)
         assert again.returncode == 0, again.stderr[-3000:]
         assert [d["id"] for d in json.loads(again.stdout)["devices"]] == \
